@@ -1,0 +1,39 @@
+# The two commands of the README: `make run` and `make test`. Both install what is missing.
+BUILD      ?= build
+BUILD_TYPE ?= Release
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+ARGS       ?=
+
+.PHONY: all deps llama configure build run test bench bench-typing clean format
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+llama: deps
+	@scripts/fetch_llama.sh
+
+configure: llama
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# Starts the server on embedded defaults (./data, a synthesized demo model unless --model is given).
+run: build
+	$(BUILD)/src/codepilot serve $(ARGS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# Benchmarks: codepilot vs llama-server from the same pinned tree (see docs/benchmarks.md).
+bench: llama
+	@scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD)
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -1,0 +1,24 @@
+// The API layer: endpoint handlers, one file per API family, registered on a Router.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+#include "server/server.h"
+
+namespace codepilot::api {
+
+struct ApiContext {
+    engine::Engine* engine = nullptr;
+    std::string model_id;
+    int max_tokens_cap = 4096;
+    int64_t created = 0;            // unix time the model was loaded
+    std::atomic<bool> ready{false}; // model loaded and serving
+};
+
+void register_openai_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+void register_health_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+
+}  // namespace codepilot::api

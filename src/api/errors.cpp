@@ -1,0 +1,33 @@
+#include "api/errors.h"
+
+namespace codepilot::api {
+
+using server::http::status;
+
+status status_for(ErrorCode code) {
+    switch (code) {
+        case ErrorCode::invalid_argument:
+        case ErrorCode::context_overflow:
+        case ErrorCode::unsupported: return status::bad_request;
+        case ErrorCode::not_found: return status::not_found;
+        case ErrorCode::too_large: return status::payload_too_large;
+        case ErrorCode::overloaded:
+        case ErrorCode::unavailable: return status::service_unavailable;
+        case ErrorCode::internal: return status::internal_server_error;
+    }
+    return status::internal_server_error;
+}
+
+server::asio::awaitable<void> respond_error(server::Exchange& exchange, const Error& error) {
+    server::Headers extra;
+    if (error.code == ErrorCode::overloaded || error.code == ErrorCode::unavailable) extra.emplace_back("Retry-After", "1");
+    std::string code = error.code == ErrorCode::context_overflow ? "context_length_exceeded" : "";
+    auto st = status_for(error.code);
+    co_await exchange.respond(st, server::error_body(st, error.message, error.param, code), "application/json", extra);
+}
+
+std::string error_event(const Error& error) {
+    return server::error_body(status_for(error.code), error.message, error.param);
+}
+
+}  // namespace codepilot::api

@@ -1,0 +1,70 @@
+#include "api/generation.h"
+
+#include "server/async_queue.h"
+
+namespace codepilot::api {
+
+using engine::GenerationEvent;
+
+server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Exchange& exchange,
+                                                                       engine::Engine& engine,
+                                                                       std::vector<engine::GenerationRequest> requests,
+                                                                       EventSink sink, SubmittedHook on_submitted) {
+    auto executor = co_await server::asio::this_coro::executor;
+    auto queue = std::make_shared<server::AsyncQueue<std::pair<size_t, GenerationEvent>>>(executor);
+    std::vector<std::shared_ptr<engine::Generation>> handles;
+    auto cancel_all = [&handles] {
+        for (auto& h : handles) h->cancel();
+    };
+
+    for (size_t i = 0; i < requests.size(); ++i) {
+        requests[i].on_event = [queue, i](const GenerationEvent& event) { queue->push({i, event}); };
+        auto handle = engine.submit(std::move(requests[i]));
+        if (!handle) {
+            cancel_all();
+            co_return handle.error();
+        }
+        handles.push_back(handle.value());
+    }
+    exchange.on_client_gone([queue, handles] {
+        for (auto& h : handles) h->cancel();
+        queue->poke();
+    });
+
+    std::vector<Outcome> outcomes(handles.size());
+    if (on_submitted && !co_await on_submitted()) {
+        cancel_all();
+        for (auto& o : outcomes) o.finish = engine::FinishReason::cancelled;
+        co_return outcomes;
+    }
+    size_t finished = 0;
+    while (finished < handles.size()) {
+        if (exchange.client_gone()) {
+            cancel_all();
+            for (auto& o : outcomes) o.finish = engine::FinishReason::cancelled;
+            break;
+        }
+        auto item = co_await queue->pop();
+        if (!item) continue;
+        auto& [index, event] = *item;
+        Outcome& outcome = outcomes[index];
+        if (event.kind == GenerationEvent::Kind::text) {
+            outcome.text += event.text;
+            outcome.tokens.insert(outcome.tokens.end(), event.tokens.begin(), event.tokens.end());
+        } else {
+            outcome.finish = event.finish;
+            outcome.usage = event.usage;
+            outcome.timings = event.timings;
+            outcome.error = event.error;
+            ++finished;
+        }
+        if (sink && !co_await sink(index, event)) {
+            cancel_all();
+            for (auto& o : outcomes) o.finish = engine::FinishReason::cancelled;
+            break;
+        }
+    }
+    co_return outcomes;
+}
+
+}  // namespace codepilot::api

@@ -1,0 +1,37 @@
+// Running engine generations from a request coroutine: submit, relay events, cancel when the
+// client goes away. Shared by every API family that generates text.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "engine/engine.h"
+#include "server/server.h"
+
+namespace codepilot::api {
+
+struct Outcome {
+    std::string text;
+    std::vector<engine::GeneratedToken> tokens;
+    engine::FinishReason finish = engine::FinishReason::stop;
+    engine::Usage usage;
+    engine::Timings timings;
+    std::string error;
+};
+
+// Called for each text event as it arrives (streaming); returning false stops everything.
+using EventSink = std::function<server::asio::awaitable<bool>(size_t index, const engine::GenerationEvent&)>;
+
+// Called once every request was accepted, before any event (e.g. to send stream headers
+// while requests still wait in the queue); returning false stops everything.
+using SubmittedHook = std::function<server::asio::awaitable<bool>()>;
+
+// Runs all requests concurrently; returns their outcomes in order, or the first submit error.
+// With a client that went away, returns the outcomes so far with finish == cancelled.
+server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Exchange& exchange,
+                                                                       engine::Engine& engine,
+                                                                       std::vector<engine::GenerationRequest> requests,
+                                                                       EventSink sink = nullptr,
+                                                                       SubmittedHook on_submitted = nullptr);
+
+}  // namespace codepilot::api

@@ -1,0 +1,23 @@
+// Liveness (/health) and readiness (/ready) for load balancers and Kubernetes probes.
+#include <nlohmann/json.hpp>
+
+#include "api/api.h"
+
+namespace codepilot::api {
+namespace {
+std::string ready_body(const std::string& model) { return nlohmann::json{{"status", "ready"}, {"model", model}}.dump(); }
+}  // namespace
+
+void register_health_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
+    router.add(server::http::verb::get, "/health", [](server::Exchange& ex) -> server::asio::awaitable<void> {
+        co_await ex.respond(server::http::status::ok, R"({"status":"ok"})");
+    });
+    router.add(server::http::verb::get, "/ready", [context](server::Exchange& ex) -> server::asio::awaitable<void> {
+        if (context->ready.load())
+            co_await ex.respond(server::http::status::ok, ready_body(context->model_id));
+        else
+            co_await ex.respond_error(server::http::status::service_unavailable, "the model is not loaded yet");
+    });
+}
+
+}  // namespace codepilot::api

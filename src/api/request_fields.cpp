@@ -1,0 +1,89 @@
+#include "api/request_fields.h"
+
+#include <cmath>
+
+namespace codepilot::api {
+
+Error field_error(const std::string& field, const std::string& message) {
+    return make_error(ErrorCode::invalid_argument, "'" + field + "' " + message, field);
+}
+
+Result<json> parse_object(const std::string& body) {
+    if (body.empty()) return make_error(ErrorCode::invalid_argument, "the request body is empty; a JSON object is expected");
+    json parsed;
+    try {
+        parsed = json::parse(body);
+    } catch (const json::parse_error& e) {
+        // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
+        std::string what = e.what();
+        auto pos = what.find("] ");
+        return make_error(ErrorCode::invalid_argument,
+                          "the request body is not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+    }
+    if (!parsed.is_object()) return make_error(ErrorCode::invalid_argument, "the request body must be a JSON object");
+    return parsed;
+}
+
+Result<std::optional<std::string>> opt_string(const json& body, const char* field) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) return std::optional<std::string>{};
+    if (!it->is_string()) return field_error(field, "must be a string");
+    return std::optional<std::string>{it->get<std::string>()};
+}
+
+Result<std::optional<int64_t>> opt_int(const json& body, const char* field, int64_t min, int64_t max) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) return std::optional<int64_t>{};
+    int64_t value;
+    if (it->is_number_integer()) {
+        value = it->get<int64_t>();
+    } else if (it->is_number_float() && std::floor(it->get<double>()) == it->get<double>() &&
+               std::abs(it->get<double>()) < 9e15) {
+        value = static_cast<int64_t>(it->get<double>());
+    } else {
+        return field_error(field, "must be an integer");
+    }
+    if (value < min || value > max)
+        return field_error(field, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                                      " (got " + std::to_string(value) + ")");
+    return std::optional<int64_t>{value};
+}
+
+Result<std::optional<double>> opt_number(const json& body, const char* field, double min, double max) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) return std::optional<double>{};
+    if (!it->is_number()) return field_error(field, "must be a number");
+    double value = it->get<double>();
+    if (!(value >= min && value <= max)) {
+        char buf[128];
+        std::snprintf(buf, sizeof(buf), "must be between %g and %g", min, max);
+        return field_error(field, buf);
+    }
+    return std::optional<double>{value};
+}
+
+Result<std::optional<bool>> opt_bool(const json& body, const char* field) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) return std::optional<bool>{};
+    if (!it->is_boolean()) return field_error(field, "must be true or false");
+    return std::optional<bool>{it->get<bool>()};
+}
+
+Result<std::vector<std::string>> string_or_strings(const json& body, const char* field, size_t max_items) {
+    std::vector<std::string> out;
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) return out;
+    if (it->is_string()) {
+        out.push_back(it->get<std::string>());
+        return out;
+    }
+    if (!it->is_array()) return field_error(field, "must be a string or an array of strings");
+    if (it->size() > max_items) return field_error(field, "may hold at most " + std::to_string(max_items) + " items");
+    for (const auto& item : *it) {
+        if (!item.is_string()) return field_error(field, "must be a string or an array of strings");
+        out.push_back(item.get<std::string>());
+    }
+    return out;
+}
+
+}  // namespace codepilot::api

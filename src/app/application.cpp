@@ -1,0 +1,157 @@
+#include "app/application.h"
+
+#include <boost/asio.hpp>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <future>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "api/api.h"
+#include "engine/model_synth.h"
+#include "server/server.h"
+
+namespace codepilot::app {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+struct Application::Parts {
+    config::Config config;
+    asio::io_context io;
+    std::unique_ptr<engine::Engine> engine;
+    std::shared_ptr<api::ApiContext> api;
+    std::unique_ptr<server::HttpServer> server;
+    std::vector<std::thread> threads;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::once_flag shutdown_once;
+    std::thread signal_thread;
+    std::promise<void> stopped;
+    std::shared_future<void> stopped_future = stopped.get_future().share();
+
+    explicit Parts(int threads) : io(threads) {}
+};
+
+std::string demo_model_path(const config::Config& config) {
+    return (fs::path(config.data_dir) / "models" / "demo-qwen2-coder.gguf").string();
+}
+
+Result<std::unique_ptr<Application>> Application::create(const config::Config& config) {
+    auto parts = std::make_unique<Parts>(config.server.io_threads);
+    parts->config = config;
+
+    std::string model_path = config.model.path;
+    if (model_path.empty()) {
+        model_path = demo_model_path(config);
+        if (!fs::exists(model_path)) {
+            engine::SynthOptions synth;
+            synth.output = model_path;
+            synth.vocab = "qwen2-coder";
+            synth.layers = 4;
+            synth.embd = 128;
+            synth.heads = 4;
+            synth.kv_heads = 2;
+            synth.ff = 256;
+            synth.type = "q8_0";
+            if (auto st = engine::synth_model(synth); !st)
+                return make_error(st.error().code, "cannot synthesize the demo model: " + st.error().message);
+        }
+        spdlog::warn("no model configured: serving a synthesized demo model with random weights ({}).", model_path);
+        spdlog::warn("its output is noise. Serve a real GGUF with: codepilot serve --model qwen2.5-coder-1.5b-q4_k_m.gguf");
+    }
+
+    engine::EngineOptions eo;
+    eo.model_path = model_path;
+    eo.threads = config.model.threads;
+    eo.parallel = config.model.parallel;
+    eo.ctx = config.model.ctx;
+    eo.batch = config.model.batch;
+    eo.queue_size = config.model.queue_size;
+    eo.embeddings = config.model.embeddings;
+    eo.gpu_layers = config.model.gpu_layers;
+    eo.deterministic = config.model.deterministic;
+    eo.kv_unified = config.model.kv_unified;
+    auto engine = engine::Engine::load(eo);
+    if (!engine) return engine.error();
+    parts->engine = std::move(engine.value());
+
+    parts->api = std::make_shared<api::ApiContext>();
+    parts->api->engine = parts->engine.get();
+    parts->api->model_id = config.model.name.empty() ? fs::path(model_path).stem().string() : config.model.name;
+    parts->api->max_tokens_cap = config.model.max_tokens_cap;
+    parts->api->created = static_cast<int64_t>(std::time(nullptr));
+
+    auto router = std::make_shared<server::Router>();
+    api::register_health_routes(*router, parts->api);
+    api::register_openai_routes(*router, parts->api);
+
+    server::ServerOptions so;
+    so.host = config.server.host;
+    so.port = config.server.port;
+    so.max_body_bytes = config.server.max_body_bytes;
+    so.max_header_bytes = config.server.max_header_bytes;
+    so.read_timeout = std::chrono::seconds(config.server.read_timeout_s);
+    so.keep_alive_timeout = std::chrono::seconds(config.server.keep_alive_timeout_s);
+    so.max_connections = config.server.max_connections;
+    parts->server = std::make_unique<server::HttpServer>(parts->io, so, router);
+    if (auto st = parts->server->listen(); !st) return st.error();
+    parts->api->ready = true;
+    return std::unique_ptr<Application>(new Application(std::move(parts)));
+}
+
+Application::Application(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Application::~Application() {
+    shutdown();
+    for (auto& t : parts_->threads)
+        if (t.joinable()) t.join();
+    if (parts_->signal_thread.joinable()) parts_->signal_thread.join();
+}
+
+int Application::port() const { return parts_->server->port(); }
+const std::string& Application::model_id() const { return parts_->api->model_id; }
+engine::Engine& Application::engine() { return *parts_->engine; }
+
+void Application::start() {
+    parts_->server->start();
+    parts_->work.emplace(parts_->io.get_executor());
+    for (int i = 0; i < parts_->config.server.io_threads; ++i)
+        parts_->threads.emplace_back([this] { parts_->io.run(); });
+    spdlog::info("listening on http://{}:{} (model '{}')", parts_->config.server.host, port(), model_id());
+}
+
+void Application::run() {
+    asio::signal_set signals(parts_->io, SIGINT, SIGTERM);
+    signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        spdlog::info("signal {}: shutting down (grace {}s)", signal, parts_->config.server.shutdown_grace_s);
+        parts_->signal_thread = std::thread([this] { shutdown(); });
+    });
+    start();
+    parts_->stopped_future.wait();
+    for (auto& t : parts_->threads)
+        if (t.joinable()) t.join();
+}
+
+void Application::shutdown() {
+    std::call_once(parts_->shutdown_once, [this] {
+        if (parts_->threads.empty()) {  // never started
+            parts_->engine->stop();
+            parts_->stopped.set_value();
+            return;
+        }
+        parts_->api->ready = false;
+        std::promise<void> drained;
+        parts_->server->shutdown(std::chrono::seconds(parts_->config.server.shutdown_grace_s),
+                                 [&drained] { drained.set_value(); });
+        drained.get_future().wait();
+        parts_->engine->stop();
+        parts_->work.reset();
+        parts_->io.stop();
+        parts_->stopped.set_value();
+    });
+    parts_->stopped_future.wait();
+}
+
+}  // namespace codepilot::app

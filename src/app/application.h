@@ -1,0 +1,41 @@
+// Application: the composition root of `codepilot serve` — config → engine → HTTP server with
+// the API routes — and its lifecycle (start, signals, graceful shutdown).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "core/result.h"
+#include "engine/engine.h"
+
+namespace codepilot::app {
+
+// The demo model that `codepilot serve` synthesizes when no model is configured.
+std::string demo_model_path(const config::Config& config);
+
+class Application {
+public:
+    // Loads (or synthesizes) the model and binds the listener.
+    static Result<std::unique_ptr<Application>> create(const config::Config& config);
+    ~Application();
+
+    int port() const;
+    const std::string& model_id() const;
+    engine::Engine& engine();
+
+    // Serves on background threads (tests); shutdown() stops them.
+    void start();
+    // Serves on this thread and helpers until SIGINT/SIGTERM, then shuts down gracefully.
+    void run();
+    // Graceful: stop accepting, let in-flight requests finish within the grace period.
+    void shutdown();
+
+    struct Parts;
+
+private:
+    explicit Application(std::unique_ptr<Parts> parts);
+    std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace codepilot::app

@@ -1,0 +1,347 @@
+// The decode thread: admits requests into sequences (reusing cached prefixes), builds one
+// llama_batch per step with a token of every generating sequence plus prompt chunks, samples,
+// applies stop rules and streams events back.
+#include <algorithm>
+#include <cmath>
+#include <spdlog/spdlog.h>
+
+#include "engine/engine_state.h"
+#include "engine/sampler.h"
+#include "engine/slot_choice.h"
+
+namespace codepilot::engine {
+namespace {
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+void batch_add(llama_batch& batch, Token token, int pos, int seq, bool output) {
+    int i = batch.n_tokens++;
+    batch.token[i] = token;
+    batch.pos[i] = pos;
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = seq;
+    batch.logits[i] = output ? 1 : 0;
+}
+
+}  // namespace
+
+void Engine::State::run() {
+    for (;;) {
+        std::vector<std::unique_ptr<Job>> admitted;
+        EmbedJob* embed_job = nullptr;
+        {
+            std::unique_lock lock(mu);
+            bool active = std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.busy(); });
+            if (!active)
+                wake.wait(lock, [&] { return stopping || !queue.empty() || !embed_queue.empty(); });
+            if (stopping) break;
+            size_t free_slots = std::count_if(slots.begin(), slots.end(), [](const Slot& s) { return !s.busy(); });
+            while (free_slots > 0 && !queue.empty()) {
+                admitted.push_back(std::move(queue.front()));
+                queue.pop_front();
+                --free_slots;
+            }
+            if (!embed_queue.empty()) {
+                embed_job = embed_queue.front();
+                embed_queue.pop_front();
+            }
+        }
+        admit(std::move(admitted));
+        if (embed_job != nullptr) {
+            run_embeddings(*embed_job);
+            delete embed_job;
+        }
+        reap_cancelled();
+        step();
+    }
+    shutdown_all();
+}
+
+void Engine::State::admit(std::vector<std::unique_ptr<Job>> jobs) {
+    for (auto& job : jobs) {
+        if (job->handle->cancelled()) {
+            --running;  // before the event, as in finish()
+            GenerationEvent done;
+            done.kind = GenerationEvent::Kind::done;
+            done.finish = FinishReason::cancelled;
+            if (job->request.on_event) job->request.on_event(done);
+            continue;
+        }
+        place(std::move(job));
+    }
+}
+
+void Engine::State::place(std::unique_ptr<Job> job) {
+    const auto& prompt = job->request.prompt;
+    std::vector<SlotView> views;
+    views.reserve(slots.size());
+    for (const auto& s : slots) views.push_back({s.busy(), &s.cached, s.scope, s.last_used});
+    SlotChoice choice = choose_slot(views, prompt, job->request.cache_scope);
+    Slot& slot = slots[static_cast<size_t>(choice.slot)];
+    llama_memory_t mem = llama_get_memory(ctx);
+
+    size_t reuse = choice.reuse;
+    if (choice.source == choice.slot) {
+        if (!llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(reuse), -1)) {
+            llama_memory_seq_rm(mem, slot.id, -1, -1);
+            reuse = 0;
+        }
+        slot.cached.resize(reuse);
+    } else {
+        llama_memory_seq_rm(mem, slot.id, -1, -1);
+        slot.cached.clear();
+        if (choice.source >= 0 && reuse > 0) {
+            if (options.kv_unified) {
+                llama_memory_seq_cp(mem, choice.source, slot.id, 0, static_cast<llama_pos>(reuse));
+            } else {
+                // Across per-sequence streams llama.cpp copies whole buffers; trim the copy after.
+                llama_memory_seq_cp(mem, choice.source, slot.id, -1, -1);
+                llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(reuse), -1);
+            }
+            slot.cached.assign(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(reuse));
+        }
+    }
+
+    auto now = Clock::now();
+    slot.scope = job->request.cache_scope;
+    slot.sampler = make_sampler(job->request.sampling, vocab, job->request.ignore_eos, eog_tokens);
+    slot.text.emplace(job->request.stop);
+    slot.prompt_done = reuse;
+    slot.next_token = -1;
+    slot.generated = 0;
+    slot.unsent.clear();
+    slot.usage = Usage{static_cast<int>(prompt.size()), static_cast<int>(reuse), 0};
+    slot.timings = Timings{};
+    slot.timings.queue_ms = ms_between(job->submitted, now);
+    slot.prompt_start = now;
+    slot.admitted_order = ++clock;
+    slot.job = std::move(job);
+
+    std::lock_guard lock(stats_mu);
+    stats.requests_started++;
+    stats.prompt_tokens += static_cast<int64_t>(prompt.size());
+    stats.cached_tokens += static_cast<int64_t>(reuse);
+}
+
+void Engine::State::reap_cancelled() {
+    for (auto& slot : slots)
+        if (slot.busy() && slot.job->handle->cancelled()) finish(slot, FinishReason::cancelled);
+}
+
+void Engine::State::step() {
+    batch.n_tokens = 0;
+    int budget = options.batch;
+    std::vector<Slot*> in_batch;
+
+    for (auto& slot : slots) {
+        slot.batch_output = -1;
+        if (!slot.busy() || slot.in_prompt() || slot.next_token < 0) continue;
+        batch_add(batch, slot.next_token, static_cast<int>(slot.cached.size()), slot.id, true);
+        slot.batch_output = batch.n_tokens - 1;
+        in_batch.push_back(&slot);
+        --budget;
+    }
+
+    // Prompts in admission order, each chunk as large as the remaining budget allows.
+    std::vector<Slot*> prompting;
+    for (auto& slot : slots)
+        if (slot.in_prompt()) prompting.push_back(&slot);
+    std::sort(prompting.begin(), prompting.end(),
+              [](const Slot* a, const Slot* b) { return a->admitted_order < b->admitted_order; });
+    std::vector<std::pair<Slot*, size_t>> prompt_chunks;
+    for (Slot* slot : prompting) {
+        if (budget <= 0) break;
+        const auto& prompt = slot->job->request.prompt;
+        size_t n = std::min(prompt.size() - slot->prompt_done, static_cast<size_t>(budget));
+        for (size_t k = 0; k < n; ++k) {
+            size_t i = slot->prompt_done + k;
+            bool last = i + 1 == prompt.size();
+            batch_add(batch, prompt[i], static_cast<int>(slot->cached.size() + k), slot->id, last);
+            if (last) slot->batch_output = batch.n_tokens - 1;
+        }
+        prompt_chunks.emplace_back(slot, n);
+        budget -= static_cast<int>(n);
+    }
+    if (batch.n_tokens == 0) return;
+
+    int rc = llama_decode(ctx, batch);
+    if (rc != 0) {
+        spdlog::error("engine: llama_decode failed ({})", rc);
+        fail_batch(rc == 1 ? "the KV cache is full" : "decoding failed (" + std::to_string(rc) + ")");
+        return;
+    }
+
+    for (Slot* slot : in_batch) slot->cached.push_back(slot->next_token);
+    for (auto& [slot, n] : prompt_chunks) {
+        const auto& prompt = slot->job->request.prompt;
+        slot->cached.insert(slot->cached.end(), prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done),
+                            prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done + n));
+        slot->prompt_done += n;
+        if (!slot->in_prompt()) slot->timings.prompt_ms = ms_between(slot->prompt_start, Clock::now());
+    }
+    {
+        std::lock_guard lock(stats_mu);
+        stats.decode_steps++;
+        stats.kv_cells_used = 0;
+        for (const auto& s : slots) stats.kv_cells_used += static_cast<int>(s.cached.size());
+        for (auto& [slot, n] : prompt_chunks) stats.prompt_tokens_evaluated += static_cast<int64_t>(n);
+    }
+    sample_outputs();
+}
+
+void Engine::State::sample_outputs() {
+    for (auto& slot : slots) {
+        if (!slot.busy() || slot.batch_output < 0) continue;
+        const auto& req = slot.job->request;
+        Token token = llama_sampler_sample(slot.sampler, ctx, slot.batch_output);
+        auto now = Clock::now();
+        if (slot.generated == 0) {
+            slot.first_token_at = now;
+            slot.timings.first_token_ms = ms_between(slot.job->submitted, now);
+        }
+        slot.generated++;
+        slot.usage.completion_tokens = slot.generated;
+        slot.timings.generation_ms = ms_between(slot.first_token_at, now);
+        {
+            std::lock_guard lock(stats_mu);
+            stats.generated_tokens++;
+        }
+
+        if (llama_vocab_is_eog(vocab, token) && !req.ignore_eos) {
+            finish(slot, FinishReason::stop);
+            continue;
+        }
+        GeneratedToken gen;
+        gen.token = token;
+        char buf[256];
+        int len = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, false);
+        if (len < 0) {
+            gen.piece.resize(static_cast<size_t>(-len));
+            len = llama_token_to_piece(vocab, token, gen.piece.data(), -len, 0, false);
+            gen.piece.resize(static_cast<size_t>(std::max(len, 0)));
+        } else {
+            gen.piece.assign(buf, static_cast<size_t>(len));
+        }
+        if (req.logprobs > 0) fill_logprobs(ctx, vocab, slot.batch_output, req.logprobs, gen);
+
+        std::string text = slot.text->push(gen.piece);
+        slot.unsent.push_back(std::move(gen));
+        if (!text.empty()) {
+            GenerationEvent event;
+            event.text = std::move(text);
+            event.tokens = std::move(slot.unsent);
+            slot.unsent.clear();
+            emit(slot, std::move(event));
+        }
+        if (slot.text->stopped()) {
+            finish(slot, FinishReason::stop);
+        } else if (slot.generated >= req.max_tokens ||
+                   static_cast<int>(slot.cached.size()) + 1 >= ctx_per_sequence) {
+            finish(slot, FinishReason::length);
+        } else {
+            slot.next_token = token;
+        }
+    }
+}
+
+void Engine::State::emit(Slot& slot, GenerationEvent event) {
+    if (slot.job->request.on_event) slot.job->request.on_event(event);
+}
+
+void Engine::State::finish(Slot& slot, FinishReason reason, const std::string& error) {
+    if (reason != FinishReason::cancelled && reason != FinishReason::error) {
+        std::string rest = slot.text->flush();
+        if (!rest.empty() || !slot.unsent.empty()) {
+            GenerationEvent event;
+            event.text = std::move(rest);
+            event.tokens = std::move(slot.unsent);
+            emit(slot, std::move(event));
+        }
+    }
+    GenerationEvent done;
+    done.kind = GenerationEvent::Kind::done;
+    done.finish = reason;
+    done.usage = slot.usage;
+    done.timings = slot.timings;
+    done.error = error;
+    auto job = std::move(slot.job);
+
+    llama_sampler_free(slot.sampler);
+    slot.sampler = nullptr;
+    slot.text.reset();
+    slot.unsent.clear();
+    slot.next_token = -1;
+    slot.batch_output = -1;
+    slot.last_used = ++clock;
+    --running;  // before the event: whoever sees "done" also sees the capacity back
+    if (job->request.on_event) job->request.on_event(done);
+}
+
+void Engine::State::fail_batch(const std::string& error) {
+    // The cache state of the failed sequences is unknown: drop it so it is never reused.
+    llama_memory_t mem = llama_get_memory(ctx);
+    for (auto& slot : slots) {
+        if (!slot.busy()) continue;
+        finish(slot, FinishReason::error, error);
+        llama_memory_seq_rm(mem, slot.id, -1, -1);
+        slot.cached.clear();
+    }
+}
+
+void Engine::State::run_embeddings(EmbedJob& job) {
+    std::vector<std::vector<float>> out;
+    llama_memory_t mem = llama_get_memory(embed_ctx);
+    int n_embd = llama_model_n_embd(model);
+    llama_batch eb = llama_batch_init(static_cast<int32_t>(llama_n_batch(embed_ctx)), 0, 1);
+    for (const auto& tokens : job.inputs) {
+        llama_memory_clear(mem, true);
+        eb.n_tokens = 0;
+        for (size_t i = 0; i < tokens.size(); ++i) batch_add(eb, tokens[i], static_cast<int>(i), 0, true);
+        if (llama_decode(embed_ctx, eb) != 0) {
+            llama_batch_free(eb);
+            job.done(make_error(ErrorCode::internal, "embedding failed"));
+            return;
+        }
+        const float* v = llama_get_embeddings_seq(embed_ctx, 0);
+        if (v == nullptr) {
+            llama_batch_free(eb);
+            job.done(make_error(ErrorCode::internal, "the model returned no embedding"));
+            return;
+        }
+        double norm = 0;
+        for (int i = 0; i < n_embd; ++i) norm += static_cast<double>(v[i]) * v[i];
+        norm = norm > 0 ? std::sqrt(norm) : 1.0;
+        std::vector<float> e(static_cast<size_t>(n_embd));
+        for (int i = 0; i < n_embd; ++i) e[static_cast<size_t>(i)] = static_cast<float>(v[i] / norm);
+        out.push_back(std::move(e));
+    }
+    llama_batch_free(eb);
+    job.done(std::move(out));
+}
+
+void Engine::State::shutdown_all() {
+    for (auto& slot : slots)
+        if (slot.busy()) finish(slot, FinishReason::cancelled);
+    std::deque<std::unique_ptr<Job>> pending;
+    std::deque<EmbedJob*> embeds;
+    {
+        std::lock_guard lock(mu);
+        pending.swap(queue);
+        embeds.swap(embed_queue);
+    }
+    for (auto& job : pending) {
+        --running;
+        GenerationEvent done;
+        done.kind = GenerationEvent::Kind::done;
+        done.finish = FinishReason::cancelled;
+        if (job->request.on_event) job->request.on_event(done);
+    }
+    for (auto* e : embeds) {
+        e->done(make_error(ErrorCode::unavailable, "the engine is stopping"));
+        delete e;
+    }
+}
+
+}  // namespace codepilot::engine

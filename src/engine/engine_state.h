@@ -1,0 +1,98 @@
+// Internal: the state shared by engine.cpp (loading, tokenizing) and decode_loop.cpp.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <llama.h>
+
+#include "engine/engine.h"
+#include "engine/text_stream.h"
+
+namespace codepilot::engine {
+
+using Clock = std::chrono::steady_clock;
+
+struct Job {
+    GenerationRequest request;
+    std::shared_ptr<Generation> handle;
+    Clock::time_point submitted;
+};
+
+struct EmbedJob {
+    std::vector<std::vector<Token>> inputs;
+    std::function<void(Result<Engine::Embeddings>)> done;
+};
+
+// One llama sequence: its cached tokens outlive the request that filled them.
+struct Slot {
+    int id = 0;
+    std::vector<Token> cached;  // tokens whose KV is in this sequence, in order
+    std::string scope;
+    uint64_t last_used = 0;
+
+    // The request running here, if any.
+    std::unique_ptr<Job> job;
+    llama_sampler* sampler = nullptr;
+    std::optional<TextStream> text;
+    size_t prompt_done = 0;     // prompt tokens in the KV cache
+    Token next_token = -1;      // sampled, not yet evaluated
+    int generated = 0;
+    int batch_output = -1;      // index of this slot's logits in the current batch
+    std::vector<GeneratedToken> unsent;  // tokens whose text is still held back
+    Usage usage;
+    Timings timings;
+    Clock::time_point prompt_start, first_token_at;
+    uint64_t admitted_order = 0;
+
+    bool busy() const { return job != nullptr; }
+    bool in_prompt() const { return job && prompt_done < job->request.prompt.size(); }
+};
+
+struct Engine::State {
+    EngineOptions options;
+    llama_model* model = nullptr;
+    llama_context* ctx = nullptr;
+    llama_context* embed_ctx = nullptr;
+    const llama_vocab* vocab = nullptr;
+    ModelInfo info;
+    FimTokens fim;
+    std::vector<Token> eog_tokens;
+    int ctx_per_sequence = 0;
+
+    std::mutex mu;
+    std::condition_variable wake;
+    std::deque<std::unique_ptr<Job>> queue;  // guarded by mu
+    std::deque<EmbedJob*> embed_queue;       // guarded by mu
+    bool stopping = false;                   // guarded by mu
+    std::atomic<int> running{0};
+
+    // Decode-thread only.
+    std::vector<Slot> slots;
+    llama_batch batch{};
+    uint64_t clock = 0;
+    std::thread thread;
+
+    mutable std::mutex stats_mu;
+    EngineStats stats;
+
+    ~State();
+    void run();  // the decode thread
+
+private:
+    void admit(std::vector<std::unique_ptr<Job>> jobs);
+    void place(std::unique_ptr<Job> job);
+    void step();
+    void sample_outputs();
+    void finish(Slot& slot, FinishReason reason, const std::string& error = {});
+    void fail_batch(const std::string& error);
+    void reap_cancelled();
+    void run_embeddings(EmbedJob& job);
+    void emit(Slot& slot, GenerationEvent event);
+    void shutdown_all();
+};
+
+}  // namespace codepilot::engine

@@ -1,0 +1,164 @@
+#include "server/connection.h"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <random>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+namespace codepilot::server {
+
+using asio::use_awaitable;
+constexpr auto as_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+std::string new_request_id() {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    char buf[17];
+    std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
+    return buf;
+}
+
+}  // namespace
+
+Connection::Connection(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::socket socket, uint64_t id)
+    : shared_(std::move(shared)), stream_(std::move(socket)), id_(id) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote = ep.address().to_string();
+}
+
+void Connection::close_if_idle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+        if (self->idle_) self->close();
+    });
+}
+
+void Connection::close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+}
+
+asio::awaitable<void> Connection::write_error(http::status status, std::string_view message) {
+    http::response<http::string_body> res{status, 11};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::connection, "close");
+    res.body() = error_body(status, message);
+    res.prepare_payload();
+    stream_.expires_after(shared_->options.read_timeout);
+    co_await http::async_write(stream_, res, as_tuple);
+}
+
+asio::awaitable<void> Connection::run() {
+    auto& opts = shared_->options;
+    beast::flat_buffer buffer;
+    bool first = true;
+    while (!shared_->draining.load()) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
+        parser.body_limit(static_cast<std::uint64_t>(opts.max_body_bytes));
+
+        idle_ = true;
+        stream_.expires_after(first ? opts.read_timeout : opts.keep_alive_timeout);
+        auto [ec, n] = co_await http::async_read_header(stream_, buffer, parser, as_tuple);
+        idle_ = false;
+        first = false;
+        if (ec == http::error::header_limit) {
+            co_await write_error(http::status::request_header_fields_too_large, "request headers are too large");
+            break;
+        }
+        if (ec == http::error::body_limit) {
+            co_await write_error(http::status::payload_too_large,
+                                 "request body is larger than " + std::to_string(opts.max_body_bytes) + " bytes");
+            break;
+        }
+        if (ec) {
+            bool quiet = ec == http::error::end_of_stream || ec == beast::error::timeout ||
+                         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+                         ec == asio::error::eof;
+            if (!quiet) co_await write_error(http::status::bad_request, "malformed HTTP request: " + ec.message());
+            break;
+        }
+        // curl and others wait for this before sending a large body.
+        auto expect = parser.get()[http::field::expect];
+        if (beast::iequals(expect, "100-continue")) {
+            http::response<http::empty_body> cont{http::status::continue_, 11};
+            co_await http::async_write(stream_, cont, as_tuple);
+        }
+        stream_.expires_after(opts.read_timeout);
+        auto [ec2, n2] = co_await http::async_read(stream_, buffer, parser, as_tuple);
+        if (ec2 == http::error::body_limit) {
+            co_await write_error(http::status::payload_too_large,
+                                 "request body is larger than " + std::to_string(opts.max_body_bytes) + " bytes");
+            break;
+        }
+        if (ec2) {
+            if (ec2 != beast::error::timeout && ec2 != http::error::end_of_stream)
+                co_await write_error(http::status::bad_request, "malformed HTTP request: " + ec2.message());
+            break;
+        }
+        stream_.expires_never();
+        Request request = parser.release();
+        keep_alive = request.keep_alive();
+        co_await handle(request);
+        if (!keep_alive || gone) break;
+    }
+    close();
+    std::lock_guard lock(shared_->mu);
+    shared_->connections.erase(id_);
+}
+
+asio::awaitable<void> Connection::handle(Request& request) {
+    std::string request_id(request["x-request-id"]);
+    if (request_id.empty() || request_id.size() > 128) request_id = new_request_id();
+    Exchange exchange(*this, request, request_id);
+
+    shared_->in_flight++;
+    handling_ = true;
+    gone = false;
+    gone_callback = nullptr;
+    asio::co_spawn(stream_.get_executor(), watch_disconnect(), asio::detached);
+    auto started = std::chrono::steady_clock::now();
+    bool failed = false;
+    try {
+        co_await shared_->router->dispatch(exchange);
+    } catch (const std::exception& e) {
+        spdlog::error("request {} {} failed: {}", request_id, std::string(request.target()), e.what());
+        failed = true;
+    }
+    if (failed) {
+        if (!exchange.responded() && !gone)
+            co_await exchange.respond_error(http::status::internal_server_error, "internal error");
+        keep_alive = false;
+    }
+    if (!exchange.responded() && !gone) {
+        co_await exchange.respond_error(http::status::internal_server_error, "the handler sent no response");
+    }
+    handling_ = false;
+    beast::error_code ec;
+    stream_.socket().cancel(ec);  // ends watch_disconnect
+    shared_->in_flight--;
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    spdlog::info("{} {} {} {} {:.1f}ms{}", request_id, std::string(request.method_string()),
+                 std::string(exchange.path()), static_cast<int>(exchange.status()), ms, gone ? " (client gone)" : "");
+}
+
+// Waits for the socket to become readable while a request is handled: EOF means the client
+// left, so its generation can be cancelled at once rather than when the next write fails.
+asio::awaitable<void> Connection::watch_disconnect() {
+    auto self = shared_from_this();
+    while (handling_) {
+        auto [ec] = co_await stream_.socket().async_wait(asio::ip::tcp::socket::wait_read, as_tuple);
+        if (!handling_ || ec == asio::error::operation_aborted) co_return;
+        char byte;
+        ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) co_return;  // a pipelined request: not a disconnect
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        gone = true;
+        if (gone_callback) gone_callback();
+        co_return;
+    }
+}
+
+}  // namespace codepilot::server

@@ -1,0 +1,54 @@
+// Internal: one TCP connection, served by a coroutine on its own strand.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include "server/server.h"
+
+namespace codepilot::server {
+
+struct HttpServer::Shared {
+    asio::io_context& io;
+    ServerOptions options;
+    std::shared_ptr<Router> router;
+    asio::ip::tcp::acceptor acceptor;
+    std::atomic<bool> draining{false};
+    std::atomic<int> in_flight{0};
+    std::atomic<uint64_t> next_id{1};
+    std::mutex mu;
+    std::unordered_map<uint64_t, std::weak_ptr<Connection>> connections;
+
+    Shared(asio::io_context& io_, ServerOptions o, std::shared_ptr<Router> r)
+        : io(io_), options(std::move(o)), router(std::move(r)), acceptor(io_) {}
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::socket socket, uint64_t id);
+    asio::awaitable<void> run();
+    // Closes the connection if it is between requests (on its strand).
+    void close_if_idle();
+    void close();
+
+    beast::tcp_stream& stream() { return stream_; }
+    HttpServer::Shared& shared() { return *shared_; }
+    bool keep_alive = true;
+    std::string remote;
+    bool gone = false;
+    std::function<void()> gone_callback;
+
+private:
+    asio::awaitable<void> handle(Request& request);
+    asio::awaitable<void> watch_disconnect();
+    asio::awaitable<void> write_error(http::status status, std::string_view message);
+
+    std::shared_ptr<HttpServer::Shared> shared_;
+    beast::tcp_stream stream_;
+    uint64_t id_;
+    bool idle_ = true;
+    bool handling_ = false;
+};
+
+}  // namespace codepilot::server

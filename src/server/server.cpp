@@ -1,0 +1,323 @@
+#include "server/server.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/connection.h"
+
+namespace codepilot::server {
+
+constexpr auto as_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::string_view error_type(http::status status) {
+    switch (status) {
+        case http::status::unauthorized: return "authentication_error";
+        case http::status::forbidden: return "permission_error";
+        case http::status::not_found: return "not_found_error";
+        case http::status::too_many_requests: return "rate_limit_error";
+        case http::status::service_unavailable: return "server_overloaded";
+        default: return static_cast<int>(status) >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+std::string error_body(http::status status, std::string_view message, std::string_view param,
+                       std::string_view code) {
+    nlohmann::json error = {
+        {"message", message},
+        {"type", error_type(status)},
+        {"param", param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param)},
+        {"code", code.empty() ? nlohmann::json(nullptr) : nlohmann::json(code)},
+    };
+    return nlohmann::json{{"error", error}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// --- Exchange --------------------------------------------------------------------------------
+
+Exchange::Exchange(Connection& connection, Request& request, std::string request_id)
+    : connection_(connection), request_(request), request_id_(std::move(request_id)) {}
+
+std::string_view Exchange::path() const {
+    std::string_view target(request_.target().data(), request_.target().size());
+    return target.substr(0, target.find('?'));
+}
+
+std::string Exchange::query_param(std::string_view name) const {
+    std::string_view target(request_.target().data(), request_.target().size());
+    auto q = target.find('?');
+    if (q == std::string_view::npos) return {};
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+        auto amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        auto eq = pair.find('=');
+        if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    return {};
+}
+
+const std::string& Exchange::path_param(const std::string& name) const {
+    static const std::string empty;
+    auto it = path_params.find(name);
+    return it == path_params.end() ? empty : it->second;
+}
+
+std::string Exchange::remote_address() const { return connection_.remote; }
+
+bool Exchange::client_gone() const { return connection_.gone; }
+
+void Exchange::on_client_gone(std::function<void()> callback) {
+    if (connection_.gone) {
+        callback();
+        return;
+    }
+    connection_.gone_callback = std::move(callback);
+}
+
+void Exchange::common_headers(http::fields& fields) {
+    fields.set(http::field::server, "codepilot");
+    fields.set("x-request-id", request_id_);
+    if (connection_.shared().draining.load()) connection_.keep_alive = false;
+}
+
+asio::awaitable<void> Exchange::respond(http::status status, std::string body, std::string_view content_type,
+                                        const Headers& extra) {
+    status_ = status;
+    responded_ = true;
+    http::response<http::string_body> res{status, request_.version()};
+    common_headers(res.base());
+    res.set(http::field::content_type, content_type);
+    for (const auto& [k, v] : extra) res.set(k, v);
+    res.keep_alive(connection_.keep_alive);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    auto& stream = connection_.stream();
+    stream.expires_after(connection_.shared().options.read_timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, as_tuple);
+    stream.expires_never();
+    if (ec) connection_.keep_alive = false;
+}
+
+asio::awaitable<void> Exchange::respond_error(http::status status, std::string_view message, std::string_view param,
+                                              const Headers& extra) {
+    co_await respond(status, error_body(status, message, param), "application/json", extra);
+}
+
+asio::awaitable<bool> Exchange::begin_stream(std::string_view content_type) {
+    status_ = http::status::ok;
+    responded_ = true;
+    http::response<http::empty_body> res{http::status::ok, request_.version()};
+    common_headers(res.base());
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::cache_control, "no-cache");
+    res.set("x-accel-buffering", "no");
+    res.keep_alive(connection_.keep_alive);
+    res.chunked(true);
+    http::response_serializer<http::empty_body> sr{res};
+    auto& stream = connection_.stream();
+    stream.expires_after(connection_.shared().options.read_timeout);
+    auto [ec, n] = co_await http::async_write_header(stream, sr, as_tuple);
+    stream.expires_never();
+    if (ec) connection_.keep_alive = false;
+    co_return !ec && !connection_.gone;
+}
+
+asio::awaitable<bool> Exchange::write_chunk(std::string_view data) {
+    if (connection_.gone) co_return false;
+    auto& stream = connection_.stream();
+    stream.expires_after(connection_.shared().options.read_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(data.data(), data.size())), as_tuple);
+    stream.expires_never();
+    if (ec) {
+        connection_.keep_alive = false;
+        connection_.gone = true;
+    }
+    co_return !ec;
+}
+
+asio::awaitable<void> Exchange::end_stream() {
+    if (connection_.gone) co_return;
+    auto& stream = connection_.stream();
+    stream.expires_after(connection_.shared().options.read_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, http::make_chunk_last(), as_tuple);
+    stream.expires_never();
+    if (ec) connection_.keep_alive = false;
+}
+
+// --- Router ----------------------------------------------------------------------------------
+
+namespace {
+std::vector<std::string> split_path(std::string_view path) {
+    std::vector<std::string> parts;
+    size_t i = 0;
+    while (i < path.size()) {
+        if (path[i] == '/') {
+            ++i;
+            continue;
+        }
+        size_t j = path.find('/', i);
+        if (j == std::string_view::npos) j = path.size();
+        parts.emplace_back(path.substr(i, j - i));
+        i = j;
+    }
+    return parts;
+}
+}  // namespace
+
+void Router::add(http::verb method, std::string pattern, Handler handler) {
+    routes_.push_back({method, split_path(pattern), std::move(handler)});
+}
+
+asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
+    auto parts = split_path(exchange.path());
+    bool path_known = false;
+    std::vector<std::string> allowed;
+    for (const auto& route : routes_) {
+        if (route.segments.size() != parts.size()) continue;
+        std::map<std::string, std::string> params;
+        bool match = true;
+        for (size_t i = 0; i < parts.size() && match; ++i) {
+            const auto& seg = route.segments[i];
+            if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') params[seg.substr(1, seg.size() - 2)] = parts[i];
+            else match = seg == parts[i];
+        }
+        if (!match) continue;
+        path_known = true;
+        auto method = exchange.request().method();
+        if (route.method == method || (method == http::verb::head && route.method == http::verb::get)) {
+            exchange.path_params = std::move(params);
+            co_await route.handler(exchange);
+            co_return;
+        }
+        allowed.emplace_back(http::to_string(route.method));
+    }
+    if (path_known) {
+        std::string allow;
+        for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+        Headers extra{{"Allow", allow}};
+        std::string message = std::string(exchange.request().method_string()) + " is not allowed on " +
+                              std::string(exchange.path()) + " (allowed: " + allow + ")";
+        co_await exchange.respond_error(http::status::method_not_allowed, message, {}, extra);
+        co_return;
+    }
+    co_await exchange.respond_error(http::status::not_found, "no route for " + std::string(exchange.path()));
+}
+
+// --- HttpServer ------------------------------------------------------------------------------
+
+namespace {
+
+asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared) {
+    for (;;) {
+        auto [ec, socket] = co_await shared->acceptor.async_accept(asio::make_strand(shared->io), as_tuple);
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !shared->acceptor.is_open()) co_return;
+            spdlog::warn("accept failed: {}", ec.message());
+            continue;
+        }
+        if (shared->draining.load()) {
+            beast::error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
+        socket.set_option(asio::ip::tcp::no_delay(true), ec);
+        uint64_t id = shared->next_id++;
+        std::shared_ptr<Connection> connection;
+        {
+            std::lock_guard lock(shared->mu);
+            if (static_cast<int>(shared->connections.size()) >= shared->options.max_connections) {
+                static constexpr char kBusy[] =
+                    "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                    "Retry-After: 1\r\nContent-Length: 95\r\n\r\n"
+                    "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_overloaded\",\"param\":null,\"code\":null}}";
+                beast::error_code ignored;
+                asio::write(socket, asio::buffer(kBusy, sizeof(kBusy) - 1), ignored);
+                socket.close(ignored);
+                continue;
+            }
+            connection = std::make_shared<Connection>(shared, std::move(socket), id);
+            shared->connections[id] = connection;
+        }
+        asio::co_spawn(connection->stream().get_executor(),
+                       [connection]() -> asio::awaitable<void> { co_await connection->run(); }, asio::detached);
+    }
+}
+
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& io, ServerOptions options, std::shared_ptr<Router> router)
+    : shared_(std::make_shared<Shared>(io, std::move(options), std::move(router))) {}
+
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::listen() {
+    beast::error_code ec;
+    auto address = asio::ip::make_address(shared_->options.host, ec);
+    if (ec) return make_error(ErrorCode::invalid_argument, "invalid listen address " + shared_->options.host);
+    asio::ip::tcp::endpoint endpoint(address, static_cast<unsigned short>(shared_->options.port));
+    auto& acceptor = shared_->acceptor;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        return make_error(ErrorCode::unavailable, "cannot listen on " + shared_->options.host + ":" +
+                                                      std::to_string(shared_->options.port) + ": " + ec.message());
+    port_ = acceptor.local_endpoint().port();
+    return Ok{};
+}
+
+void HttpServer::start() { asio::co_spawn(shared_->acceptor.get_executor(), accept_loop(shared_), asio::detached); }
+
+int HttpServer::in_flight() const { return shared_->in_flight.load(); }
+bool HttpServer::draining() const { return shared_->draining.load(); }
+
+void HttpServer::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
+    auto shared = shared_;
+    shared->draining = true;
+    asio::post(shared->acceptor.get_executor(), [shared] {
+        beast::error_code ec;
+        shared->acceptor.close(ec);
+    });
+    auto each_connection = [shared](auto fn) {
+        std::vector<std::shared_ptr<Connection>> live;
+        {
+            std::lock_guard lock(shared->mu);
+            for (auto& [id, weak] : shared->connections)
+                if (auto c = weak.lock()) live.push_back(c);
+        }
+        for (auto& c : live) fn(*c);
+    };
+    each_connection([](Connection& c) { c.close_if_idle(); });
+
+    // Polls until no request is in flight or the deadline passes.
+    struct Drain : std::enable_shared_from_this<Drain> {
+        std::shared_ptr<Shared> shared;
+        asio::steady_timer timer;
+        std::chrono::steady_clock::time_point deadline;
+        std::function<void()> done;
+        std::function<void(std::function<void(Connection&)>)> each;
+        Drain(std::shared_ptr<Shared> s, std::chrono::steady_clock::time_point d, std::function<void()> f,
+              std::function<void(std::function<void(Connection&)>)> e)
+            : shared(s), timer(s->io), deadline(d), done(std::move(f)), each(std::move(e)) {}
+        void tick() {
+            bool idle = shared->in_flight.load() == 0;
+            if (idle || std::chrono::steady_clock::now() >= deadline) {
+                if (!idle) spdlog::warn("shutdown: {} requests still running at the deadline", shared->in_flight.load());
+                each([](Connection& c) {
+                    asio::post(c.stream().get_executor(), [keep = c.shared_from_this()] { keep->close(); });
+                });
+                done();
+                return;
+            }
+            timer.expires_after(std::chrono::milliseconds(20));
+            timer.async_wait([self = shared_from_this()](const beast::error_code&) { self->tick(); });
+        }
+    };
+    auto drain = std::make_shared<Drain>(shared, std::chrono::steady_clock::now() + grace, std::move(done),
+                                         each_connection);
+    asio::post(shared->io, [drain] { drain->tick(); });
+}
+
+}  // namespace codepilot::server

@@ -1,0 +1,122 @@
+// The HTTP front: listener, connections with size and time limits, routing, SSE streaming,
+// client-disconnect detection and graceful shutdown. No endpoint logic lives here.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace codepilot::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+using Request = http::request<http::string_body>;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// The one place where error bodies are built: {"error":{"message","type","param","code"}}.
+std::string error_body(http::status status, std::string_view message, std::string_view param = {},
+                       std::string_view code = {});
+std::string_view error_type(http::status status);
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int64_t max_body_bytes = 8 * 1024 * 1024;
+    int max_header_bytes = 16 * 1024;
+    std::chrono::seconds read_timeout{30};
+    std::chrono::seconds keep_alive_timeout{60};
+    int max_connections = 1024;
+};
+
+class Connection;
+
+// One request and its response on a connection.
+class Exchange {
+public:
+    Exchange(Connection& connection, Request& request, std::string request_id);
+
+    const Request& request() const { return request_; }
+    std::string_view path() const;
+    std::string query_param(std::string_view name) const;
+    const std::string& path_param(const std::string& name) const;
+    const std::string& request_id() const { return request_id_; }
+    std::string remote_address() const;
+    http::status status() const { return status_; }
+    bool responded() const { return responded_; }
+
+    asio::awaitable<void> respond(http::status status, std::string body,
+                                  std::string_view content_type = "application/json", const Headers& extra = {});
+    asio::awaitable<void> respond_error(http::status status, std::string_view message, std::string_view param = {},
+                                        const Headers& extra = {});
+
+    // Chunked streaming (server-sent events). Each returns false once the client is gone.
+    asio::awaitable<bool> begin_stream(std::string_view content_type = "text/event-stream");
+    asio::awaitable<bool> write_chunk(std::string_view data);
+    asio::awaitable<void> end_stream();
+
+    // The client closed its connection while the request was being handled.
+    bool client_gone() const;
+    // Called (on the connection's strand) when the client goes away mid-request.
+    void on_client_gone(std::function<void()> callback);
+
+    std::map<std::string, std::string> path_params;
+
+private:
+    void common_headers(http::fields& fields);
+    Connection& connection_;
+    Request& request_;
+    std::string request_id_;
+    http::status status_ = http::status::ok;
+    bool responded_ = false;
+};
+
+using Handler = std::function<asio::awaitable<void>(Exchange&)>;
+
+// Exact paths and paths with {param} segments; 404 for unknown paths, 405 for known paths
+// with another method.
+class Router {
+public:
+    void add(http::verb method, std::string pattern, Handler handler);
+    asio::awaitable<void> dispatch(Exchange& exchange) const;
+
+private:
+    struct Route {
+        http::verb method;
+        std::vector<std::string> segments;
+        Handler handler;
+    };
+    std::vector<Route> routes_;
+};
+
+class HttpServer {
+public:
+    HttpServer(asio::io_context& io, ServerOptions options, std::shared_ptr<Router> router);
+    ~HttpServer();
+
+    // Binds and listens; port() then tells the bound port (useful with port 0).
+    Status listen();
+    int port() const { return port_; }
+    void start();
+    // Stops accepting, closes idle connections, lets in-flight requests finish until the
+    // deadline, then closes everything and calls `done` (on an io thread).
+    void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
+    int in_flight() const;
+    bool draining() const;
+
+    struct Shared;
+
+private:
+    std::shared_ptr<Shared> shared_;
+    int port_ = 0;
+};
+
+}  // namespace codepilot::server

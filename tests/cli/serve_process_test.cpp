@@ -1,0 +1,116 @@
+// The binary as a user runs it: flags, config errors, and graceful shutdown on SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "support/http_client.h"
+#include "support/test_env.h"
+
+using namespace codepilot::testenv;
+using json = nlohmann::json;
+
+namespace {
+
+std::string run_capture(const std::string& command, int& status) {
+    std::string out;
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+    status = ::pclose(p);
+    return out;
+}
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        FILE* f = std::freopen(log.c_str(), "w", stderr);
+        (void)f;
+        ::dup2(::fileno(stderr), STDOUT_FILENO);
+        std::vector<char*> argv;
+        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+int wait_port(const std::string& file) {
+    for (int i = 0; i < 300; ++i) {
+        std::ifstream in(file);
+        int port = 0;
+        if (in >> port && port > 0) return port;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST(Cli, PrintsItsVersion) {
+    int status = 0;
+    auto out = run_capture(std::string(CODEPILOT_BINARY) + " --version", status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_NE(out.find("codepilot 0."), std::string::npos) << out;
+}
+
+TEST(Cli, UnknownConfigKeyIsRejectedByName) {
+    std::string path = std::filesystem::temp_directory_path() / "codepilot-bad.toml";
+    std::ofstream(path) << "[server]\nport = 1\nverbose = true\n";
+    int status = 0;
+    auto out = run_capture(std::string(CODEPILOT_BINARY) + " serve --config " + path, status);
+    EXPECT_EQ(WEXITSTATUS(status), 2);
+    EXPECT_NE(out.find("unknown key 'server.verbose'"), std::string::npos) << out;
+}
+
+TEST(Cli, MissingModelFileIsAClearError) {
+    int status = 0;
+    auto out = run_capture(std::string(CODEPILOT_BINARY) + " serve --model /nonexistent/model.gguf --port 0", status);
+    EXPECT_NE(WEXITSTATUS(status), 0);
+    EXPECT_NE(out.find("model file not found"), std::string::npos) << out;
+}
+
+TEST(Cli, SynthWritesALoadableModel) {
+    std::string path = std::filesystem::temp_directory_path() / ("cli-synth-" + std::to_string(::getpid()) + ".gguf");
+    int status = 0;
+    auto out = run_capture(std::string(CODEPILOT_BINARY) + " model synth " + path + " --vocab deepseek-coder --layers 1 --embd 64 --heads 2 --kv-heads 1 --ff 64 --type f16", status);
+    ASSERT_EQ(WEXITSTATUS(status), 0) << out;
+    EXPECT_GT(std::filesystem::file_size(path), 1000u);
+    std::filesystem::remove(path);
+}
+
+TEST(Cli, SigtermLetsInFlightRequestsFinishThenExits) {
+    auto dir = std::filesystem::temp_directory_path() / ("cli-serve-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::string port_file = (dir / "port").string();
+    pid_t pid = spawn({CODEPILOT_BINARY, "serve", "--model", tiny_model(), "--port", "0", "--port-file", port_file,
+                       "--data-dir", dir.string(), "--threads", "1", "--parallel", "2", "--ctx", "2048"},
+                      (dir / "log").string());
+    int port = wait_port(port_file);
+    ASSERT_GT(port, 0);
+
+    SseStream stream(port, "/v1/completions", {{"prompt", "slow"}, {"max_tokens", 600}, {"stream", true}, {"ignore_eos", true}});
+    ASSERT_EQ(stream.status(), 200);
+    ASSERT_TRUE(stream.next_event().has_value());
+    ::kill(pid, SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // New connections are refused while the stream is still finishing.
+    EXPECT_THROW(http(port, "GET", "/health"), std::runtime_error);
+    auto rest = stream.drain();
+    ASSERT_FALSE(rest.empty());
+    EXPECT_EQ(rest.back(), "[DONE]");
+    int finished_tokens = 0;
+    for (const auto& e : rest)
+        if (e != "[DONE]" && json::parse(e)["choices"][0]["finish_reason"] == "length") finished_tokens = 600;
+    EXPECT_EQ(finished_tokens, 600);  // it ran to its end, not cut off
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+
+using namespace codepilot::config;
+
+TEST(Config, DefaultsWhenEmpty) {
+    auto c = parse_config("");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->server.port, 8080);
+    EXPECT_EQ(c->data_dir, "./data");
+}
+
+TEST(Config, ReadsSections) {
+    auto c = parse_config("data_dir = '/var/lib/cp'\n[server]\nport = 9000\nhost = '0.0.0.0'\n[model]\npath = 'm.gguf'\nparallel = 8\nctx = 16384\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->data_dir, "/var/lib/cp");
+    EXPECT_EQ(c->server.port, 9000);
+    EXPECT_EQ(c->server.host, "0.0.0.0");
+    EXPECT_EQ(c->model.path, "m.gguf");
+    EXPECT_EQ(c->model.parallel, 8);
+}
+
+TEST(Config, UnknownKeyIsNamed) {
+    auto c = parse_config("[server]\nprot = 1\n", "codepilot.toml");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find("unknown key 'server.prot'"), std::string::npos) << c.error().message;
+    EXPECT_NE(c.error().message.find("codepilot.toml"), std::string::npos);
+}
+
+TEST(Config, UnknownSectionIsNamed) {
+    auto c = parse_config("[sever]\nport = 1\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find("unknown section [sever]"), std::string::npos) << c.error().message;
+}
+
+TEST(Config, WrongTypeAndRange) {
+    auto t = parse_config("[server]\nport = 'eighty'\n");
+    ASSERT_FALSE(t.ok());
+    EXPECT_NE(t.error().message.find("'server.port' must be an integer"), std::string::npos) << t.error().message;
+    auto r = parse_config("[server]\nport = 70000\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("between 0 and 65535"), std::string::npos);
+}
+
+TEST(Config, SyntaxErrorHasLocation) {
+    auto c = parse_config("[server\nport = 1\n", "x.toml");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find("x.toml:1:"), std::string::npos) << c.error().message;
+}
+
+TEST(Config, ContextTooSmallForParallel) {
+    auto c = parse_config("[model]\nparallel = 64\nctx = 128\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find("model.ctx"), std::string::npos);
+}

@@ -1,0 +1,65 @@
+#include "support/test_env.h"
+
+#include <filesystem>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "engine/model_synth.h"
+
+#ifndef CODEPILOT_TEST_MODEL_DIR
+#define CODEPILOT_TEST_MODEL_DIR "/tmp/codepilot-test-models"
+#endif
+
+namespace codepilot::testenv {
+namespace {
+
+std::string synth_cached(const std::string& name, engine::SynthOptions options) {
+    std::string path = std::string(CODEPILOT_TEST_MODEL_DIR) + "/" + name + ".gguf";
+    if (std::filesystem::exists(path)) return path;
+    options.output = path;
+    auto st = engine::synth_model(options);
+    if (!st) throw std::runtime_error("cannot synthesize test model: " + st.error().message);
+    return path;
+}
+
+engine::SynthOptions tiny_shape(const std::string& vocab) {
+    engine::SynthOptions o;
+    o.vocab = vocab;
+    o.layers = 2;
+    o.embd = 64;
+    o.heads = 4;
+    o.kv_heads = 2;
+    o.ff = 128;
+    o.type = "q8_0";
+    return o;
+}
+
+}  // namespace
+
+std::string tiny_model() { return synth_cached("tiny-starcoder", tiny_shape("starcoder")); }
+std::string qwen_coder_model() { return synth_cached("tiny-qwen2-coder", tiny_shape("qwen2-coder")); }
+
+config::Config test_config(const std::string& model) {
+    config::Config c;
+    c.data_dir = std::filesystem::temp_directory_path() / ("codepilot-test-" + std::to_string(::getpid()));
+    c.server.port = 0;
+    c.server.io_threads = 2;
+    c.server.shutdown_grace_s = 5;
+    c.model.path = model;
+    c.model.name = "tiny";
+    c.model.parallel = 4;
+    c.model.ctx = 4 * 1024;
+    c.model.threads = 2;
+    return c;
+}
+
+TestServer::TestServer(const config::Config& config) {
+    auto app = app::Application::create(config);
+    if (!app) throw std::runtime_error("cannot start test server: " + app.error().message);
+    app_ = std::move(app.value());
+    app_->start();
+}
+
+TestServer::~TestServer() { app_->shutdown(); }
+
+}  // namespace codepilot::testenv

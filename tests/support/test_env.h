@@ -1,0 +1,32 @@
+// Shared test fixtures: synthesized models (made once, cached in the build tree) and an
+// in-process server on an ephemeral port.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "app/application.h"
+#include "config/config.h"
+
+namespace codepilot::testenv {
+
+// A tiny random-weight model with StarCoder's real tokenizer (FIM and repo tokens included).
+std::string tiny_model();
+// The same shape with the Qwen2.5-Coder-style vocabulary (<|fim_prefix|>, <|repo_name|>, ...).
+std::string qwen_coder_model();
+
+config::Config test_config(const std::string& model = tiny_model());
+
+// A running server; shut down (gracefully) on destruction.
+class TestServer {
+public:
+    explicit TestServer(const config::Config& config = test_config());
+    ~TestServer();
+    int port() const { return app_->port(); }
+    app::Application& app() { return *app_; }
+
+private:
+    std::unique_ptr<app::Application> app_;
+};
+
+}  // namespace codepilot::testenv
