@@ -63,10 +63,14 @@ start_server() {  # name
 for round in $(seq 1 "$ROUNDS"); do
     for server in $SERVERS; do
         start_server "$server"
-        "$loadgen" --port $port --concurrency 1 --requests 1 --max-tokens 8 --model bench --label warmup >/dev/null
+        "$loadgen" --port $port --concurrency 1 --requests 1 --max-tokens 8 --prompt-offset 999999 --model bench \
+            --label warmup >/dev/null
         for c in $CONCURRENCY; do
             n=$((c * REQUESTS_PER_CLIENT))
-            "$loadgen" --port $port --concurrency "$c" --requests "$n" --max-tokens "$MAX_TOKENS" \
+            # Fresh prompts for every run (the same ones for every server), so that no prompt
+            # cache serves a repeat from an earlier run.
+            offset=$((round * 100000 + c * 1000))
+            "$loadgen" --port $port --concurrency "$c" --requests "$n" --max-tokens "$MAX_TOKENS" --prompt-offset "$offset" \
                 --prompt-words "$PROMPT_WORDS" --model bench --label "$server" | tee -a "$raw" >&2
         done
         kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -7,7 +7,7 @@ packages=(
     libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     libsqlite3-dev libpq-dev
-    curl wrk
+    curl wrk python3
 )
 missing=()
 for p in "${packages[@]}"; do

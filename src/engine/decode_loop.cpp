@@ -195,7 +195,10 @@ void Engine::State::sample_outputs() {
     for (auto& slot : slots) {
         if (!slot.busy() || slot.batch_output < 0) continue;
         const auto& req = slot.job->request;
-        Token token = llama_sampler_sample(slot.sampler, ctx, slot.batch_output);
+        static const std::vector<Token> kNone;
+        Token token = is_plain_greedy(req.sampling)
+                          ? argmax_token(ctx, slot.batch_output, info.n_vocab, req.ignore_eos ? eog_tokens : kNone)
+                          : llama_sampler_sample(slot.sampler, ctx, slot.batch_output);
         auto now = Clock::now();
         if (slot.generated == 0) {
             slot.first_token_at = now;

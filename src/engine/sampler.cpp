@@ -39,6 +39,29 @@ llama_sampler* make_sampler(const SamplingParams& p, const llama_vocab* vocab, b
     return chain;
 }
 
+bool is_plain_greedy(const SamplingParams& p) {
+    return p.temperature <= 0.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f &&
+           p.repeat_penalty == 1.0f;
+}
+
+Token argmax_token(llama_context* ctx, int index, int n_vocab, const std::vector<Token>& banned) {
+    const float* logits = llama_get_logits_ith(ctx, index);
+    Token best = 0;
+    float best_logit = -std::numeric_limits<float>::infinity();
+    size_t next_banned = 0;  // `banned` is sorted
+    for (int i = 0; i < n_vocab; ++i) {
+        if (next_banned < banned.size() && banned[next_banned] == i) {
+            ++next_banned;
+            continue;
+        }
+        if (logits[i] > best_logit) {
+            best_logit = logits[i];
+            best = i;
+        }
+    }
+    return best;
+}
+
 void fill_logprobs(llama_context* ctx, const llama_vocab* vocab, int index, int top_n, GeneratedToken& out) {
     const float* logits = llama_get_logits_ith(ctx, index);
     int n_vocab = llama_vocab_n_tokens(vocab);
