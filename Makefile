@@ -5,6 +5,10 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 ARGS       ?=
 
+# ccache keys on relative paths, so a fresh clone elsewhere (CI) hits the same cache.
+export CCACHE_BASEDIR  := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+
 .PHONY: all deps llama configure build run test bench bench-typing clean format
 
 all: build
