@@ -9,7 +9,8 @@ using engine::GenerationEvent;
 server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Exchange& exchange,
                                                                        engine::Engine& engine,
                                                                        std::vector<engine::GenerationRequest> requests,
-                                                                       EventSink sink, SubmittedHook on_submitted) {
+                                                                       EventSink sink, SubmittedHook on_submitted,
+                                                                       HandlesHook on_handles) {
     auto executor = co_await server::asio::this_coro::executor;
     auto queue = std::make_shared<server::AsyncQueue<std::pair<size_t, GenerationEvent>>>(executor);
     std::vector<std::shared_ptr<engine::Generation>> handles;
@@ -26,6 +27,7 @@ server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Ex
         }
         handles.push_back(handle.value());
     }
+    if (on_handles) on_handles(handles);
     exchange.on_client_gone([queue, handles] {
         for (auto& h : handles) h->cancel();
         queue->poke();

@@ -26,12 +26,16 @@ using EventSink = std::function<server::asio::awaitable<bool>(size_t index, cons
 // while requests still wait in the queue); returning false stops everything.
 using SubmittedHook = std::function<server::asio::awaitable<bool>()>;
 
+// Given the handles of the submitted generations (e.g. to cancel them from elsewhere).
+using HandlesHook = std::function<void(const std::vector<std::shared_ptr<engine::Generation>>&)>;
+
 // Runs all requests concurrently; returns their outcomes in order, or the first submit error.
 // With a client that went away, returns the outcomes so far with finish == cancelled.
 server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Exchange& exchange,
                                                                        engine::Engine& engine,
                                                                        std::vector<engine::GenerationRequest> requests,
                                                                        EventSink sink = nullptr,
-                                                                       SubmittedHook on_submitted = nullptr);
+                                                                       SubmittedHook on_submitted = nullptr,
+                                                                       HandlesHook on_handles = nullptr);
 
 }  // namespace codepilot::api

@@ -2,6 +2,7 @@
 // chat completions, embeddings; JSON and server-sent-event responses.
 #include <ctime>
 
+#include "api/code_routes.h"
 #include "api/errors.h"
 #include "api/openai_params.h"
 #include "completion/completion.h"
@@ -161,6 +162,8 @@ awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Genera
 awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
     auto body = parse_object(ex.request().body());
     if (!body) co_return co_await respond_error(ex, body.error());
+    // Tabby's clients post to the same path; their bodies carry `segments` instead of `prompt`.
+    if (body->contains("segments") && !body->contains("prompt")) co_return co_await tabby_completion(ex, ctx, *body);
     auto params = parse_generation_params(*body, ctx, 16, {"max_tokens"});
     if (!params) co_return co_await respond_error(ex, params.error());
     auto logprobs = opt_int(*body, "logprobs", 0, 20);
@@ -333,6 +336,7 @@ void register_openai_routes(server::Router& router, std::shared_ptr<ApiContext> 
         co_await ex.respond(status::ok, dump(model_json(ctx)));
     });
     route(verb::post, "/v1/completions", completions);
+    route(verb::post, "/v1/engines/{engine}/completions", completions);  // Copilot-proxy clients
     route(verb::post, "/v1/chat/completions", chat_completions);
     route(verb::post, "/v1/embeddings", embeddings);
 }

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "api/api.h"
+#include "api/code_completion.h"
+#include "metrics/metrics.h"
 #include "engine/model_synth.h"
 #include "server/server.h"
 
@@ -21,6 +23,8 @@ struct Application::Parts {
     config::Config config;
     asio::io_context io;
     std::unique_ptr<engine::Engine> engine;
+    metrics::Registry metrics;
+    std::unique_ptr<api::CompletionService> completions;
     std::shared_ptr<api::ApiContext> api;
     std::unique_ptr<server::HttpServer> server;
     std::vector<std::thread> threads;
@@ -81,10 +85,47 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->model_id = config.model.name.empty() ? fs::path(model_path).stem().string() : config.model.name;
     parts->api->max_tokens_cap = config.model.max_tokens_cap;
     parts->api->created = static_cast<int64_t>(std::time(nullptr));
+    parts->api->metrics = &parts->metrics;
+#ifdef CODEPILOT_VERSION
+    parts->api->version = CODEPILOT_VERSION;
+#endif
+#ifdef CODEPILOT_GIT_SHA
+    parts->api->git_sha = CODEPILOT_GIT_SHA;
+#endif
+
+    api::CompletionSettings cs;
+    cs.fim_template = config.completion.fim_template;
+    cs.max_prompt_tokens = config.completion.max_prompt_tokens;
+    cs.max_tokens = std::min(config.completion.max_tokens, config.model.max_tokens_cap);
+    cs.deadline_ms = config.completion.deadline_ms;
+    cs.repo_name = config.completion.repo_name;
+    std::optional<completion::CustomTemplate> custom;
+    auto spec = api::CompletionService::resolve_template(*parts->engine, cs, custom);
+    if (!spec) return spec.error();
+    parts->completions = std::make_unique<api::CompletionService>(*parts->engine, cs, parts->metrics, parts->api->model_id);
+    parts->api->completions = parts->completions.get();
+    spdlog::info("completion: FIM family {}, layout {}{}", completion::to_string(spec->family),
+                 spec->layout == completion::FimLayout::spm ? "SPM" : "PSM", custom ? " (custom template)" : "");
+
+    auto* engine_ptr = parts->engine.get();
+    parts->metrics.gauge("codepilot_requests_running", "Requests decoding in a sequence",
+                         [engine_ptr] { return engine_ptr->stats().running; });
+    parts->metrics.gauge("codepilot_requests_queued", "Requests waiting for a sequence",
+                         [engine_ptr] { return engine_ptr->stats().queued; });
+    parts->metrics.gauge("codepilot_kv_cache_used_ratio", "KV cache cells holding cached tokens / all cells", [engine_ptr] {
+        auto s = engine_ptr->stats();
+        return s.kv_cells_total > 0 ? static_cast<double>(s.kv_cells_used) / s.kv_cells_total : 0.0;
+    });
+    parts->metrics.gauge("codepilot_prompt_tokens_cached_ratio", "Prompt tokens reused from the KV cache / all prompt tokens",
+                         [engine_ptr] {
+                             auto s = engine_ptr->stats();
+                             return s.prompt_tokens > 0 ? static_cast<double>(s.cached_tokens) / s.prompt_tokens : 0.0;
+                         });
 
     auto router = std::make_shared<server::Router>();
     api::register_health_routes(*router, parts->api);
     api::register_openai_routes(*router, parts->api);
+    api::register_code_completion_routes(*router, parts->api);
 
     server::ServerOptions so;
     so.host = config.server.host;

@@ -1,15 +1,88 @@
-// Code-completion prompt building: fill-in-the-middle layouts from a model's FIM tokens.
-// Pure functions over tokens; no I/O.
+// Code-completion logic, pure (no I/O): FIM prompt layouts per model family, context
+// snippets within a token budget, language rules, and post-processing of completions.
 #pragma once
 
+#include <functional>
+#include <string>
 #include <vector>
 
+#include "completion/language.h"
 #include "engine/engine.h"
 
 namespace codepilot::completion {
 
-// PSM layout: [BOS] <fim_prefix> prefix <fim_suffix> suffix <fim_middle>.
-std::vector<engine::Token> fim_prompt(const engine::FimTokens& fim, const std::vector<engine::Token>& prefix,
-                                      const std::vector<engine::Token>& suffix);
+using engine::Token;
+
+// --- FIM layouts ----------------------------------------------------------------------------
+
+enum class FimLayout {
+    psm,  // [repo blocks] <prefix> prefix <suffix> suffix <middle> (most models)
+    spm,  // [repo blocks] <suffix> suffix <prefix> prefix <middle> (stable suffix first; Codestral)
+};
+
+// Model families whose FIM conventions differ; detected from the vocabulary's FIM tokens.
+enum class FimFamily { starcoder, deepseek_coder, codellama, qwen_coder, codegemma, codestral, generic };
+
+const char* to_string(FimFamily family);
+FimFamily detect_family(const std::string& prefix_token_text, const std::string& file_sep_token_text);
+FimLayout default_layout(FimFamily family);
+
+struct FimSpec {
+    engine::FimTokens tokens;
+    FimFamily family = FimFamily::generic;
+    FimLayout layout = FimLayout::psm;
+    std::string repo_name = "repo";  // after <repo_name> when the vocabulary has it
+};
+
+// A custom template from config: "{prefix}", "{suffix}" placeholders around literal text
+// that may name special tokens, e.g. "<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>".
+struct CustomTemplate {
+    std::string before_prefix, between, after_suffix;  // literal parts
+    bool suffix_first = false;
+};
+// Parses a template; false when it lacks exactly one {prefix} and one {suffix}.
+bool parse_custom_template(const std::string& text, CustomTemplate& out);
+
+// PSM layout without context: [BOS] <fim_prefix> prefix <fim_suffix> suffix <fim_middle>.
+std::vector<Token> fim_prompt(const engine::FimTokens& fim, const std::vector<Token>& prefix,
+                              const std::vector<Token>& suffix);
+
+// --- Prompt with context and budget -----------------------------------------------------------
+
+struct FileSnippet {
+    std::string path;
+    std::string text;
+};
+
+struct CodeContext {
+    std::string prefix;         // text before the cursor
+    std::string suffix;         // text after the cursor
+    std::string middle_prompt;  // text placed after the middle token (llama.cpp /infill `prompt`)
+    std::string filepath;       // of the file being edited
+    std::vector<FileSnippet> snippets;  // in priority order, most important first
+};
+
+using Tokenizer = std::function<std::vector<Token>(const std::string&)>;  // plain text, no specials
+
+struct PromptBudget {
+    int max_tokens = 1536;      // the whole prompt
+    double prefix_share = 0.6;  // first pass: prefix lines up to this share
+    double suffix_share = 0.2;  // then suffix lines up to this share; snippets get the rest
+};
+
+struct BuiltPrompt {
+    std::vector<Token> tokens;
+    std::string prefix_used;    // the prefix text kept (cut at a line boundary)
+    std::string suffix_used;
+    std::vector<FileSnippet> snippets_used;
+    bool repo_level = false;    // snippets as <file_sep> blocks (else as comments)
+};
+
+// Keeps the prefix lines nearest the cursor, then suffix lines, then whole snippets in
+// priority order (a snippet that does not fit is cut at a line boundary), then gives what
+// is left back to prefix and suffix. Never tokenizes more of a huge prefix than it keeps.
+BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, const Language& language,
+                         const CodeContext& context, const PromptBudget& budget, const Tokenizer& tokenize,
+                         const Tokenizer& tokenize_special);
 
 }  // namespace codepilot::completion

@@ -13,7 +13,7 @@ struct ServerConfig {
     std::string host = "127.0.0.1";
     int port = 8080;
     int io_threads = 2;
-    int64_t max_body_bytes = 8 * 1024 * 1024;
+    int64_t max_body_bytes = 32 * 1024 * 1024;  // IDE clients send whole files
     int max_header_bytes = 16 * 1024;
     int read_timeout_s = 30;      // a request (headers and body) must arrive within this
     int keep_alive_timeout_s = 60;  // an idle keep-alive connection is closed after this
@@ -36,10 +36,19 @@ struct ModelConfig {
     bool kv_unified = false;    // one KV pool for all sequences (less memory, batch-dependent rounding)
 };
 
+struct CompletionConfig {
+    std::string fim_template = "auto";  // auto | psm | spm | family | "...{prefix}...{suffix}..."
+    int max_prompt_tokens = 1536;       // prompt budget: nearest code, then context snippets
+    int max_tokens = 64;                // default completion length
+    int deadline_ms = 10000;            // server-side limit; the text so far is returned on expiry
+    std::string repo_name = "repo";     // after <repo_name> for models with repo-level tokens
+};
+
 struct Config {
     std::string data_dir = "./data";
     ServerConfig server;
     ModelConfig model;
+    CompletionConfig completion;
 };
 
 // Parses TOML text; unknown keys and wrong types are errors naming the key.

@@ -112,6 +112,7 @@ void Engine::State::place(std::unique_ptr<Job> job) {
     slot.next_token = -1;
     slot.generated = 0;
     slot.unsent.clear();
+    slot.emitted.clear();
     slot.usage = Usage{static_cast<int>(prompt.size()), static_cast<int>(reuse), 0};
     slot.timings = Timings{};
     slot.timings.queue_ms = ms_between(job->submitted, now);
@@ -126,8 +127,12 @@ void Engine::State::place(std::unique_ptr<Job> job) {
 }
 
 void Engine::State::reap_cancelled() {
-    for (auto& slot : slots)
-        if (slot.busy() && slot.job->handle->cancelled()) finish(slot, FinishReason::cancelled);
+    auto now = Clock::now();
+    for (auto& slot : slots) {
+        if (!slot.busy()) continue;
+        if (slot.job->handle->cancelled()) finish(slot, FinishReason::cancelled);
+        else if (slot.job->request.deadline && now >= *slot.job->request.deadline) finish(slot, FinishReason::length);
+    }
 }
 
 void Engine::State::step() {
@@ -195,6 +200,10 @@ void Engine::State::sample_outputs() {
     for (auto& slot : slots) {
         if (!slot.busy() || slot.batch_output < 0) continue;
         const auto& req = slot.job->request;
+        if (req.max_tokens == 0) {  // warm-up: the prompt is in the cache now
+            finish(slot, FinishReason::length);
+            continue;
+        }
         static const std::vector<Token> kNone;
         Token token = is_plain_greedy(req.sampling)
                           ? argmax_token(ctx, slot.batch_output, info.n_vocab, req.ignore_eos ? eog_tokens : kNone)
@@ -231,16 +240,23 @@ void Engine::State::sample_outputs() {
 
         std::string text = slot.text->push(gen.piece);
         slot.unsent.push_back(std::move(gen));
+        bool stop_now = false;
         if (!text.empty()) {
+            if (req.stop_when) {
+                slot.emitted += text;
+                stop_now = req.stop_when(slot.emitted);
+            }
             GenerationEvent event;
             event.text = std::move(text);
             event.tokens = std::move(slot.unsent);
             slot.unsent.clear();
             emit(slot, std::move(event));
         }
-        if (slot.text->stopped()) {
+        bool out_of_time = (req.deadline && now >= *req.deadline) ||
+                           (req.max_predict_ms > 0 && slot.timings.generation_ms >= req.max_predict_ms);
+        if (slot.text->stopped() || stop_now) {
             finish(slot, FinishReason::stop);
-        } else if (slot.generated >= req.max_tokens ||
+        } else if (slot.generated >= req.max_tokens || out_of_time ||
                    static_cast<int>(slot.cached.size()) + 1 >= ctx_per_sequence) {
             finish(slot, FinishReason::length);
         } else {

@@ -196,7 +196,7 @@ Result<std::shared_ptr<Generation>> Engine::submit(GenerationRequest request) {
         if (t < 0 || t >= s.info.n_vocab)
             return make_error(ErrorCode::invalid_argument, "token id " + std::to_string(t) + " is out of range",
                               "prompt");
-    if (request.max_tokens < 1) request.max_tokens = 1;
+    if (request.max_tokens < 0) request.max_tokens = 0;  // 0: evaluate the prompt only (cache warm-up)
 
     auto job = std::make_unique<Job>();
     job->request = std::move(request);

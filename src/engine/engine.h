@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -89,11 +90,18 @@ struct GenerationEvent {
 struct GenerationRequest {
     std::vector<Token> prompt;
     SamplingParams sampling;
-    int max_tokens = 16;
+    int max_tokens = 16;            // 0: only evaluate the prompt (fills the KV cache)
     std::vector<std::string> stop;
     bool ignore_eos = false;
     int logprobs = 0;               // top alternatives to report per token (0: none)
     std::string cache_scope;        // prefix-cache isolation key (a tenant); "" is shared
+    // Called on the decode thread with all text emitted so far after each piece; true ends
+    // generation (finish_reason "stop"). Lets callers stop as soon as a code block is done.
+    std::function<bool(const std::string&)> stop_when;
+    // Generation ends ("length") at this time point, with what was generated so far.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    // Generation ends ("length") this long after the first generated token (0: no limit).
+    int max_predict_ms = 0;
     std::function<void(const GenerationEvent&)> on_event;
 };
 

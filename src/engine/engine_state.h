@@ -43,6 +43,7 @@ struct Slot {
     int generated = 0;
     int batch_output = -1;      // index of this slot's logits in the current batch
     std::vector<GeneratedToken> unsent;  // tokens whose text is still held back
+    std::string emitted;                 // text emitted so far (only kept when stop_when is set)
     Usage usage;
     Timings timings;
     Clock::time_point prompt_start, first_token_at;

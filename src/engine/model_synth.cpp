@@ -28,16 +28,38 @@ struct GgmlDeleter {
 using GgufPtr = std::unique_ptr<gguf_context, GgufDeleter>;
 using GgmlPtr = std::unique_ptr<ggml_context, GgmlDeleter>;
 
-// Qwen2.5-Coder's FIM and repo-level tokens, appended as control tokens for "qwen2-coder".
+// Vocabulary variants: a vocabulary of the pinned tree plus a family's FIM / repo-level tokens
+// (appended as control tokens, with their tokenizer.ggml.*_token_id keys), for families whose
+// own vocabulary files are not in the tree.
 struct ExtraToken {
     const char* text;
     const char* id_key;
 };
-constexpr ExtraToken kQwenCoderTokens[] = {
-    {"<|fim_prefix|>", "tokenizer.ggml.fim_pre_token_id"}, {"<|fim_middle|>", "tokenizer.ggml.fim_mid_token_id"},
-    {"<|fim_suffix|>", "tokenizer.ggml.fim_suf_token_id"}, {"<|fim_pad|>", "tokenizer.ggml.fim_pad_token_id"},
-    {"<|repo_name|>", "tokenizer.ggml.fim_rep_token_id"},  {"<|file_sep|>", "tokenizer.ggml.fim_sep_token_id"},
+struct VocabVariant {
+    const char* name;
+    const char* base;
+    std::vector<ExtraToken> tokens;
 };
+const std::vector<VocabVariant>& vocab_variants() {
+    static const std::vector<VocabVariant> variants = {
+        {"qwen2-coder", "qwen2",
+         {{"<|fim_prefix|>", "tokenizer.ggml.fim_pre_token_id"}, {"<|fim_middle|>", "tokenizer.ggml.fim_mid_token_id"},
+          {"<|fim_suffix|>", "tokenizer.ggml.fim_suf_token_id"}, {"<|fim_pad|>", "tokenizer.ggml.fim_pad_token_id"},
+          {"<|repo_name|>", "tokenizer.ggml.fim_rep_token_id"}, {"<|file_sep|>", "tokenizer.ggml.fim_sep_token_id"}}},
+        {"codellama", "llama-spm",
+         {{"\xe2\x96\x81<PRE>", "tokenizer.ggml.fim_pre_token_id"}, {"\xe2\x96\x81<SUF>", "tokenizer.ggml.fim_suf_token_id"},
+          {"\xe2\x96\x81<MID>", "tokenizer.ggml.fim_mid_token_id"}, {"\xe2\x96\x81<EOT>", "tokenizer.ggml.eot_token_id"}}},
+        {"codegemma", "gemma-4",
+         {{"<|fim_prefix|>", "tokenizer.ggml.fim_pre_token_id"}, {"<|fim_middle|>", "tokenizer.ggml.fim_mid_token_id"},
+          {"<|fim_suffix|>", "tokenizer.ggml.fim_suf_token_id"}, {"<|file_separator|>", "tokenizer.ggml.fim_sep_token_id"}}},
+    };
+    return variants;
+}
+const VocabVariant* find_variant(const std::string& name) {
+    for (const auto& v : vocab_variants())
+        if (name == v.name) return &v;
+    return nullptr;
+}
 
 // xorshift64*: fast, seedable noise; the distribution hardly matters for random weights.
 struct Noise {
@@ -52,7 +74,9 @@ struct Noise {
     }
 };
 
-Status copy_tokenizer(gguf_context* dst, const gguf_context* vocab, bool add_coder_tokens, int& n_vocab) {
+Status copy_tokenizer(gguf_context* dst, const gguf_context* vocab, const VocabVariant* variant, int& n_vocab) {
+    const std::vector<ExtraToken> none;
+    const auto& extra = variant ? variant->tokens : none;
     int64_t tokens_key = gguf_find_key(vocab, "tokenizer.ggml.tokens");
     if (tokens_key < 0) return make_error(ErrorCode::invalid_argument, "the vocabulary file has no tokens");
     for (int64_t i = 0; i < gguf_get_n_kv(vocab); ++i) {
@@ -72,8 +96,8 @@ Status copy_tokenizer(gguf_context* dst, const gguf_context* vocab, bool add_cod
                     std::vector<std::string> items;
                     items.reserve(n);
                     for (size_t k = 0; k < n; ++k) items.emplace_back(gguf_get_arr_str(vocab, i, k));
-                    if (add_coder_tokens && key == "tokenizer.ggml.tokens")
-                        for (const auto& t : kQwenCoderTokens) items.emplace_back(t.text);
+                    if (key == "tokenizer.ggml.tokens")
+                        for (const auto& t : extra) items.emplace_back(t.text);
                     std::vector<const char*> ptrs;
                     for (const auto& s : items) ptrs.push_back(s.c_str());
                     gguf_set_arr_str(dst, key.c_str(), ptrs.data(), ptrs.size());
@@ -81,10 +105,10 @@ Status copy_tokenizer(gguf_context* dst, const gguf_context* vocab, bool add_cod
                 } else if (at == GGUF_TYPE_INT32 || at == GGUF_TYPE_FLOAT32) {
                     std::vector<int32_t> raw(n);  // both are 4 bytes wide
                     std::memcpy(raw.data(), gguf_get_arr_data(vocab, i), n * 4);
-                    if (add_coder_tokens && key == "tokenizer.ggml.token_type")
-                        for (size_t k = 0; k < std::size(kQwenCoderTokens); ++k) raw.push_back(3);  // control
-                    if (add_coder_tokens && key == "tokenizer.ggml.scores")
-                        for (size_t k = 0; k < std::size(kQwenCoderTokens); ++k) raw.push_back(0);
+                    if (key == "tokenizer.ggml.token_type")
+                        for (size_t k = 0; k < extra.size(); ++k) raw.push_back(3);  // control
+                    if (key == "tokenizer.ggml.scores")
+                        for (size_t k = 0; k < extra.size(); ++k) raw.push_back(0);
                     gguf_set_arr_data(dst, key.c_str(), at, raw.data(), raw.size());
                 } else {
                     return make_error(ErrorCode::unsupported, "unsupported array type in vocabulary key " + key);
@@ -94,11 +118,9 @@ Status copy_tokenizer(gguf_context* dst, const gguf_context* vocab, bool add_cod
             default: return make_error(ErrorCode::unsupported, "unsupported type in vocabulary key " + key);
         }
     }
-    if (add_coder_tokens) {
-        int first = n_vocab - static_cast<int>(std::size(kQwenCoderTokens));
-        for (size_t k = 0; k < std::size(kQwenCoderTokens); ++k)
-            gguf_set_val_u32(dst, kQwenCoderTokens[k].id_key, static_cast<uint32_t>(first + static_cast<int>(k)));
-    }
+    int first = n_vocab - static_cast<int>(extra.size());
+    for (size_t k = 0; k < extra.size(); ++k)
+        gguf_set_val_u32(dst, extra[k].id_key, static_cast<uint32_t>(first + static_cast<int>(k)));
     return Ok{};
 }
 
@@ -114,7 +136,7 @@ std::vector<std::string> available_vocabs(const std::string& dir) {
         if (name.rfind("ggml-vocab-", 0) == 0 && entry.path().extension() == ".gguf")
             names.push_back(name.substr(11, name.size() - 11 - 5));
     }
-    names.emplace_back("qwen2-coder");
+    for (const auto& v : vocab_variants()) names.emplace_back(v.name);
     std::sort(names.begin(), names.end());
     return names;
 }
@@ -136,11 +158,11 @@ Status synth_model(const SynthOptions& o) {
     if (wtype == GGML_TYPE_Q8_0 && (o.embd % 32 || o.ff % 32 || kv_dim % 32))
         return bad("q8_0 needs embd, ff and kv-heads*head_dim to be multiples of 32");
 
-    bool coder = o.vocab == "qwen2-coder";
+    const VocabVariant* variant = o.vocab_file.empty() ? find_variant(o.vocab) : nullptr;
     std::string vocab_path = o.vocab_file;
     if (vocab_path.empty()) {
         std::string dir = o.vocab_dir.empty() ? default_vocab_dir() : o.vocab_dir;
-        vocab_path = dir + "/ggml-vocab-" + (coder ? std::string("qwen2") : o.vocab) + ".gguf";
+        vocab_path = dir + "/ggml-vocab-" + (variant ? std::string(variant->base) : o.vocab) + ".gguf";
     }
     if (!fs::exists(vocab_path)) return bad("vocabulary file not found: " + vocab_path);
     gguf_init_params vparams{true, nullptr};
@@ -152,7 +174,7 @@ Status synth_model(const SynthOptions& o) {
     gguf_set_val_str(out.get(), "general.name", ("codepilot-synth-" + o.vocab).c_str());
     gguf_set_val_u32(out.get(), "general.file_type", wtype == GGML_TYPE_F32 ? 0 : wtype == GGML_TYPE_F16 ? 1 : 7);
     int n_vocab = 0;
-    if (auto st = copy_tokenizer(out.get(), vocab.get(), coder, n_vocab); !st) return st;
+    if (auto st = copy_tokenizer(out.get(), vocab.get(), variant, n_vocab); !st) return st;
     gguf_set_val_u32(out.get(), "llama.context_length", static_cast<uint32_t>(o.ctx_train));
     gguf_set_val_u32(out.get(), "llama.embedding_length", static_cast<uint32_t>(o.embd));
     gguf_set_val_u32(out.get(), "llama.block_count", static_cast<uint32_t>(o.layers));

@@ -13,7 +13,9 @@ namespace codepilot::engine {
 
 struct SynthOptions {
     std::string output;
-    std::string vocab = "starcoder";  // a name under vocab_dir, or "qwen2-coder" (qwen2 + FIM/repo tokens)
+    // A name under vocab_dir, or a variant with a family's FIM tokens added: qwen2-coder
+    // (Qwen2.5-Coder), codellama (llama-spm + ▁<PRE>/▁<SUF>/▁<MID>), codegemma (gemma-4 + FIM tokens).
+    std::string vocab = "starcoder";
     std::string vocab_file;           // explicit vocabulary GGUF; overrides `vocab`
     std::string vocab_dir;            // default: the pinned tree's models/ folder
     int layers = 2;
@@ -29,7 +31,7 @@ struct SynthOptions {
 
 // The folder with the pinned tree's vocabulary files, as configured at build time.
 std::string default_vocab_dir();
-// Vocabulary names available in `dir` (plus the synthetic "qwen2-coder").
+// Vocabulary names available in `dir` (plus the variants).
 std::vector<std::string> available_vocabs(const std::string& dir);
 
 Status synth_model(const SynthOptions& options);

@@ -30,7 +30,7 @@ std::string_view error_type(http::status status);
 struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8080;
-    int64_t max_body_bytes = 8 * 1024 * 1024;
+    int64_t max_body_bytes = 32 * 1024 * 1024;  // IDE clients send whole files
     int max_header_bytes = 16 * 1024;
     std::chrono::seconds read_timeout{30};
     std::chrono::seconds keep_alive_timeout{60};

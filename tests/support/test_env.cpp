@@ -39,6 +39,18 @@ engine::SynthOptions tiny_shape(const std::string& vocab) {
 std::string tiny_model() { return synth_cached("tiny-starcoder", tiny_shape("starcoder")); }
 std::string qwen_coder_model() { return synth_cached("tiny-qwen2-coder", tiny_shape("qwen2-coder")); }
 
+std::string vocab_model(const std::string& vocab) {
+    engine::SynthOptions o;
+    o.vocab = vocab;
+    o.layers = 1;
+    o.embd = 32;
+    o.heads = 1;
+    o.kv_heads = 1;
+    o.ff = 32;
+    o.type = "q8_0";
+    return synth_cached("vocab-" + vocab, o);
+}
+
 config::Config test_config(const std::string& model) {
     config::Config c;
     c.data_dir = std::filesystem::temp_directory_path() / ("codepilot-test-" + std::to_string(::getpid()));

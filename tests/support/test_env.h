@@ -15,6 +15,9 @@ std::string tiny_model();
 // The same shape with the Qwen2.5-Coder-style vocabulary (<|fim_prefix|>, <|repo_name|>, ...).
 std::string qwen_coder_model();
 
+// The smallest model with the given vocabulary (for tokenizer and prompt-layout tests).
+std::string vocab_model(const std::string& vocab);
+
 config::Config test_config(const std::string& model = tiny_model());
 
 // A running server; shut down (gracefully) on destruction.

@@ -1,0 +1,92 @@
+// Code completion as IDE clients ask for it (Tabby, llama.vscode /infill, Copilot-proxy,
+// the seed call): one service that builds the FIM prompt with context, supersedes older
+// requests for the same document, stops at the end of the line or block, and remembers
+// completion ids for acceptance events.
+#pragma once
+
+#include <list>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "api/generation.h"
+#include "completion/completion.h"
+#include "completion/postprocess.h"
+#include "metrics/metrics.h"
+
+namespace codepilot::api {
+
+struct CompletionSettings {
+    std::string fim_template = "auto";  // auto | psm | spm | a family name | "...{prefix}...{suffix}..."
+    int max_prompt_tokens = 1536;
+    int max_tokens = 64;                // default for requests that do not say
+    int deadline_ms = 10000;            // server-side limit; on expiry the text so far is returned
+    std::string repo_name = "repo";
+};
+
+struct CodeCompletionRequest {
+    std::string endpoint;               // for metrics
+    std::string language_id;            // may be empty
+    std::string filepath;
+    completion::CodeContext context;
+    std::string raw_prompt;             // non-empty: sent as is (special tokens parsed)
+    int max_tokens = 0;                 // 0: the service default
+    std::optional<float> temperature;
+    std::optional<uint32_t> seed;
+    std::optional<int> top_k;
+    std::optional<float> top_p;
+    int max_predict_ms = 0;
+    int min_indent = -1;                // /infill n_indent: stop at a line indented less
+    bool postprocess = true;            // language-aware line/block end and suffix trimming
+    bool warm_up = false;               // evaluate the prompt only
+    std::string client_key;             // who is typing; with filepath, the supersession key
+};
+
+struct CodeCompletionResult {
+    std::string id;
+    std::string text;
+    std::string language;
+    completion::BuiltPrompt prompt;
+    std::string prompt_text;            // the prompt rendered with its special tokens
+    Outcome outcome;
+    bool superseded = false;
+    bool client_gone = false;
+    double latency_ms = 0;
+};
+
+class CompletionService {
+public:
+    CompletionService(engine::Engine& engine, CompletionSettings settings, metrics::Registry& metrics,
+                      std::string model_id);
+    // The FIM layout in use, or an error for a bad `fim_template` setting.
+    static Result<completion::FimSpec> resolve_template(const engine::Engine& engine, const CompletionSettings& s,
+                                                        std::optional<completion::CustomTemplate>& custom);
+
+    bool can_fim() const { return can_fim_; }
+    const completion::FimSpec& spec() const { return spec_; }
+
+    server::asio::awaitable<Result<CodeCompletionResult>> complete(server::Exchange& exchange,
+                                                                   CodeCompletionRequest request);
+
+    // Acceptance telemetry from /v1/events; errors for unknown ids and types.
+    Status record_event(const std::string& type, const std::string& completion_id, int choice_index, bool line_select);
+
+private:
+    void remember(const std::string& id, const std::string& language);
+    std::optional<std::string> language_of(const std::string& id);
+
+    engine::Engine& engine_;
+    CompletionSettings settings_;
+    metrics::Registry& metrics_;
+    std::string model_id_;
+    completion::FimSpec spec_;
+    std::optional<completion::CustomTemplate> custom_;
+    bool can_fim_ = false;
+
+    std::mutex mu_;
+    std::unordered_map<std::string, std::vector<std::shared_ptr<engine::Generation>>> in_flight_;  // by document
+    std::list<std::pair<std::string, std::string>> recent_;  // completion id → language, newest first
+    std::unordered_map<std::string, std::list<std::pair<std::string, std::string>>::iterator> recent_index_;
+};
+
+}  // namespace codepilot::api

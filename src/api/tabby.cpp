@@ -1,0 +1,178 @@
+// Tabby-compatible API (../shared/COMPAT.md §2): completions with `segments`, acceptance
+// events, health and the v1beta settings the extensions read at start.
+#include <thread>
+
+#include "api/code_completion.h"
+#include "api/code_routes.h"
+#include "api/errors.h"
+#include "api/openai_params.h"
+
+namespace codepilot::api {
+namespace {
+
+using server::asio::awaitable;
+using server::Exchange;
+using server::http::status;
+using server::http::verb;
+
+bool valid_language_id(const std::string& id) {
+    if (id.empty() || id.size() > 64) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '+' || c == '#' || c == '.';
+    });
+}
+
+// Snippets in priority order: declarations, then changed files, then recently opened files.
+Status read_snippets(const json& segments, std::vector<completion::FileSnippet>& out) {
+    for (const char* field : {"declarations", "relevant_snippets_from_changed_files",
+                              "relevant_snippets_from_recently_opened_files"}) {
+        auto it = segments.find(field);
+        if (it == segments.end() || it->is_null()) continue;
+        std::string where = std::string("segments.") + field;
+        if (!it->is_array()) return field_error(where, "must be an array");
+        std::vector<std::pair<double, completion::FileSnippet>> items;
+        for (const auto& item : *it) {
+            if (!item.is_object() || !item.contains("filepath") || !item["filepath"].is_string() ||
+                !item.contains("body") || !item["body"].is_string())
+                return field_error(where, "items must be objects with string 'filepath' and 'body'");
+            double score = item.contains("score") && item["score"].is_number() ? item["score"].get<double>() : 0.0;
+            items.push_back({score, {item["filepath"].get<std::string>(), item["body"].get<std::string>()}});
+        }
+        std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+        for (auto& [score, s] : items) out.push_back(std::move(s));
+    }
+    return Ok{};
+}
+
+json snippets_json(const std::vector<completion::FileSnippet>& snippets) {
+    json out = json::array();
+    for (const auto& s : snippets) out.push_back({{"filepath", s.path}, {"body", s.text}});
+    return out;
+}
+
+json health_json(const ApiContext& ctx) {
+    unsigned cores = std::thread::hardware_concurrency();
+    return {{"model", ctx.model_id},
+            {"chat_model", ctx.model_id},
+            {"device", "cpu"},
+            {"arch", "x86_64"},
+            {"cpu_info", "codepilot llama.cpp CPU backend"},
+            {"cpu_count", cores},
+            {"accelerators", json::array()},
+            {"cuda_devices", json::array()},
+            {"version", {{"build_date", __DATE__}, {"git_sha", ctx.git_sha}, {"git_describe", "v" + ctx.version}}}};
+}
+
+json models_json(const ApiContext& ctx) {
+    return {{"completion", json::array({ctx.model_id})}, {"chat", json::array({ctx.model_id})}};
+}
+
+json tabby_response(const CodeCompletionResult& r, bool return_snippets, bool return_prompt) {
+    json choice = {{"index", 0}, {"text", r.text}};
+    json body = {{"id", r.id}, {"choices", json::array({choice})}};
+    if (return_snippets || return_prompt) {
+        json debug = json::object();
+        if (return_snippets) debug["snippets"] = snippets_json(r.prompt.snippets_used);
+        if (return_prompt) debug["prompt"] = r.prompt_text;
+        body["debug_data"] = debug;
+    }
+    return body;
+}
+
+awaitable<void> events(Exchange& ex, ApiContext& ctx) {
+    auto body = parse_object(ex.request().body());
+    if (!body) co_return co_await respond_error(ex, body.error());
+    auto type = opt_string(*body, "type");
+    if (!type) co_return co_await respond_error(ex, type.error());
+    if (!type->has_value()) co_return co_await respond_error(ex, field_error("type", "is required"));
+    auto id = opt_string(*body, "completion_id");
+    if (!id) co_return co_await respond_error(ex, id.error());
+    auto index = opt_int(*body, "choice_index", 0, 1000);
+    if (!index) co_return co_await respond_error(ex, index.error());
+    bool line = ex.query_param("select_kind") == "line";
+    auto st = ctx.completions->record_event(**type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
+    if (!st) co_return co_await respond_error(ex, st.error());
+    co_await ex.respond(status::ok, "{}");
+}
+
+}  // namespace
+
+awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body) {
+    auto segments_it = body.find("segments");
+    if (!segments_it->is_object()) co_return co_await respond_error(ex, field_error("segments", "must be an object"));
+    const json& segments = *segments_it;
+    CodeCompletionRequest req;
+    req.endpoint = "tabby";
+    auto prefix = opt_string(segments, "prefix");
+    if (!prefix) co_return co_await respond_error(ex, field_error("segments.prefix", "must be a string"));
+    if (!prefix->has_value()) co_return co_await respond_error(ex, field_error("segments.prefix", "is required"));
+    auto suffix = opt_string(segments, "suffix");
+    if (!suffix) co_return co_await respond_error(ex, field_error("segments.suffix", "must be a string"));
+    auto filepath = opt_string(segments, "filepath");
+    if (!filepath) co_return co_await respond_error(ex, field_error("segments.filepath", "must be a string"));
+    auto language = opt_string(body, "language");
+    if (!language) co_return co_await respond_error(ex, language.error());
+    if (language->has_value() && !valid_language_id(**language))
+        co_return co_await respond_error(ex, field_error("language", "is not a language id (letters, digits, -_+#. up to 64)"));
+    auto temperature = opt_number(body, "temperature", 0.0, 2.0);
+    if (!temperature) co_return co_await respond_error(ex, temperature.error());
+    auto seed = opt_int(body, "seed", INT64_MIN, INT64_MAX);
+    if (!seed) co_return co_await respond_error(ex, seed.error());
+    auto user = opt_string(body, "user");
+    if (!user) co_return co_await respond_error(ex, user.error());
+
+    bool return_snippets = false, return_prompt = false, disable_rag = false;
+    std::string raw_prompt;
+    if (auto d = body.find("debug_options"); d != body.end() && !d->is_null()) {
+        if (!d->is_object()) co_return co_await respond_error(ex, field_error("debug_options", "must be an object"));
+        auto rs = opt_bool(*d, "return_snippets");
+        auto rp = opt_bool(*d, "return_prompt");
+        auto dr = opt_bool(*d, "disable_retrieval_augmented_code_completion");
+        auto raw = opt_string(*d, "raw_prompt");
+        if (!rs || !rp || !dr || !raw) co_return co_await respond_error(ex, field_error("debug_options", "has a field of the wrong type"));
+        return_snippets = rs->value_or(false);
+        return_prompt = rp->value_or(false);
+        disable_rag = dr->value_or(false);
+        raw_prompt = raw->value_or("");
+    }
+    req.language_id = language->value_or("");
+    req.filepath = filepath->value_or("");
+    req.context.prefix = **prefix;
+    req.context.suffix = suffix->value_or("");
+    if (!disable_rag) {
+        if (auto st = read_snippets(segments, req.context.snippets); !st) co_return co_await respond_error(ex, st.error());
+    }
+    req.raw_prompt = raw_prompt;
+    if (*temperature) req.temperature = static_cast<float>(**temperature);
+    if (*seed) req.seed = static_cast<uint32_t>(**seed);
+    req.client_key = user->value_or("") + "|" + std::string(ex.request()[server::http::field::authorization]) + "|" +
+                     (user->has_value() ? "" : ex.remote_address());
+
+    auto result = co_await ctx.completions->complete(ex, std::move(req));
+    if (!result) co_return co_await respond_error(ex, result.error());
+    if (result->client_gone) co_return;
+    co_await ex.respond(status::ok, dump(tabby_response(*result, return_snippets, return_prompt)));
+}
+
+void register_code_completion_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
+    auto route = [&](verb method, const char* path, awaitable<void> (*fn)(Exchange&, ApiContext&)) {
+        router.add(method, path, [context, fn](Exchange& ex) -> awaitable<void> { co_await fn(ex, *context); });
+    };
+    route(verb::post, "/v1/events", events);
+    for (verb v : {verb::get, verb::post})
+        route(v, "/v1/health", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
+            co_await ex.respond(status::ok, dump(health_json(ctx)));
+        });
+    route(verb::get, "/v1beta/server_setting", [](Exchange& ex, ApiContext&) -> awaitable<void> {
+        co_await ex.respond(status::ok, R"({"disable_client_side_telemetry":false})");
+    });
+    route(verb::get, "/v1beta/models", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
+        co_await ex.respond(status::ok, dump(models_json(ctx)));
+    });
+    route(verb::get, "/metrics", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
+        co_await ex.respond(status::ok, ctx.metrics->exposition(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    register_infill_routes(router, context);
+}
+
+}  // namespace codepilot::api
