@@ -36,6 +36,9 @@ test: build
 bench: llama
 	@scripts/bench.sh
 
+bench-typing: llama
+	@scripts/bench_typing.sh
+
 clean:
 	rm -rf $(BUILD)
 

@@ -118,6 +118,14 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     for (auto& s : ctx.snippets) s.text = to_lf(s.text);
     if (ctx.filepath.empty()) ctx.filepath = req.filepath;
 
+    std::string full_prefix = ctx.prefix + ctx.middle_prompt;  // what precedes the cursor
+    if (settings_.current_line_after_middle && !custom_ && req.raw_prompt.empty()) {
+        size_t line_start = ctx.prefix.rfind('\n');
+        line_start = line_start == std::string::npos ? 0 : line_start + 1;
+        ctx.middle_prompt = ctx.prefix.substr(line_start) + ctx.middle_prompt;
+        ctx.prefix.erase(line_start);
+    }
+
     auto tokenize = [this](const std::string& text) { return engine_.tokenize(text, false, false); };
     auto tokenize_special = [this](const std::string& text) { return engine_.tokenize(text, false, true); };
     std::vector<engine::Token> tokens;
@@ -136,8 +144,7 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     for (auto t : tokens) prompt_text += engine_.token_text(t);
     result.prompt_text = sanitize_utf8(prompt_text);
 
-    Cursor cursor = analyze_cursor(result.prompt.prefix_used.empty() ? ctx.prefix : result.prompt.prefix_used + ctx.middle_prompt,
-                                   ctx.suffix);
+    Cursor cursor = analyze_cursor(full_prefix, ctx.suffix);
     engine::GenerationRequest g;
     g.prompt = std::move(tokens);
     g.max_tokens = req.warm_up ? 0 : (req.max_tokens > 0 ? req.max_tokens : settings_.max_tokens);
@@ -146,6 +153,7 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     if (req.top_k) g.sampling.top_k = *req.top_k;
     if (req.top_p) g.sampling.top_p = *req.top_p;
     g.max_predict_ms = req.max_predict_ms;
+    g.ignore_eos = req.ignore_eos;
     g.deadline = started + std::chrono::milliseconds(settings_.deadline_ms);
     if (req.postprocess) {
         g.stop_when = [cursor, &language](const std::string& text) {

@@ -22,6 +22,9 @@ struct CompletionSettings {
     int max_tokens = 64;                // default for requests that do not say
     int deadline_ms = 10000;            // server-side limit; on expiry the text so far is returned
     std::string repo_name = "repo";
+    // The cursor's line goes after the middle token, so typing on a line re-evaluates only
+    // that line (everything before it stays cached). An in-distribution FIM split.
+    bool current_line_after_middle = true;
 };
 
 struct CodeCompletionRequest {
@@ -36,6 +39,7 @@ struct CodeCompletionRequest {
     std::optional<int> top_k;
     std::optional<float> top_p;
     int max_predict_ms = 0;
+    bool ignore_eos = false;            // llama.cpp extension, for benchmarks
     int min_indent = -1;                // /infill n_indent: stop at a line indented less
     bool postprocess = true;            // language-aware line/block end and suffix trimming
     bool warm_up = false;               // evaluate the prompt only

@@ -96,6 +96,9 @@ awaitable<void> infill(Exchange& ex, ApiContext& ctx) {
     if (*seed && **seed >= 0) req.seed = static_cast<uint32_t>(**seed);
     if (auto it = body->find("samplers"); it != body->end() && !it->is_null() && !it->is_array())
         co_return co_await respond_error(ex, field_error("samplers", "must be an array"));
+    auto ignore_eos = opt_bool(*body, "ignore_eos");
+    if (!ignore_eos) co_return co_await respond_error(ex, ignore_eos.error());
+    req.ignore_eos = ignore_eos->value_or(false);
     auto stream = opt_bool(*body, "stream");
     if (!stream) co_return co_await respond_error(ex, stream.error());
     auto cache_prompt = opt_bool(*body, "cache_prompt");

@@ -99,6 +99,7 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     cs.max_tokens = std::min(config.completion.max_tokens, config.model.max_tokens_cap);
     cs.deadline_ms = config.completion.deadline_ms;
     cs.repo_name = config.completion.repo_name;
+    cs.current_line_after_middle = config.completion.current_line_after_middle;
     std::optional<completion::CustomTemplate> custom;
     auto spec = api::CompletionService::resolve_template(*parts->engine, cs, custom);
     if (!spec) return spec.error();

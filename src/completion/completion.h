@@ -68,6 +68,9 @@ struct PromptBudget {
     int max_tokens = 1536;      // the whole prompt
     double prefix_share = 0.6;  // first pass: prefix lines up to this share
     double suffix_share = 0.2;  // then suffix lines up to this share; snippets get the rest
+    // When the prefix is cut, its first line is a multiple of this (counted from the file's
+    // start): the prompt's start then stays put while the developer types, and so does the cache.
+    int prefix_start_alignment = 32;
 };
 
 struct BuiltPrompt {

@@ -113,6 +113,26 @@ public:
     }
     void reopen() { exhausted_ = false; }
 
+    // Prefix only: moves the start forward to a line whose number is a multiple of `lines`,
+    // unless all of the text was taken. Returns the tokens given back.
+    int align_start(int lines) {
+        if (!from_end_ || partial_ || edge_ == 0 || lines <= 1) return 0;
+        // Never give back more than a quarter of the lines kept.
+        auto kept_lines = static_cast<int>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(edge_), text_.end(), '\n'));
+        while (lines > 1 && lines > kept_lines / 4) lines /= 2;
+        if (lines <= 1) return 0;
+        size_t line_no = static_cast<size_t>(std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(edge_), '\n'));
+        size_t skip = (lines - line_no % lines) % lines;
+        size_t start = edge_;
+        for (size_t i = 0; i < skip; ++i) {
+            size_t nl = text_.find('\n', edge_);
+            if (nl == std::string::npos || nl + 1 >= text_.size()) break;
+            edge_ = nl + 1;
+        }
+        exhausted_ = true;  // never grow back past the aligned start
+        return edge_ == start ? 0 : static_cast<int>(tokenize_(text_.substr(start, edge_ - start)).size());
+    }
+
 private:
     // The line at the cursor is longer than the budget: keep the part next to the cursor.
     void partial_line(size_t begin, size_t end, int left, int& used) {
@@ -230,6 +250,7 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
     // What is left goes back to the code around the cursor.
     prefix.reopen();
     used += prefix.take(available - used);
+    used -= prefix.align_start(budget.prefix_start_alignment);
     suffix.reopen();
     used += suffix.take(available - used);
 

@@ -70,6 +70,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"completion.max_tokens", integer(c.completion.max_tokens, 1, 1 << 16)},
         {"completion.deadline_ms", integer(c.completion.deadline_ms, 100, 3600000)},
         {"completion.repo_name", string(c.completion.repo_name)},
+        {"completion.current_line_after_middle", boolean(c.completion.current_line_after_middle)},
     };
 }
 

@@ -1,0 +1,131 @@
+// typing: N simulated developers, each editing their own ~150-line file. Between requests a
+// developer types 1-6 characters at the cursor and waits 250 ms; each request is the file up
+// to the cursor plus ~600 characters of suffix, for a 32-token completion. Reports latency
+// percentiles and completions/s (one JSON line).
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "support/http_client.h"
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+// A plausible Python module, different for every developer.
+std::string make_file(int user) {
+    std::mt19937 rng(static_cast<unsigned>(user) * 104729u + 3u);
+    const char* names[] = {"order", "customer", "invoice", "payment", "account", "report", "ledger", "batch"};
+    std::string file = "import os\nimport json\nfrom dataclasses import dataclass\n\n";
+    int lines = 4;
+    for (int f = 0; lines < 150; ++f) {
+        std::string n = std::string(names[rng() % 8]) + "_" + std::to_string(user) + "_" + std::to_string(f);
+        file += "def process_" + n + "(items, limit=" + std::to_string(rng() % 100) + "):\n";
+        file += "    \"\"\"Process " + n + " records and return the totals.\"\"\"\n";
+        file += "    total = 0\n    for item in items[:limit]:\n";
+        file += "        if item.get(\"" + n + "\") is None:\n            continue\n";
+        file += "        total += item[\"" + n + "\"] * " + std::to_string(rng() % 10 + 1) + "\n";
+        file += "    return total\n\n";
+        lines += 9;
+    }
+    return file;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App cli{"typing: a code-completion workload of developers typing"};
+    int port = 8080, users = 1, requests = 20, max_tokens = 32, suffix_chars = 600, think_ms = 250;
+    std::string shape = "infill", label = "server";
+    cli.add_option("--port", port)->required();
+    cli.add_option("--users", users);
+    cli.add_option("--requests", requests, "requests per developer");
+    cli.add_option("--max-tokens", max_tokens);
+    cli.add_option("--shape", shape, "infill | tabby")->check(CLI::IsMember({"infill", "tabby"}));
+    cli.add_option("--label", label);
+    cli.add_option("--think-ms", think_ms);
+    CLI11_PARSE(cli, argc, argv);
+
+    std::mutex mu;
+    std::vector<double> latencies;
+    std::vector<double> cached_ratio;
+    int failures = 0;
+    auto start = Clock::now();
+    std::vector<std::thread> workers;
+    for (int u = 0; u < users; ++u) {
+        workers.emplace_back([&, u] {
+            std::mt19937 rng(static_cast<unsigned>(u) + 77u);
+            std::string file = make_file(u);
+            // Start typing at the beginning of a line two thirds down the file.
+            size_t cursor = file.find('\n', file.size() * 2 / 3) + 1;
+            const std::string alphabet = "abcdefghijklmnopqrstuvwxyz_ (.";
+            for (int r = 0; r < requests; ++r) {
+                int typed = 1 + static_cast<int>(rng() % 6);
+                for (int k = 0; k < typed; ++k) file.insert(cursor++, 1, alphabet[rng() % alphabet.size()]);
+                std::this_thread::sleep_for(std::chrono::milliseconds(think_ms));
+                std::string prefix = file.substr(0, cursor);
+                std::string suffix = file.substr(cursor, static_cast<size_t>(suffix_chars));
+                json body;
+                std::string path;
+                if (shape == "infill") {
+                    path = "/infill";
+                    body = {{"input_prefix", prefix}, {"input_suffix", suffix}, {"n_predict", max_tokens},
+                            {"ignore_eos", true}, {"cache_prompt", true}, {"temperature", 0}, {"samplers", json::array({"top_k"})}, {"top_k", 1}};
+                } else {
+                    path = "/v1/completions";
+                    body = {{"language", "python"}, {"user", "dev-" + std::to_string(u)},
+                            {"segments", {{"prefix", prefix}, {"suffix", suffix}, {"filepath", "src/module_" + std::to_string(u) + ".py"}}}};
+                }
+                auto t0 = Clock::now();
+                codepilot::testenv::HttpResponse res;
+                bool ok = true;
+                try {
+                    res = codepilot::testenv::post_json(port, path, body);
+                } catch (const std::exception&) {
+                    ok = false;
+                }
+                double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+                std::lock_guard lock(mu);
+                if (!ok || res.status != 200) {
+                    ++failures;
+                    continue;
+                }
+                latencies.push_back(ms);
+                if (shape == "infill") {
+                    auto j = json::parse(res.body, nullptr, false);
+                    if (j.is_object() && j.contains("tokens_evaluated") && j["tokens_evaluated"].get<double>() > 0) {
+                        double cached = j.value("tokens_cached", 0.0);
+                        if (j.contains("timings") && j["timings"].contains("cache_n")) cached = j["timings"]["cache_n"].get<double>();
+                        cached_ratio.push_back(cached / j["tokens_evaluated"].get<double>());
+                    }
+                }
+            }
+        });
+    }
+    for (auto& t : workers) t.join();
+    double wall = std::chrono::duration<double>(Clock::now() - start).count();
+    json out = {{"label", label},
+                {"shape", shape},
+                {"users", users},
+                {"completions", latencies.size()},
+                {"failures", failures},
+                {"wall_s", wall},
+                {"completions_per_s", static_cast<double>(latencies.size()) / wall},
+                {"latency_ms", {{"p50", percentile(latencies, 50)}, {"p95", percentile(latencies, 95)}}},
+                {"prompt_cached_ratio_p50", percentile(cached_ratio, 50)}};
+    std::cout << out.dump() << std::endl;
+    return failures == 0 ? 0 : 1;
+}
