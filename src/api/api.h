@@ -25,6 +25,11 @@ struct ApiContext {
     std::atomic<bool> ready{false}; // model loaded and serving
 };
 
+// Registers `handler` for `method` `path`, bound to `context`.
+using ContextHandler = server::asio::awaitable<void> (*)(server::Exchange&, ApiContext&);
+void add_route(server::Router& router, server::http::verb method, const char* path,
+               std::shared_ptr<ApiContext> context, ContextHandler handler);
+
 void register_openai_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_health_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_code_completion_routes(server::Router& router, std::shared_ptr<ApiContext> context);

@@ -8,6 +8,13 @@ namespace {
 std::string ready_body(const std::string& model) { return nlohmann::json{{"status", "ready"}, {"model", model}}.dump(); }
 }  // namespace
 
+void add_route(server::Router& router, server::http::verb method, const char* path,
+               std::shared_ptr<ApiContext> context, ContextHandler handler) {
+    router.add(method, path, [context, handler](server::Exchange& ex) -> server::asio::awaitable<void> {
+        co_await handler(ex, *context);
+    });
+}
+
 void register_health_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
     router.add(server::http::verb::get, "/health", [](server::Exchange& ex) -> server::asio::awaitable<void> {
         co_await ex.respond(server::http::status::ok, R"({"status":"ok"})");

@@ -60,12 +60,12 @@ awaitable<void> infill(Exchange& ex, ApiContext& ctx) {
     CodeCompletionRequest req;
     req.endpoint = "infill";
     req.postprocess = false;  // llama-server semantics: the client (llama.vscode) trims itself
-    for (const char* field : {"input_prefix", "input_suffix"}) {
-        auto v = opt_string(*body, field);
-        if (!v) co_return co_await respond_error(ex, v.error());
-        if (!v->has_value()) co_return co_await respond_error(ex, field_error(field, "is required"));
-        (std::string(field) == "input_prefix" ? req.context.prefix : req.context.suffix) = **v;
-    }
+    auto prefix = required_string(*body, "input_prefix");
+    if (!prefix) co_return co_await respond_error(ex, prefix.error());
+    auto suffix = required_string(*body, "input_suffix");
+    if (!suffix) co_return co_await respond_error(ex, suffix.error());
+    req.context.prefix = *prefix;
+    req.context.suffix = *suffix;
     if (auto st = read_extra(*body, req.context.snippets); !st) co_return co_await respond_error(ex, st.error());
     auto prompt = opt_string(*body, "prompt");
     if (!prompt) co_return co_await respond_error(ex, prompt.error());
@@ -128,9 +128,8 @@ json complete_body(const CodeCompletionResult& r, const std::string& model) {
 awaitable<void> seed_complete(Exchange& ex, ApiContext& ctx) {
     auto body = parse_object(ex.request().body());
     if (!body) co_return co_await respond_error(ex, body.error());
-    auto code = opt_string(*body, "code");
+    auto code = required_string(*body, "code");
     if (!code) co_return co_await respond_error(ex, code.error());
-    if (!code->has_value()) co_return co_await respond_error(ex, field_error("code", "is required"));
     auto path = opt_string(*body, "filePath");
     if (!path) co_return co_await respond_error(ex, path.error());
     auto suffix = opt_string(*body, "suffix");
@@ -140,7 +139,7 @@ awaitable<void> seed_complete(Exchange& ex, ApiContext& ctx) {
     CodeCompletionRequest req;
     req.endpoint = "complete";
     req.filepath = path->value_or("");
-    req.context.prefix = **code;
+    req.context.prefix = *code;
     req.context.suffix = suffix->value_or("");
     req.max_tokens = static_cast<int>(max_tokens->value_or(0));
     req.client_key = ex.remote_address();
@@ -153,9 +152,7 @@ awaitable<void> seed_complete(Exchange& ex, ApiContext& ctx) {
 }  // namespace
 
 void register_infill_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    auto route = [&](verb method, const char* path, awaitable<void> (*fn)(Exchange&, ApiContext&)) {
-        router.add(method, path, [context, fn](Exchange& ex) -> awaitable<void> { co_await fn(ex, *context); });
-    };
+    auto route = [&](verb method, const char* path, ContextHandler fn) { add_route(router, method, path, context, fn); };
     route(verb::post, "/infill", infill);
     route(verb::post, "/complete", seed_complete);
     route(verb::post, "/v1/code/complete", seed_complete);

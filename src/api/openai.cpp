@@ -324,9 +324,7 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
 }  // namespace
 
 void register_openai_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    auto route = [&](verb method, const char* path, awaitable<void> (*fn)(Exchange&, ApiContext&)) {
-        router.add(method, path, [context, fn](Exchange& ex) -> awaitable<void> { co_await fn(ex, *context); });
-    };
+    auto route = [&](verb method, const char* path, ContextHandler fn) { add_route(router, method, path, context, fn); };
     route(verb::get, "/v1/models", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
         co_await ex.respond(status::ok, dump(models_list(ctx)));
     });

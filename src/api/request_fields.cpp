@@ -31,6 +31,13 @@ Result<std::optional<std::string>> opt_string(const json& body, const char* fiel
     return std::optional<std::string>{it->get<std::string>()};
 }
 
+Result<std::string> required_string(const json& body, const char* field) {
+    auto v = opt_string(body, field);
+    if (!v) return v.error();
+    if (!v->has_value()) return field_error(field, "is required");
+    return **v;
+}
+
 Result<std::optional<int64_t>> opt_int(const json& body, const char* field, int64_t min, int64_t max) {
     auto it = body.find(field);
     if (it == body.end() || it->is_null()) return std::optional<int64_t>{};

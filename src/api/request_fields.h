@@ -21,6 +21,8 @@ Result<std::optional<std::string>> opt_string(const json& body, const char* fiel
 Result<std::optional<int64_t>> opt_int(const json& body, const char* field, int64_t min, int64_t max);
 Result<std::optional<double>> opt_number(const json& body, const char* field, double min, double max);
 Result<std::optional<bool>> opt_bool(const json& body, const char* field);
+// A string field that must be present ("'x' is required" otherwise).
+Result<std::string> required_string(const json& body, const char* field);
 // A string or an array of strings (e.g. `stop`).
 Result<std::vector<std::string>> string_or_strings(const json& body, const char* field, size_t max_items);
 

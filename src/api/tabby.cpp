@@ -82,15 +82,14 @@ json tabby_response(const CodeCompletionResult& r, bool return_snippets, bool re
 awaitable<void> events(Exchange& ex, ApiContext& ctx) {
     auto body = parse_object(ex.request().body());
     if (!body) co_return co_await respond_error(ex, body.error());
-    auto type = opt_string(*body, "type");
+    auto type = required_string(*body, "type");
     if (!type) co_return co_await respond_error(ex, type.error());
-    if (!type->has_value()) co_return co_await respond_error(ex, field_error("type", "is required"));
     auto id = opt_string(*body, "completion_id");
     if (!id) co_return co_await respond_error(ex, id.error());
     auto index = opt_int(*body, "choice_index", 0, 1000);
     if (!index) co_return co_await respond_error(ex, index.error());
     bool line = ex.query_param("select_kind") == "line";
-    auto st = ctx.completions->record_event(**type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
+    auto st = ctx.completions->record_event(*type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
     if (!st) co_return co_await respond_error(ex, st.error());
     co_await ex.respond(status::ok, "{}");
 }
@@ -155,9 +154,7 @@ awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body
 }
 
 void register_code_completion_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    auto route = [&](verb method, const char* path, awaitable<void> (*fn)(Exchange&, ApiContext&)) {
-        router.add(method, path, [context, fn](Exchange& ex) -> awaitable<void> { co_await fn(ex, *context); });
-    };
+    auto route = [&](verb method, const char* path, ContextHandler fn) { add_route(router, method, path, context, fn); };
     route(verb::post, "/v1/events", events);
     for (verb v : {verb::get, verb::post})
         route(v, "/v1/health", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {

@@ -76,6 +76,7 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     eo.gpu_layers = config.model.gpu_layers;
     eo.deterministic = config.model.deterministic;
     eo.kv_unified = config.model.kv_unified;
+    eo.speculative_draft = config.model.speculative_draft;
     auto engine = engine::Engine::load(eo);
     if (!engine) return engine.error();
     parts->engine = std::move(engine.value());
@@ -117,6 +118,13 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
         auto s = engine_ptr->stats();
         return s.kv_cells_total > 0 ? static_cast<double>(s.kv_cells_used) / s.kv_cells_total : 0.0;
     });
+    parts->metrics.gauge("codepilot_speculative_acceptance_ratio", "Drafted tokens the model agreed with / drafted tokens",
+                         [engine_ptr] {
+                             auto s = engine_ptr->stats();
+                             return s.draft_tokens_proposed > 0
+                                        ? static_cast<double>(s.draft_tokens_accepted) / s.draft_tokens_proposed
+                                        : 0.0;
+                         });
     parts->metrics.gauge("codepilot_prompt_tokens_cached_ratio", "Prompt tokens reused from the KV cache / all prompt tokens",
                          [engine_ptr] {
                              auto s = engine_ptr->stats();

@@ -65,6 +65,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"model.gpu_layers", integer(c.model.gpu_layers, -1, 100000)},
         {"model.deterministic", boolean(c.model.deterministic)},
         {"model.kv_unified", boolean(c.model.kv_unified)},
+        {"model.speculative_draft", integer(c.model.speculative_draft, 0, 64)},
         {"completion.fim_template", string(c.completion.fim_template)},
         {"completion.max_prompt_tokens", integer(c.completion.max_prompt_tokens, 64, 1 << 20)},
         {"completion.max_tokens", integer(c.completion.max_tokens, 1, 1 << 16)},

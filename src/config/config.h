@@ -34,6 +34,7 @@ struct ModelConfig {
     int gpu_layers = -1;    // with a GPU build: layers to offload (-1 all)
     bool deterministic = true;  // same tokens alone or batched (CPU reference attention kernel)
     bool kv_unified = false;    // one KV pool for all sequences (less memory, batch-dependent rounding)
+    int speculative_draft = 8;  // greedy requests: tokens drafted by n-gram lookup per step (0: off)
 };
 
 struct CompletionConfig {

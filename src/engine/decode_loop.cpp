@@ -5,6 +5,7 @@
 #include <cmath>
 #include <spdlog/spdlog.h>
 
+#include "engine/draft.h"
 #include "engine/engine_state.h"
 #include "engine/sampler.h"
 #include "engine/slot_choice.h"
@@ -113,6 +114,8 @@ void Engine::State::place(std::unique_ptr<Job> job) {
     slot.generated = 0;
     slot.unsent.clear();
     slot.emitted.clear();
+    slot.draft.clear();
+    slot.draft_budget = DraftBudget(options.speculative_draft);
     slot.usage = Usage{static_cast<int>(prompt.size()), static_cast<int>(reuse), 0};
     slot.timings = Timings{};
     slot.timings.queue_ms = ms_between(job->submitted, now);
@@ -143,10 +146,14 @@ void Engine::State::step() {
     for (auto& slot : slots) {
         slot.batch_output = -1;
         if (!slot.busy() || slot.in_prompt() || slot.next_token < 0) continue;
-        batch_add(batch, slot.next_token, static_cast<int>(slot.cached.size()), slot.id, true);
+        int pos = static_cast<int>(slot.cached.size());
+        batch_add(batch, slot.next_token, pos, slot.id, true);
         slot.batch_output = batch.n_tokens - 1;
+        size_t room = budget > 1 ? static_cast<size_t>(budget - 1) : 0;
+        if (slot.draft.size() > room) slot.draft.resize(room);
+        for (size_t i = 0; i < slot.draft.size(); ++i) batch_add(batch, slot.draft[i], pos + 1 + static_cast<int>(i), slot.id, true);
         in_batch.push_back(&slot);
-        --budget;
+        budget -= 1 + static_cast<int>(slot.draft.size());
     }
 
     // Prompts in admission order, each chunk as large as the remaining budget allows.
@@ -197,72 +204,113 @@ void Engine::State::step() {
 }
 
 void Engine::State::sample_outputs() {
+    llama_memory_t mem = llama_get_memory(ctx);
+    static const std::vector<Token> kNone;
     for (auto& slot : slots) {
         if (!slot.busy() || slot.batch_output < 0) continue;
-        const auto& req = slot.job->request;
-        if (req.max_tokens == 0) {  // warm-up: the prompt is in the cache now
+        if (slot.job->request.max_tokens == 0) {  // warm-up: the prompt is in the cache now
             finish(slot, FinishReason::length);
             continue;
         }
-        static const std::vector<Token> kNone;
-        Token token = is_plain_greedy(req.sampling)
-                          ? argmax_token(ctx, slot.batch_output, info.n_vocab, req.ignore_eos ? eog_tokens : kNone)
-                          : llama_sampler_sample(slot.sampler, ctx, slot.batch_output);
-        auto now = Clock::now();
-        if (slot.generated == 0) {
-            slot.first_token_at = now;
-            slot.timings.first_token_ms = ms_between(slot.job->submitted, now);
-        }
-        slot.generated++;
-        slot.usage.completion_tokens = slot.generated;
-        slot.timings.generation_ms = ms_between(slot.first_token_at, now);
-        {
-            std::lock_guard lock(stats_mu);
-            stats.generated_tokens++;
-        }
-
-        if (llama_vocab_is_eog(vocab, token) && !req.ignore_eos) {
-            finish(slot, FinishReason::stop);
-            continue;
-        }
-        GeneratedToken gen;
-        gen.token = token;
-        char buf[256];
-        int len = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, false);
-        if (len < 0) {
-            gen.piece.resize(static_cast<size_t>(-len));
-            len = llama_token_to_piece(vocab, token, gen.piece.data(), -len, 0, false);
-            gen.piece.resize(static_cast<size_t>(std::max(len, 0)));
-        } else {
-            gen.piece.assign(buf, static_cast<size_t>(len));
-        }
-        if (req.logprobs > 0) fill_logprobs(ctx, vocab, slot.batch_output, req.logprobs, gen);
-
-        std::string text = slot.text->push(gen.piece);
-        slot.unsent.push_back(std::move(gen));
-        bool stop_now = false;
-        if (!text.empty()) {
-            if (req.stop_when) {
-                slot.emitted += text;
-                stop_now = req.stop_when(slot.emitted);
+        const bool greedy = is_plain_greedy(slot.job->request.sampling);
+        const bool ignore_eos = slot.job->request.ignore_eos;
+        const size_t proposed = slot.draft.size();
+        size_t accepted = 0;
+        int out = slot.batch_output;
+        // The drafts were decoded right after this slot's token: each one the model agrees
+        // with is already in the cache, and its logits give the next token for free.
+        for (;;) {
+            Token token = greedy ? argmax_token(ctx, out, info.n_vocab, ignore_eos ? eog_tokens : kNone)
+                                 : llama_sampler_sample(slot.sampler, ctx, out);
+            if (!accept_token(slot, token, out)) break;  // finished (the request is gone)
+            if (accepted < proposed && token == slot.draft[accepted]) {
+                slot.cached.push_back(token);
+                ++accepted;
+                out = slot.batch_output + static_cast<int>(accepted);
+                continue;
             }
-            GenerationEvent event;
-            event.text = std::move(text);
-            event.tokens = std::move(slot.unsent);
-            slot.unsent.clear();
-            emit(slot, std::move(event));
-        }
-        bool out_of_time = (req.deadline && now >= *req.deadline) ||
-                           (req.max_predict_ms > 0 && slot.timings.generation_ms >= req.max_predict_ms);
-        if (slot.text->stopped() || stop_now) {
-            finish(slot, FinishReason::stop);
-        } else if (slot.generated >= req.max_tokens || out_of_time ||
-                   static_cast<int>(slot.cached.size()) + 1 >= ctx_per_sequence) {
-            finish(slot, FinishReason::length);
-        } else {
             slot.next_token = token;
+            break;
+        }
+        if (proposed > 0) {
+            llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(slot.cached.size()), -1);  // rejected drafts
+            slot.draft_budget.record(static_cast<int>(proposed), static_cast<int>(accepted));
+            std::lock_guard lock(stats_mu);
+            stats.draft_tokens_proposed += static_cast<int64_t>(proposed);
+            stats.draft_tokens_accepted += static_cast<int64_t>(accepted);
+        }
+        slot.draft.clear();
+        if (slot.busy() && greedy && slot.job->request.logprobs == 0 && options.speculative_draft > 0) {
+            slot.draft_budget.tick();
+            const auto& req = slot.job->request;
+            int len = std::min({slot.draft_budget.next(), req.max_tokens - slot.generated - 1,
+                                ctx_per_sequence - static_cast<int>(slot.cached.size()) - 2});
+            if (len > 0) {
+                std::vector<Token> history = slot.cached;
+                history.push_back(slot.next_token);
+                slot.draft = ngram_draft(history, static_cast<size_t>(len));
+            }
         }
     }
+}
+
+bool Engine::State::accept_token(Slot& slot, Token token, int output_index) {
+    const auto& req = slot.job->request;
+    auto now = Clock::now();
+    if (slot.generated == 0) {
+        slot.first_token_at = now;
+        slot.timings.first_token_ms = ms_between(slot.job->submitted, now);
+    }
+    slot.generated++;
+    slot.usage.completion_tokens = slot.generated;
+    slot.timings.generation_ms = ms_between(slot.first_token_at, now);
+    {
+        std::lock_guard lock(stats_mu);
+        stats.generated_tokens++;
+    }
+    if (llama_vocab_is_eog(vocab, token) && !req.ignore_eos) {
+        finish(slot, FinishReason::stop);
+        return false;
+    }
+    GeneratedToken gen;
+    gen.token = token;
+    char buf[256];
+    int len = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, false);
+    if (len < 0) {
+        gen.piece.resize(static_cast<size_t>(-len));
+        len = llama_token_to_piece(vocab, token, gen.piece.data(), -len, 0, false);
+        gen.piece.resize(static_cast<size_t>(std::max(len, 0)));
+    } else {
+        gen.piece.assign(buf, static_cast<size_t>(len));
+    }
+    if (req.logprobs > 0) fill_logprobs(ctx, vocab, output_index, req.logprobs, gen);
+
+    std::string text = slot.text->push(gen.piece);
+    slot.unsent.push_back(std::move(gen));
+    bool stop_now = false;
+    if (!text.empty()) {
+        if (req.stop_when) {
+            slot.emitted += text;
+            stop_now = req.stop_when(slot.emitted);
+        }
+        GenerationEvent event;
+        event.text = std::move(text);
+        event.tokens = std::move(slot.unsent);
+        slot.unsent.clear();
+        emit(slot, std::move(event));
+    }
+    bool out_of_time = (req.deadline && now >= *req.deadline) ||
+                       (req.max_predict_ms > 0 && slot.timings.generation_ms >= req.max_predict_ms);
+    if (slot.text->stopped() || stop_now) {
+        finish(slot, FinishReason::stop);
+        return false;
+    }
+    if (slot.generated >= req.max_tokens || out_of_time ||
+        static_cast<int>(slot.cached.size()) + 1 >= ctx_per_sequence) {
+        finish(slot, FinishReason::length);
+        return false;
+    }
+    return true;
 }
 
 void Engine::State::emit(Slot& slot, GenerationEvent event) {

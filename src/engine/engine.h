@@ -33,6 +33,9 @@ struct EngineOptions {
     // One KV cell pool for all sequences (shared prefixes stored once) instead of a stream
     // per sequence; saves memory, but results then depend on batch composition.
     bool kv_unified = false;
+    // Greedy requests: verify up to this many tokens drafted from the sequence itself per
+    // step (n-gram lookup; no second model). 0 disables.
+    int speculative_draft = 8;
 };
 
 struct SamplingParams {
@@ -143,6 +146,8 @@ struct EngineStats {
     int64_t cached_tokens = 0;          // prompt tokens reused from the KV cache
     int64_t generated_tokens = 0;
     int64_t decode_steps = 0;
+    int64_t draft_tokens_proposed = 0;  // speculative tokens verified
+    int64_t draft_tokens_accepted = 0;  // ... that the model agreed with
     int running = 0;                    // sequences assigned to requests
     int queued = 0;
     int kv_cells_used = 0;              // cells holding cached tokens (as of the last step)

@@ -9,6 +9,7 @@
 #include <thread>
 #include <llama.h>
 
+#include "engine/draft.h"
 #include "engine/engine.h"
 #include "engine/text_stream.h"
 
@@ -44,6 +45,8 @@ struct Slot {
     int batch_output = -1;      // index of this slot's logits in the current batch
     std::vector<GeneratedToken> unsent;  // tokens whose text is still held back
     std::string emitted;                 // text emitted so far (only kept when stop_when is set)
+    std::vector<Token> draft;            // speculative tokens to verify after next_token
+    DraftBudget draft_budget;
     Usage usage;
     Timings timings;
     Clock::time_point prompt_start, first_token_at;
@@ -88,6 +91,7 @@ private:
     void place(std::unique_ptr<Job> job);
     void step();
     void sample_outputs();
+    bool accept_token(Slot& slot, Token token, int output_index);
     void finish(Slot& slot, FinishReason reason, const std::string& error = {});
     void fail_batch(const std::string& error);
     void reap_cancelled();

@@ -67,8 +67,9 @@ GenerationRequest greedy(std::vector<Token> prompt, int max_tokens) {
     return r;
 }
 
-std::unique_ptr<Engine> load(int parallel = 4, int ctx = 4096, int queue = 64) {
+std::unique_ptr<Engine> load(int parallel = 4, int ctx = 4096, int queue = 64, int draft = 8) {
     EngineOptions o;
+    o.speculative_draft = draft;
     o.model_path = testenv::tiny_model();
     o.parallel = parallel;
     o.ctx = ctx;
@@ -238,4 +239,43 @@ TEST(Engine, EmbeddingsAreNormalisedAndDeterministic) {
     EXPECT_EQ(static_cast<int>((*r1)[0].size()), engine->info().n_embd);
     EXPECT_NE((*r1)[0], (*r1)[1]);
     for (size_t i = 0; i < (*r2)[0].size(); ++i) EXPECT_NEAR((*r2)[0][i], (*r1)[0][i], 1e-5);
+}
+
+// Drafts verified in the batch must not change a single token: speculative decoding is
+// only a speed-up. Random-weight models fall into loops, which the n-gram drafter predicts.
+TEST(Engine, SpeculativeDecodingGivesExactlyTheGreedyTokens) {
+    auto plain = load(2, 4096, 8, 0);
+    auto spec = load(2, 4096, 8, 8);
+    std::vector<std::string> texts = {"for i in range(10):\n    print(i)\nfor i in range(10):\n",
+                                      "int a = 1; int b = 2; int c = 3; int", "the quick brown fox"};
+    for (const auto& t : texts) {
+        auto want = Pending(*plain, greedy(text_prompt(*plain, t), 96)).wait();
+        auto got = Pending(*spec, greedy(text_prompt(*spec, t), 96)).wait();
+        EXPECT_EQ(got.tokens, want.tokens) << t;
+        EXPECT_EQ(got.text, want.text);
+        EXPECT_EQ(got.done.usage.completion_tokens, 96);
+    }
+    auto s = spec->stats();
+    EXPECT_GT(s.draft_tokens_proposed, 0);
+    EXPECT_GT(s.draft_tokens_accepted, 0);
+    EXPECT_LT(s.decode_steps, plain->stats().decode_steps);  // fewer steps for the same tokens
+    EXPECT_EQ(plain->stats().draft_tokens_proposed, 0);
+}
+
+TEST(Engine, SpeculativeDecodingRespectsStopStringsAndLimits) {
+    auto plain = load(1, 2048, 4, 0);
+    auto spec = load(1, 2048, 4, 8);
+    auto prompt = text_prompt(*plain, "x = x + 1\nx = x + 1\nx = x + 1\n");
+    auto free_run = Pending(*plain, greedy(prompt, 40)).wait();
+    ASSERT_GE(free_run.text.size(), 6u);
+    std::string stop = free_run.text.substr(free_run.text.size() / 2, 3);
+    for (auto* e : {plain.get(), spec.get()}) {
+        auto r = greedy(prompt, 40);
+        r.stop = {stop};
+        auto out = Pending(*e, r).wait();
+        EXPECT_EQ(out.text, free_run.text.substr(0, free_run.text.find(stop)));
+        EXPECT_EQ(out.done.finish, FinishReason::stop);
+        auto limited = Pending(*e, greedy(prompt, 7)).wait();
+        EXPECT_EQ(limited.tokens.size(), 7u);
+    }
 }
