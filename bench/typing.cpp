@@ -4,6 +4,7 @@
 // percentiles and completions/s (one JSON line).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <condition_variable>
 #include <chrono>
 #include <iostream>
 #include <mutex>
@@ -57,9 +58,14 @@ int main(int argc, char** argv) {
     cli.add_option("--shape", shape, "infill | tabby")->check(CLI::IsMember({"infill", "tabby"}));
     cli.add_option("--label", label);
     cli.add_option("--think-ms", think_ms);
+    int warmup = 0;
+    cli.add_option("--warmup", warmup, "requests per developer before measuring (the first one reads the whole file)");
     CLI11_PARSE(cli, argc, argv);
 
     std::mutex mu;
+    std::condition_variable all_warm;
+    int warm_users = 0;
+    Clock::time_point measure_start;
     std::vector<double> latencies;
     std::vector<double> cached_ratio;
     int failures = 0;
@@ -72,7 +78,15 @@ int main(int argc, char** argv) {
             // Start typing at the beginning of a line two thirds down the file.
             size_t cursor = file.find('\n', file.size() * 2 / 3) + 1;
             const std::string alphabet = "abcdefghijklmnopqrstuvwxyz_ (.";
-            for (int r = 0; r < requests; ++r) {
+            for (int r = 0; r < warmup + requests; ++r) {
+                if (r == warmup && warmup > 0) {  // measure steady typing: wait until every developer is warm
+                    std::unique_lock lock(mu);
+                    if (++warm_users == users) {
+                        measure_start = Clock::now();
+                        all_warm.notify_all();
+                    }
+                    all_warm.wait(lock, [&] { return warm_users == users; });
+                }
                 int typed = 1 + static_cast<int>(rng() % 6);
                 for (int k = 0; k < typed; ++k) file.insert(cursor++, 1, alphabet[rng() % alphabet.size()]);
                 std::this_thread::sleep_for(std::chrono::milliseconds(think_ms));
@@ -99,6 +113,7 @@ int main(int argc, char** argv) {
                 }
                 double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
                 std::lock_guard lock(mu);
+                if (r < warmup) continue;
                 if (!ok || res.status != 200) {
                     ++failures;
                     continue;
@@ -116,10 +131,11 @@ int main(int argc, char** argv) {
         });
     }
     for (auto& t : workers) t.join();
-    double wall = std::chrono::duration<double>(Clock::now() - start).count();
+    double wall = std::chrono::duration<double>(Clock::now() - (warmup > 0 ? measure_start : start)).count();
     json out = {{"label", label},
                 {"shape", shape},
                 {"users", users},
+                {"warmup", warmup},
                 {"completions", latencies.size()},
                 {"failures", failures},
                 {"wall_s", wall},

@@ -11,6 +11,7 @@ THREADS=${THREADS:-$(nproc)}
 USERS=${USERS:-"1 4"}
 REQUESTS=${REQUESTS:-12}
 ROUNDS=${ROUNDS:-2}
+WARMUP=${WARMUP:-0}  # 1: measure steady typing, after each developer's first (cold, whole-file) request
 MODEL=${MODEL:-$BUILD/bench-models/coder-0.5b-shape-q8_0.gguf}
 
 cmake -S . -B "$BUILD" -DCODEPILOT_BUILD_BENCH=ON -DCODEPILOT_BUILD_LLAMA_SERVER=ON >/dev/null
@@ -43,7 +44,7 @@ for round in $(seq 1 "$ROUNDS"); do
         shape=infill
         [ "$server" = codepilot-tabby ] && shape=tabby
         for u in $USERS; do
-            "$BUILD/bench/typing" --port $port --users "$u" --requests "$REQUESTS" --shape "$shape" --label "$server" \
+            "$BUILD/bench/typing" --port $port --users "$u" --requests "$REQUESTS" --warmup "$WARMUP" --shape "$shape" --label "$server" \
                 | tee -a "$raw" >&2
         done
         kill "$pid"; wait "$pid" 2>/dev/null || true

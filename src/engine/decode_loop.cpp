@@ -13,6 +13,8 @@
 namespace codepilot::engine {
 namespace {
 
+constexpr long kMaxSequencesForDrafts = 2;
+
 double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -206,6 +208,11 @@ void Engine::State::step() {
 void Engine::State::sample_outputs() {
     llama_memory_t mem = llama_get_memory(ctx);
     static const std::vector<Token> kNone;
+    // On a CPU a wide batch is compute-bound already: drafts pay off only while few
+    // sequences generate (a GPU would afford them at any width).
+    const bool may_draft = std::count_if(slots.begin(), slots.end(), [](const Slot& s) {
+                               return s.busy() && !s.in_prompt();
+                           }) <= kMaxSequencesForDrafts;
     for (auto& slot : slots) {
         if (!slot.busy() || slot.batch_output < 0) continue;
         if (slot.job->request.max_tokens == 0) {  // warm-up: the prompt is in the cache now
@@ -240,7 +247,7 @@ void Engine::State::sample_outputs() {
             stats.draft_tokens_accepted += static_cast<int64_t>(accepted);
         }
         slot.draft.clear();
-        if (slot.busy() && greedy && slot.job->request.logprobs == 0 && options.speculative_draft > 0) {
+        if (may_draft && slot.busy() && greedy && slot.job->request.logprobs == 0 && options.speculative_draft > 0) {
             slot.draft_budget.tick();
             const auto& req = slot.job->request;
             int len = std::min({slot.draft_budget.next(), req.max_tokens - slot.generated - 1,
