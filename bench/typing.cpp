@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
     cli.add_option("--label", label);
     cli.add_option("--think-ms", think_ms);
     int warmup = 0;
+    bool verbose = false;
+    cli.add_flag("--verbose", verbose, "print every measured request");
     cli.add_option("--warmup", warmup, "requests per developer before measuring (the first one reads the whole file)");
     CLI11_PARSE(cli, argc, argv);
 
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
                     continue;
                 }
                 latencies.push_back(ms);
+                if (verbose) std::cerr << "user " << u << " request " << r << " ms " << static_cast<int>(ms) << " body " << res.body.substr(0, 160) << "\n";
                 if (shape == "infill") {
                     auto j = json::parse(res.body, nullptr, false);
                     if (j.is_object() && j.contains("tokens_evaluated") && j["tokens_evaluated"].get<double>() > 0) {

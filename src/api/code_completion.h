@@ -20,7 +20,7 @@ struct CompletionSettings {
     std::string fim_template = "auto";  // auto | psm | spm | a family name | "...{prefix}...{suffix}..."
     int max_prompt_tokens = 1536;
     int max_tokens = 64;                // default for requests that do not say
-    int deadline_ms = 10000;            // server-side limit; on expiry the text so far is returned
+    int deadline_ms = 30000;            // server-side limit; on expiry the text so far is returned
     std::string repo_name = "repo";
     // The cursor's line goes after the middle token, so typing on a line re-evaluates only
     // that line (everything before it stays cached). An in-distribution FIM split.

@@ -41,7 +41,7 @@ struct CompletionConfig {
     std::string fim_template = "auto";  // auto | psm | spm | family | "...{prefix}...{suffix}..."
     int max_prompt_tokens = 1536;       // prompt budget: nearest code, then context snippets
     int max_tokens = 64;                // default completion length
-    int deadline_ms = 10000;            // server-side limit; the text so far is returned on expiry
+    int deadline_ms = 30000;            // server-side limit; the text so far is returned on expiry
     std::string repo_name = "repo";     // after <repo_name> for models with repo-level tokens
     bool current_line_after_middle = true;  // typing on a line re-evaluates only that line
 };
