@@ -118,7 +118,14 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     for (auto& s : ctx.snippets) s.text = to_lf(s.text);
     if (ctx.filepath.empty()) ctx.filepath = req.filepath;
 
-    std::string full_prefix = ctx.prefix + ctx.middle_prompt;  // what precedes the cursor
+    // The cursor analysis reads only the last two lines before the cursor: do not copy a huge prefix.
+    std::string before_cursor;
+    {
+        std::string_view p(ctx.prefix);
+        size_t cut = p.rfind('\n');
+        if (cut != std::string_view::npos && cut > 0) cut = p.rfind('\n', cut - 1);
+        before_cursor = std::string(cut == std::string_view::npos ? p : p.substr(cut + 1)) + ctx.middle_prompt;
+    }
     if (settings_.current_line_after_middle && !custom_ && req.raw_prompt.empty()) {
         size_t line_start = ctx.prefix.rfind('\n');
         line_start = line_start == std::string::npos ? 0 : line_start + 1;
@@ -140,11 +147,13 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
         result.prompt = build_prompt(spec_, custom_ ? &*custom_ : nullptr, language, ctx, budget, tokenize, tokenize_special);
         tokens = result.prompt.tokens;
     }
-    std::string prompt_text;
-    for (auto t : tokens) prompt_text += engine_.token_text(t);
-    result.prompt_text = sanitize_utf8(prompt_text);
+    if (req.want_prompt_text) {
+        std::string prompt_text;
+        for (auto t : tokens) prompt_text += engine_.token_text(t);
+        result.prompt_text = sanitize_utf8(prompt_text);
+    }
 
-    Cursor cursor = analyze_cursor(full_prefix, ctx.suffix);
+    Cursor cursor = analyze_cursor(before_cursor, ctx.suffix);
     engine::GenerationRequest g;
     g.prompt = std::move(tokens);
     g.max_tokens = req.warm_up ? 0 : (req.max_tokens > 0 ? req.max_tokens : settings_.max_tokens);

@@ -43,6 +43,7 @@ struct CodeCompletionRequest {
     int min_indent = -1;                // /infill n_indent: stop at a line indented less
     bool postprocess = true;            // language-aware line/block end and suffix trimming
     bool warm_up = false;               // evaluate the prompt only
+    bool want_prompt_text = false;      // render the prompt as text (debug output only)
     std::string client_key;             // who is typing; with filepath, the supersession key
 };
 
@@ -51,7 +52,7 @@ struct CodeCompletionResult {
     std::string text;
     std::string language;
     completion::BuiltPrompt prompt;
-    std::string prompt_text;            // the prompt rendered with its special tokens
+    std::string prompt_text;            // the prompt rendered with its special tokens (if asked)
     Outcome outcome;
     bool superseded = false;
     bool client_gone = false;

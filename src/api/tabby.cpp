@@ -144,7 +144,11 @@ awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body
     req.raw_prompt = raw_prompt;
     if (*temperature) req.temperature = static_cast<float>(**temperature);
     if (*seed) req.seed = static_cast<uint32_t>(**seed);
-    req.client_key = user->value_or("") + "|" + std::string(ex.request()[server::http::field::authorization]) + "|" +
+    req.want_prompt_text = return_prompt;
+    // Who is typing: the user field, else the credential (hashed: no secret kept as a key), else the address.
+    std::string credential(ex.request()[server::http::field::authorization]);
+    req.client_key = user->value_or("") + "|" +
+                     (credential.empty() ? "" : std::to_string(std::hash<std::string>{}(credential))) + "|" +
                      (user->has_value() ? "" : ex.remote_address());
 
     auto result = co_await ctx.completions->complete(ex, std::move(req));

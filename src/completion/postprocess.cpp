@@ -77,9 +77,9 @@ Cursor analyze_cursor(const std::string& prefix, const std::string& suffix) {
         c.mode = CompletionMode::block;
         c.block_limit = c.indent;
         // At an empty line right after an opener, the body may start deeper than the cursor.
-        std::string prev = nl == std::string::npos ? "" : prefix.substr(0, nl);
+        std::string_view prev = nl == std::string::npos ? std::string_view() : std::string_view(prefix).substr(0, nl);
         size_t pnl = prev.rfind('\n');
-        std::string prev_line = pnl == std::string::npos ? prev : prev.substr(pnl + 1);
+        std::string prev_line(pnl == std::string_view::npos ? prev : prev.substr(pnl + 1));
         if (ends_with_opener(prev_line)) c.block_limit = std::min(c.indent, indentation(prev_line) + 1);
     } else if (!text_after && ends_with_opener(line_before)) {
         c.mode = CompletionMode::block;
