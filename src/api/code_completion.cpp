@@ -68,6 +68,21 @@ CompletionService::CompletionService(engine::Engine& engine, CompletionSettings 
     can_fim_ = custom_.has_value() || engine_.info().has_fim;
 }
 
+Result<std::vector<engine::Token>> CompletionService::fim_prompt(const std::string& prefix,
+                                                                 const std::string& suffix) const {
+    if (!can_fim_)
+        return make_error(ErrorCode::unsupported, "model '" + model_id_ +
+                          "' has no fill-in-the-middle tokens, so 'suffix' cannot be used", "suffix");
+    CodeContext ctx;
+    ctx.prefix = prefix;
+    ctx.suffix = suffix;
+    PromptBudget budget;
+    budget.max_tokens = engine_.info().ctx_per_sequence;  // the client's text as is, unless it cannot fit
+    auto tokenize = [this](const std::string& text) { return engine_.tokenize(text, false, false); };
+    auto tokenize_special = [this](const std::string& text) { return engine_.tokenize(text, false, true); };
+    return build_prompt(spec_, custom_ ? &*custom_ : nullptr, plain_text(), ctx, budget, tokenize, tokenize_special).tokens;
+}
+
 void CompletionService::remember(const std::string& id, const std::string& language) {
     std::lock_guard lock(mu_);
     recent_.emplace_front(id, language);

@@ -68,6 +68,9 @@ public:
                                                         std::optional<completion::CustomTemplate>& custom);
 
     bool can_fim() const { return can_fim_; }
+    // The FIM prompt for a bare prefix and suffix (OpenAI `suffix`): the model family's layout
+    // or the configured template, no context blocks.
+    Result<std::vector<engine::Token>> fim_prompt(const std::string& prefix, const std::string& suffix) const;
     const completion::FimSpec& spec() const { return spec_; }
 
     server::asio::awaitable<Result<CodeCompletionResult>> complete(server::Exchange& exchange,

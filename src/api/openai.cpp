@@ -2,10 +2,10 @@
 // chat completions, embeddings; JSON and server-sent-event responses.
 #include <ctime>
 
+#include "api/code_completion.h"
 #include "api/code_routes.h"
 #include "api/errors.h"
 #include "api/openai_params.h"
-#include "completion/completion.h"
 #include "server/async_queue.h"
 
 namespace codepilot::api {
@@ -180,11 +180,10 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
         // FIM: the server lays out prefix/suffix/middle tokens itself.
         auto prompt = opt_string(*body, "prompt");
         if (!prompt) co_return co_await respond_error(ex, field_error("prompt", "must be a string when 'suffix' is given"));
-        if (!ctx.engine->info().has_fim)
-            co_return co_await respond_error(ex, make_error(ErrorCode::unsupported, "model '" + ctx.model_id + "' has no fill-in-the-middle tokens, so 'suffix' cannot be used", "suffix"));
         std::string prefix = prompt->value_or("");
-        prompts.push_back(completion::fim_prompt(ctx.engine->fim_tokens(), ctx.engine->tokenize(prefix, false, false),
-                                                 ctx.engine->tokenize(**suffix, false, false)));
+        auto tokens = ctx.completions->fim_prompt(prefix, **suffix);
+        if (!tokens) co_return co_await respond_error(ex, tokens.error());
+        prompts.push_back(std::move(tokens.value()));
         prompt_texts.push_back(prefix);
     } else {
         auto parsed = parse_prompts(*body, *ctx.engine);

@@ -43,10 +43,6 @@ struct CustomTemplate {
 // Parses a template; false when it lacks exactly one {prefix} and one {suffix}.
 bool parse_custom_template(const std::string& text, CustomTemplate& out);
 
-// PSM layout without context: [BOS] <fim_prefix> prefix <fim_suffix> suffix <fim_middle>.
-std::vector<Token> fim_prompt(const engine::FimTokens& fim, const std::vector<Token>& prefix,
-                              const std::vector<Token>& suffix);
-
 // --- Prompt with context and budget -----------------------------------------------------------
 
 struct FileSnippet {
@@ -58,7 +54,7 @@ struct CodeContext {
     std::string prefix;         // text before the cursor
     std::string suffix;         // text after the cursor
     std::string middle_prompt;  // text placed after the middle token (llama.cpp /infill `prompt`)
-    std::string filepath;       // of the file being edited
+    std::string filepath;       // of the file being edited (repo blocks need it or snippets)
     std::vector<FileSnippet> snippets;  // in priority order, most important first
 };
 

@@ -47,19 +47,6 @@ bool parse_custom_template(const std::string& text, CustomTemplate& out) {
     return true;
 }
 
-std::vector<Token> fim_prompt(const engine::FimTokens& fim, const std::vector<Token>& prefix,
-                              const std::vector<Token>& suffix) {
-    std::vector<Token> out;
-    out.reserve(prefix.size() + suffix.size() + 4);
-    if (fim.add_bos && fim.bos >= 0) out.push_back(fim.bos);
-    out.push_back(fim.prefix);
-    out.insert(out.end(), prefix.begin(), prefix.end());
-    out.push_back(fim.suffix);
-    out.insert(out.end(), suffix.begin(), suffix.end());
-    out.push_back(fim.middle);
-    return out;
-}
-
 namespace {
 
 void append(std::vector<Token>& out, const std::vector<Token>& more) { out.insert(out.end(), more.begin(), more.end()); }
@@ -207,7 +194,9 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
                          const Tokenizer& tokenize_special) {
     BuiltPrompt out;
     const auto& fim = spec.tokens;
-    out.repo_level = custom == nullptr && fim.repo_name >= 0 && fim.file_sep >= 0;
+    // Repo-level blocks need something to say: context snippets or the current file's path.
+    out.repo_level = custom == nullptr && fim.repo_name >= 0 && fim.file_sep >= 0 &&
+                     (!ctx.snippets.empty() || !ctx.filepath.empty());
 
     // Fixed parts first: they are always sent.
     std::vector<Token> middle_tokens = ctx.middle_prompt.empty() ? std::vector<Token>{} : tokenize(ctx.middle_prompt);
@@ -217,6 +206,7 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
         append(repo_head, tokenize(spec.repo_name + "\n"));
         file_head.push_back(fim.file_sep);
         append(file_head, tokenize((ctx.filepath.empty() ? std::string("untitled") : ctx.filepath) + "\n"));
+        // (untitled: snippets were sent for a file without a path)
     }
     int fixed = 5 + static_cast<int>(middle_tokens.size() + repo_head.size() + file_head.size());
     int available = std::max(16, budget.max_tokens - fixed);
