@@ -5,31 +5,21 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-BUILD=${BUILD:-build}
-THREADS=${THREADS:-$(nproc)}
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
 PARALLEL=${PARALLEL:-16}
 CTX=${CTX:-8192}
 CONCURRENCY=${CONCURRENCY:-"1 4 16"}
 MAX_TOKENS=${MAX_TOKENS:-64}
 PROMPT_WORDS=${PROMPT_WORDS:-80}
 REQUESTS_PER_CLIENT=${REQUESTS_PER_CLIENT:-2}
-MODEL=${MODEL:-$BUILD/bench-models/coder-0.5b-shape-q8_0.gguf}
 SERVERS=${SERVERS:-"codepilot llama-server"}
 ROUNDS=${ROUNDS:-3}  # servers alternate round by round; the tables show medians (this machine is noisy)
 
-cmake -S . -B "$BUILD" -DCODEPILOT_BUILD_BENCH=ON -DCODEPILOT_BUILD_LLAMA_SERVER=ON >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target codepilot loadgen llama-server >/dev/null
+bench_build loadgen
 codepilot="$BUILD/src/codepilot"
 llama_server="$BUILD/bin/llama-server"
 loadgen="$BUILD/bench/loadgen"
-
-if [ ! -f "$MODEL" ]; then
-    echo "bench: synthesizing $MODEL (the shape of a 0.5B code model)" >&2
-    "$codepilot" model synth "$MODEL" --vocab qwen2-coder --layers 24 --embd 896 --heads 14 --kv-heads 2 \
-        --ff 4864 --type q8_0 --ctx-train 32768 >/dev/null
-fi
-
-mkdir -p bench/results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 raw="bench/results/serving-$stamp.jsonl"
 port=18500
@@ -52,12 +42,7 @@ start_server() {  # name
             ;;
     esac
     pid=$!
-    for _ in $(seq 1 600); do
-        curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    echo "bench: $1 did not become healthy" >&2
-    return 1
+    wait_healthy $port "$1"
 }
 
 for round in $(seq 1 "$ROUNDS"); do

@@ -6,21 +6,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-BUILD=${BUILD:-build}
-THREADS=${THREADS:-$(nproc)}
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
 USERS=${USERS:-"1 4"}
 REQUESTS=${REQUESTS:-12}
 ROUNDS=${ROUNDS:-2}
 WARMUP=${WARMUP:-0}  # 1: measure steady typing, after each developer's first (cold, whole-file) request
-MODEL=${MODEL:-$BUILD/bench-models/coder-0.5b-shape-q8_0.gguf}
 
-cmake -S . -B "$BUILD" -DCODEPILOT_BUILD_BENCH=ON -DCODEPILOT_BUILD_LLAMA_SERVER=ON >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target codepilot typing llama-server >/dev/null
-if [ ! -f "$MODEL" ]; then
-    "$BUILD/src/codepilot" model synth "$MODEL" --vocab qwen2-coder --layers 24 --embd 896 --heads 14 --kv-heads 2 \
-        --ff 4864 --type q8_0 --ctx-train 32768 >/dev/null
-fi
-mkdir -p bench/results
+bench_build typing
 raw="bench/results/typing-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 port=18700
 printf '[completion]\nmax_tokens = 32\n' > "$BUILD/bench-typing.toml"
@@ -35,7 +28,7 @@ start() {  # name
                 --cache-reuse 256 --no-webui --log-disable >/dev/null 2>&1 & ;;
     esac
     pid=$!
-    until curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; do sleep 0.2; done
+    wait_healthy $port "$1"
 }
 
 for round in $(seq 1 "$ROUNDS"); do

@@ -17,15 +17,7 @@ struct Loaded {
 };
 
 Loaded load(const std::string& path) {
-    engine::EngineOptions o;
-    o.model_path = path;
-    o.parallel = 1;
-    o.ctx = 256;
-    o.threads = 1;
-    o.embeddings = false;
-    auto e = engine::Engine::load(o);
-    if (!e) throw std::runtime_error(e.error().message);
-    Loaded l{std::move(e.value()), {}};
+    Loaded l{testenv::load_engine(path), {}};
     l.spec.tokens = l.engine->fim_tokens();
     l.spec.family = detect_family(l.engine->token_text(l.spec.tokens.prefix), l.engine->token_text(l.spec.tokens.file_sep));
     l.spec.layout = default_layout(l.spec.family);

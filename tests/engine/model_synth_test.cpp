@@ -19,22 +19,10 @@ std::string read_file(const std::string& path) {
     return s.str();
 }
 
-std::unique_ptr<engine::Engine> load(const std::string& path) {
-    engine::EngineOptions o;
-    o.model_path = path;
-    o.parallel = 1;
-    o.ctx = 512;
-    o.threads = 1;
-    o.embeddings = false;
-    auto e = engine::Engine::load(o);
-    if (!e) throw std::runtime_error(e.error().message);
-    return std::move(e.value());
-}
-
 }  // namespace
 
 TEST(ModelSynth, TokenizesExactlyLikeTheReferenceVocabulary) {
-    auto engine = load(testenv::tiny_model());
+    auto engine = testenv::load_engine(testenv::tiny_model());
     std::string dir = engine::default_vocab_dir();
     std::string inp = read_file(dir + "/ggml-vocab-starcoder.gguf.inp");
     std::string out = read_file(dir + "/ggml-vocab-starcoder.gguf.out");
@@ -62,7 +50,7 @@ TEST(ModelSynth, TokenizesExactlyLikeTheReferenceVocabulary) {
 }
 
 TEST(ModelSynth, StarcoderHasFimAndRepoTokens) {
-    auto engine = load(testenv::tiny_model());
+    auto engine = testenv::load_engine(testenv::tiny_model());
     const auto& fim = engine->fim_tokens();
     EXPECT_EQ(engine->token_text(fim.prefix), "<fim_prefix>");
     EXPECT_EQ(engine->token_text(fim.suffix), "<fim_suffix>");
@@ -74,7 +62,7 @@ TEST(ModelSynth, StarcoderHasFimAndRepoTokens) {
 }
 
 TEST(ModelSynth, QwenCoderVocabularyGetsQwen25CoderTokens) {
-    auto engine = load(testenv::qwen_coder_model());
+    auto engine = testenv::load_engine(testenv::qwen_coder_model());
     const auto& fim = engine->fim_tokens();
     EXPECT_EQ(engine->token_text(fim.prefix), "<|fim_prefix|>");
     EXPECT_EQ(engine->token_text(fim.suffix), "<|fim_suffix|>");

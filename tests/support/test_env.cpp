@@ -22,33 +22,35 @@ std::string synth_cached(const std::string& name, engine::SynthOptions options) 
     return path;
 }
 
-engine::SynthOptions tiny_shape(const std::string& vocab) {
+engine::SynthOptions shape(const std::string& vocab, int layers, int embd, int heads, int kv_heads, int ff) {
     engine::SynthOptions o;
     o.vocab = vocab;
-    o.layers = 2;
-    o.embd = 64;
-    o.heads = 4;
-    o.kv_heads = 2;
-    o.ff = 128;
+    o.layers = layers;
+    o.embd = embd;
+    o.heads = heads;
+    o.kv_heads = kv_heads;
+    o.ff = ff;
     o.type = "q8_0";
     return o;
 }
 
 }  // namespace
 
-std::string tiny_model() { return synth_cached("tiny-starcoder", tiny_shape("starcoder")); }
-std::string qwen_coder_model() { return synth_cached("tiny-qwen2-coder", tiny_shape("qwen2-coder")); }
+std::string tiny_model() { return synth_cached("tiny-starcoder", shape("starcoder", 2, 64, 4, 2, 128)); }
+std::string qwen_coder_model() { return synth_cached("tiny-qwen2-coder", shape("qwen2-coder", 2, 64, 4, 2, 128)); }
 
-std::string vocab_model(const std::string& vocab) {
-    engine::SynthOptions o;
-    o.vocab = vocab;
-    o.layers = 1;
-    o.embd = 32;
-    o.heads = 1;
-    o.kv_heads = 1;
-    o.ff = 32;
-    o.type = "q8_0";
-    return synth_cached("vocab-" + vocab, o);
+std::string vocab_model(const std::string& vocab) { return synth_cached("vocab-" + vocab, shape(vocab, 1, 32, 1, 1, 32)); }
+
+std::unique_ptr<engine::Engine> load_engine(const std::string& model_path, int ctx) {
+    engine::EngineOptions o;
+    o.model_path = model_path;
+    o.parallel = 1;
+    o.ctx = ctx;
+    o.threads = 1;
+    o.embeddings = false;
+    auto e = engine::Engine::load(o);
+    if (!e) throw std::runtime_error(e.error().message);
+    return std::move(e.value());
 }
 
 config::Config test_config(const std::string& model) {

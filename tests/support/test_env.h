@@ -7,6 +7,7 @@
 
 #include "app/application.h"
 #include "config/config.h"
+#include "engine/engine.h"
 
 namespace codepilot::testenv {
 
@@ -17,6 +18,9 @@ std::string qwen_coder_model();
 
 // The smallest model with the given vocabulary (for tokenizer and prompt-layout tests).
 std::string vocab_model(const std::string& vocab);
+
+// One sequence, a small context, no embeddings: for tokenizer and layout tests.
+std::unique_ptr<engine::Engine> load_engine(const std::string& model_path, int ctx = 256);
 
 config::Config test_config(const std::string& model = tiny_model());
 
