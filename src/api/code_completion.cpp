@@ -127,10 +127,13 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     result.language = language.id;
     bool crlf = uses_crlf(req.context.prefix) || uses_crlf(req.context.suffix);
     auto& ctx = req.context;
-    ctx.prefix = to_lf(ctx.prefix);
-    ctx.suffix = to_lf(ctx.suffix);
-    ctx.middle_prompt = to_lf(ctx.middle_prompt);
-    for (auto& s : ctx.snippets) s.text = to_lf(s.text);
+    auto lf = [](std::string& text) {
+        if (uses_crlf(text)) text = to_lf(text);  // most requests have none: no copy
+    };
+    lf(ctx.prefix);
+    lf(ctx.suffix);
+    lf(ctx.middle_prompt);
+    for (auto& s : ctx.snippets) lf(s.text);
     if (ctx.filepath.empty()) ctx.filepath = req.filepath;
 
     // The cursor analysis reads only the last two lines before the cursor: do not copy a huge prefix.
