@@ -29,8 +29,11 @@ build: configure
 run: build
 	$(BUILD)/src/codepilot serve $(ARGS)
 
+# The suite runs against a throw-away PostgreSQL and OpenLDAP slapd (scripts/test_services.sh).
 test: build
-	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+	@scripts/test_services.sh start $(BUILD)
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600; rc=$$?; \
+		cd $(CURDIR) && scripts/test_services.sh stop $(BUILD); exit $$rc
 
 # Benchmarks: codepilot vs llama-server from the same pinned tree (see docs/benchmarks.md).
 bench: llama

@@ -28,13 +28,13 @@ start_server() {  # name
     case "$1" in
         codepilot)
             "$codepilot" serve --model "$MODEL" --model-name bench --port $port --threads "$THREADS" \
-                --parallel "$PARALLEL" --ctx "$CTX" --log-level warn --data-dir "$BUILD/bench-data" &
+                --parallel "$PARALLEL" --ctx "$CTX" --log-level warn --data-dir "$BUILD/bench-data" --auth off &
             ;;
         codepilot-variant)  # CODEPILOT_TOML: extra [model] settings to compare, e.g. "deterministic = false"
             printf '[model]\n%b\n' "${CODEPILOT_TOML:-}" > "$BUILD/bench-variant.toml"
             "$codepilot" serve --config "$BUILD/bench-variant.toml" --model "$MODEL" --model-name bench \
                 --port $port --threads "$THREADS" --parallel "$PARALLEL" --ctx "$CTX" --log-level warn \
-                --data-dir "$BUILD/bench-data" &
+                --data-dir "$BUILD/bench-data" --auth off &
             ;;
         llama-server)
             "$llama_server" -m "$MODEL" --port $port -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" -c "$CTX" \

@@ -22,7 +22,7 @@ start() {  # name
     case "$1" in
         codepilot*)
             "$BUILD/src/codepilot" serve --config "$BUILD/bench-typing.toml" --model "$MODEL" --port $port \
-                --threads "$THREADS" --parallel 4 --ctx 8192 --log-level warn --data-dir "$BUILD/bench-data" & ;;
+                --threads "$THREADS" --parallel 4 --ctx 8192 --log-level warn --data-dir "$BUILD/bench-data" --auth off & ;;
         llama-server)
             "$BUILD/bin/llama-server" -m "$MODEL" --port $port -t "$THREADS" -tb "$THREADS" -np 4 -c 8192 \
                 --cache-reuse 256 --no-webui --log-disable >/dev/null 2>&1 & ;;

@@ -6,7 +6,8 @@ packages=(
     build-essential cmake ccache git pkg-config nodejs npm
     libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
     libgtest-dev libgmock-dev libbenchmark-dev
-    libsqlite3-dev libpq-dev
+    libsqlite3-dev libpq-dev libargon2-dev libldap-dev
+    postgresql slapd ldap-utils
     curl wrk python3
 )
 missing=()

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/auth.h"
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 #include "server/server.h"
@@ -23,6 +24,8 @@ struct ApiContext {
     int max_tokens_cap = 4096;
     int64_t created = 0;            // unix time the model was loaded
     std::atomic<bool> ready{false}; // model loaded and serving
+    auth::Authenticator* auth = nullptr;  // identity and RBAC; the store behind it
+    bool auth_enabled = true;             // false: every caller is a local server owner (loopback only)
 };
 
 // Registers `handler` for `method` `path`, bound to `context`.
@@ -33,5 +36,11 @@ void add_route(server::Router& router, server::http::verb method, const char* pa
 void register_openai_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_health_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_code_completion_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+void register_auth_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+// Authentication and the RBAC table (auth/access_rules) in front of every route.
+void install_access_gate(server::Router& router, std::shared_ptr<ApiContext> context);
+// The caller the gate admitted (a local owner when no gate ran).
+const auth::Principal& caller_of(const server::Exchange& exchange);
 
 }  // namespace codepilot::api

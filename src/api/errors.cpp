@@ -10,6 +10,8 @@ status status_for(ErrorCode code) {
         case ErrorCode::context_overflow:
         case ErrorCode::unsupported: return status::bad_request;
         case ErrorCode::not_found: return status::not_found;
+        case ErrorCode::unauthenticated: return status::unauthorized;
+        case ErrorCode::permission_denied: return status::forbidden;
         case ErrorCode::too_large: return status::payload_too_large;
         case ErrorCode::overloaded:
         case ErrorCode::unavailable: return status::service_unavailable;

@@ -2,6 +2,7 @@
 
 #include <boost/asio.hpp>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <future>
@@ -13,6 +14,7 @@
 #include "metrics/metrics.h"
 #include "engine/model_synth.h"
 #include "server/server.h"
+#include "store/store.h"
 
 namespace codepilot::app {
 
@@ -25,6 +27,11 @@ struct Application::Parts {
     std::unique_ptr<engine::Engine> engine;
     metrics::Registry metrics;
     std::unique_ptr<api::CompletionService> completions;
+    std::unique_ptr<store::Database> database;
+    std::unique_ptr<store::IdentityStore> identities;
+    std::unique_ptr<auth::Authenticator> authenticator;
+    std::optional<std::string> bootstrap_key;
+    std::shared_ptr<server::Router> router;
     std::shared_ptr<api::ApiContext> api;
     std::unique_ptr<server::HttpServer> server;
     std::vector<std::thread> threads;
@@ -41,9 +48,36 @@ std::string demo_model_path(const config::Config& config) {
     return (fs::path(config.data_dir) / "models" / "demo-qwen2-coder.gguf").string();
 }
 
+namespace {
+
+void print_bootstrap_banner(const std::string& key) {
+    // stdout, not the log: `make run` shows it once, and log shippers never see it.
+    std::printf(
+        "\n"
+        "==================================================================================\n"
+        " First start: created tenant 'default' and the server owner 'owner'.\n"
+        " The owner's API key (every scope) is shown this once; keep it somewhere safe:\n"
+        "\n"
+        "   %s\n"
+        "\n"
+        " Use it as 'Authorization: Bearer <key>', or create more with `codepilot key create`.\n"
+        "==================================================================================\n\n",
+        key.c_str());
+    std::fflush(stdout);
+}
+
+Status open_identity(Application::Parts& parts, const config::Config& config);
+
+}  // namespace
+
 Result<std::unique_ptr<Application>> Application::create(const config::Config& config) {
+    if (!config.auth.enabled && !config::is_loopback_host(config.server.host))
+        return make_error(ErrorCode::invalid_argument,
+                          "authentication can be off only while the server listens on loopback (server.host is '" +
+                              config.server.host + "'); use 127.0.0.1 or turn auth on");
     auto parts = std::make_unique<Parts>(config.server.io_threads);
     parts->config = config;
+    if (auto st = open_identity(*parts, config); !st) return st.error();
 
     std::string model_path = config.model.path;
     if (model_path.empty()) {
@@ -87,6 +121,8 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->max_tokens_cap = config.model.max_tokens_cap;
     parts->api->created = static_cast<int64_t>(std::time(nullptr));
     parts->api->metrics = &parts->metrics;
+    parts->api->auth = parts->authenticator.get();
+    parts->api->auth_enabled = config.auth.enabled;
 #ifdef CODEPILOT_VERSION
     parts->api->version = CODEPILOT_VERSION;
 #endif
@@ -135,6 +171,10 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     api::register_health_routes(*router, parts->api);
     api::register_openai_routes(*router, parts->api);
     api::register_code_completion_routes(*router, parts->api);
+    api::register_auth_routes(*router, parts->api);
+    api::register_admin_routes(*router, parts->api);
+    api::install_access_gate(*router, parts->api);
+    parts->router = router;
 
     server::ServerOptions so;
     so.host = config.server.host;
@@ -147,8 +187,31 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->server = std::make_unique<server::HttpServer>(parts->io, so, router);
     if (auto st = parts->server->listen(); !st) return st.error();
     parts->api->ready = true;
+    if (!config.auth.enabled) spdlog::warn("authentication is OFF: every local caller acts as the server owner");
+    if (parts->bootstrap_key) print_bootstrap_banner(*parts->bootstrap_key);
     return std::unique_ptr<Application>(new Application(std::move(parts)));
 }
+
+namespace {
+
+Status open_identity(Application::Parts& parts, const config::Config& config) {
+    const std::string url = config::store_url(config);
+    auto db = store::open_and_migrate(url, config.store.pool_size);
+    if (!db) return make_error(db.error().code, "store: " + db.error().message);
+    parts.database = std::move(*db);
+    parts.identities = std::make_unique<store::IdentityStore>(*parts.database);
+    parts.authenticator = std::make_unique<auth::Authenticator>(*parts.identities, config.auth, &parts.metrics);
+    if (auto st = parts.authenticator->load_saved_settings(); !st) return st.error();
+    auto key = auth::bootstrap_owner(*parts.identities);
+    if (!key) return make_error(key.error().code, "bootstrap: " + key.error().message);
+    parts.bootstrap_key = *key;
+    auto version = store::schema_version(*parts.database);
+    spdlog::info("store: {} (schema version {})", url.rfind("postgres", 0) == 0 ? "postgresql (URL not logged)" : url,
+                 version ? *version : -1);
+    return Ok{};
+}
+
+}  // namespace
 
 Application::Application(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
@@ -162,6 +225,16 @@ Application::~Application() {
 int Application::port() const { return parts_->server->port(); }
 const std::string& Application::model_id() const { return parts_->api->model_id; }
 engine::Engine& Application::engine() { return *parts_->engine; }
+store::IdentityStore& Application::identities() { return *parts_->identities; }
+auth::Authenticator& Application::authenticator() { return *parts_->authenticator; }
+const std::optional<std::string>& Application::bootstrap_key() const { return parts_->bootstrap_key; }
+
+std::vector<std::pair<std::string, std::string>> Application::routes() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [method, pattern] : parts_->router->routes())
+        out.emplace_back(std::string(server::http::to_string(method)), pattern);
+    return out;
+}
 
 void Application::start() {
     parts_->server->start();

@@ -4,10 +4,13 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "core/result.h"
+#include "auth/auth.h"
 #include "engine/engine.h"
+#include "store/identity_store.h"
 
 namespace codepilot::app {
 
@@ -23,6 +26,12 @@ public:
     int port() const;
     const std::string& model_id() const;
     engine::Engine& engine();
+    store::IdentityStore& identities();
+    auth::Authenticator& authenticator();
+    // The owner key created by this start on an empty store (printed once), if any.
+    const std::optional<std::string>& bootstrap_key() const;
+    // Every registered route (method, pattern): tests check each has an access rule.
+    std::vector<std::pair<std::string, std::string>> routes() const;
 
     // Serves on background threads (tests); shutdown() stops them.
     void start();

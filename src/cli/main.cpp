@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/application.h"
+#include "cli/admin_commands.h"
 #include "config/config.h"
 #include "engine/model_synth.h"
 
@@ -22,6 +23,7 @@ using namespace codepilot;
 struct ServeFlags {
     std::string config_path, model, data_dir, host, port_file, log_level = "info", name;
     std::optional<int> port, threads, parallel, ctx;
+    std::string auth;  // on | off
 };
 
 int serve(const ServeFlags& f) {
@@ -43,6 +45,7 @@ int serve(const ServeFlags& f) {
     if (f.threads) cfg.model.threads = *f.threads;
     if (f.parallel) cfg.model.parallel = *f.parallel;
     if (f.ctx) cfg.model.ctx = *f.ctx;
+    if (!f.auth.empty()) cfg.auth.enabled = f.auth == "on";
     if (auto st = config::validate(cfg); !st) {
         std::cerr << "error: " << st.error().message << "\n";
         return 2;
@@ -77,6 +80,8 @@ int main(int argc, char** argv) {
     serve_cmd->add_option("--parallel", sf.parallel, "sequences decoded together (default 4)")->check(CLI::Range(1, 256));
     serve_cmd->add_option("--ctx", sf.ctx, "KV cache cells shared by all sequences (default 8192)")->check(CLI::Range(64, 1 << 22));
     serve_cmd->add_option("--port-file", sf.port_file, "write the bound port to this file");
+    serve_cmd->add_option("--auth", sf.auth, "on (default) | off: off is for local development and needs a loopback host")
+        ->check(CLI::IsMember({"on", "off"}));
     serve_cmd->add_option("--log-level", sf.log_level, "trace|debug|info|warn|error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
@@ -98,10 +103,12 @@ int main(int argc, char** argv) {
     bool untied = false;
     synth->add_flag("--untied", untied, "write a separate output matrix");
     auto* vocabs = model_cmd->add_subcommand("vocabs", "List the vocabularies `synth` can use");
+    auto run_admin = cli::add_admin_commands(cli);
 
     CLI11_PARSE(cli, argc, argv);
 
     if (serve_cmd->parsed()) return serve(sf);
+    if (int code = run_admin(); code >= 0) return code;
     if (synth->parsed()) {
         so.tie_embeddings = !untied;
         if (auto st = engine::synth_model(so); !st) {

@@ -1,6 +1,8 @@
 // TOML → Config, rejecting unknown keys so that a typo never silently falls back to a default.
 #include "config/config.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -40,6 +42,44 @@ Setter boolean(bool& target) {
     };
 }
 
+Setter strings(std::vector<std::string>& target) {
+    return [&target](const toml::node& node) -> std::string {
+        const auto* array = node.as_array();
+        if (!array) return "must be an array of strings";
+        std::vector<std::string> out;
+        for (const auto& item : *array) {
+            if (!item.is_string()) return "must be an array of strings";
+            out.push_back(*item.value<std::string>());
+        }
+        target = std::move(out);
+        return "";
+    };
+}
+
+Setter group_map(std::vector<LdapGroupMapping>& target) {
+    return [&target](const toml::node& node) -> std::string {
+        const auto* array = node.as_array();
+        if (!array) return "must be an array of tables ([[auth.ldap.group_map]])";
+        std::vector<LdapGroupMapping> out;
+        for (const auto& item : *array) {
+            const auto* table = item.as_table();
+            if (!table) return "must be an array of tables ([[auth.ldap.group_map]])";
+            LdapGroupMapping m;
+            for (const auto& [key, value] : *table) {
+                std::string k(key.str());
+                std::string* field = k == "group" ? &m.group : k == "tenant" ? &m.tenant : k == "role" ? &m.role : nullptr;
+                if (!field) return "has an unknown key '" + k + "' (group, tenant, role)";
+                if (!value.is_string()) return "'" + k + "' must be a string";
+                *field = *value.value<std::string>();
+            }
+            if (m.group.empty() || m.tenant.empty() || m.role.empty()) return "entries need group, tenant and role";
+            out.push_back(std::move(m));
+        }
+        target = std::move(out);
+        return "";
+    };
+}
+
 std::map<std::string, Setter> setters(Config& c) {
     constexpr int64_t kBig = int64_t{1} << 40;
     return {
@@ -72,6 +112,40 @@ std::map<std::string, Setter> setters(Config& c) {
         {"completion.deadline_ms", integer(c.completion.deadline_ms, 100, 3600000)},
         {"completion.repo_name", string(c.completion.repo_name)},
         {"completion.current_line_after_middle", boolean(c.completion.current_line_after_middle)},
+        {"store.url", string(c.store.url)},
+        {"store.pool_size", integer(c.store.pool_size, 1, 256)},
+        {"auth.enabled", boolean(c.auth.enabled)},
+        {"auth.session_ttl_s", integer(c.auth.session_ttl_s, 60, 90 * 86400)},
+        {"auth.metrics_public", boolean(c.auth.metrics_public)},
+        {"auth.ldap.enabled", boolean(c.auth.ldap.enabled)},
+        {"auth.ldap.url", string(c.auth.ldap.url)},
+        {"auth.ldap.bind_dn", string(c.auth.ldap.bind_dn)},
+        {"auth.ldap.bind_password", string(c.auth.ldap.bind_password)},
+        {"auth.ldap.bind_password_file", string(c.auth.ldap.bind_password_file)},
+        {"auth.ldap.base_dn", string(c.auth.ldap.base_dn)},
+        {"auth.ldap.user_filter", string(c.auth.ldap.user_filter)},
+        {"auth.ldap.display_name_attribute", string(c.auth.ldap.display_name_attribute)},
+        {"auth.ldap.email_attribute", string(c.auth.ldap.email_attribute)},
+        {"auth.ldap.group_attribute", string(c.auth.ldap.group_attribute)},
+        {"auth.ldap.group_base_dn", string(c.auth.ldap.group_base_dn)},
+        {"auth.ldap.group_filter", string(c.auth.ldap.group_filter)},
+        {"auth.ldap.start_tls", boolean(c.auth.ldap.start_tls)},
+        {"auth.ldap.ca_file", string(c.auth.ldap.ca_file)},
+        {"auth.ldap.tls_verify", boolean(c.auth.ldap.tls_verify)},
+        {"auth.ldap.timeout_ms", integer(c.auth.ldap.timeout_ms, 100, 120000)},
+        {"auth.ldap.group_map", group_map(c.auth.ldap.group_map)},
+        {"auth.oidc.enabled", boolean(c.auth.oidc.enabled)},
+        {"auth.oidc.issuer", string(c.auth.oidc.issuer)},
+        {"auth.oidc.audience", string(c.auth.oidc.audience)},
+        {"auth.oidc.jwks_file", string(c.auth.oidc.jwks_file)},
+        {"auth.oidc.jwks_url", string(c.auth.oidc.jwks_url)},
+        {"auth.oidc.algorithms", strings(c.auth.oidc.algorithms)},
+        {"auth.oidc.leeway_s", integer(c.auth.oidc.leeway_s, 0, 600)},
+        {"auth.oidc.username_claim", string(c.auth.oidc.username_claim)},
+        {"auth.oidc.tenant_claim", string(c.auth.oidc.tenant_claim)},
+        {"auth.oidc.role_claim", string(c.auth.oidc.role_claim)},
+        {"auth.oidc.default_role", string(c.auth.oidc.default_role)},
+        {"auth.oidc.jwks_refresh_min_interval_s", integer(c.auth.oidc.jwks_refresh_min_interval_s, 0, 86400)},
     };
 }
 
@@ -128,7 +202,56 @@ Status validate(const Config& c) {
     if (c.model.ctx < c.model.parallel * 16)
         return bad("model.ctx (" + std::to_string(c.model.ctx) + ") is too small for model.parallel (" +
                    std::to_string(c.model.parallel) + "): each sequence needs at least 16 cells");
+    if (auto st = validate_ldap(c.auth.ldap); !st) return st;
+    if (auto st = validate_oidc(c.auth.oidc); !st) return st;
     return Ok{};
+}
+
+const std::vector<std::string>& role_names() {
+    static const std::vector<std::string> names = {"owner", "admin", "developer", "auditor", "viewer"};
+    return names;
+}
+
+Status validate_ldap(const LdapConfig& l) {
+    auto bad = [](std::string msg) { return make_error(ErrorCode::invalid_argument, "auth.ldap: " + std::move(msg)); };
+    if (!l.enabled) return Ok{};
+    if (l.url.rfind("ldap://", 0) != 0 && l.url.rfind("ldaps://", 0) != 0) return bad("url must start with ldap:// or ldaps://");
+    if (l.base_dn.empty()) return bad("base_dn is required");
+    if (l.user_filter.find("{username}") == std::string::npos) return bad("user_filter must contain {username}");
+    if (!l.group_filter.empty() && l.group_base_dn.empty()) return bad("group_filter needs group_base_dn");
+    for (const auto& m : l.group_map) {
+        const auto& roles = role_names();
+        if (std::find(roles.begin(), roles.end(), m.role) == roles.end())
+            return bad("group_map role '" + m.role + "' is not one of owner, admin, developer, auditor, viewer");
+    }
+    return Ok{};
+}
+
+Status validate_oidc(const OidcConfig& o) {
+    auto bad = [](std::string msg) { return make_error(ErrorCode::invalid_argument, "auth.oidc: " + std::move(msg)); };
+    if (!o.enabled) return Ok{};
+    if (o.issuer.empty()) return bad("issuer is required");
+    if (o.audience.empty()) return bad("audience is required");
+    if (o.jwks_file.empty() == o.jwks_url.empty()) return bad("set exactly one of jwks_file and jwks_url");
+    if (!o.jwks_url.empty() && o.jwks_url.rfind("http://", 0) != 0 && o.jwks_url.rfind("https://", 0) != 0)
+        return bad("jwks_url must be an http:// or https:// URL");
+    if (o.algorithms.empty()) return bad("algorithms must not be empty");
+    for (const auto& a : o.algorithms)
+        if (a != "RS256" && a != "ES256") return bad("algorithm '" + a + "' is not allowed (RS256, ES256)");
+    const auto& roles = role_names();
+    if (std::find(roles.begin(), roles.end(), o.default_role) == roles.end())
+        return bad("default_role '" + o.default_role + "' is not a role");
+    return Ok{};
+}
+
+std::string store_url(const Config& c) {
+    if (!c.store.url.empty()) return c.store.url;
+    return "sqlite://" + (std::filesystem::absolute(c.data_dir) / "codepilot.db").lexically_normal().string();
+}
+
+bool is_loopback_host(const std::string& host) {
+    if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+    return host.rfind("127.", 0) == 0;
 }
 
 }  // namespace codepilot::config

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 
@@ -46,12 +47,75 @@ struct CompletionConfig {
     bool current_line_after_middle = true;  // typing on a line re-evaluates only that line
 };
 
+struct StoreConfig {
+    std::string url;    // sqlite:///path | postgresql://user:pw@host:port/db; empty: sqlite under data_dir
+    int pool_size = 4;  // connections per process
+};
+
+// A directory group that grants a role in a tenant (created on first use).
+struct LdapGroupMapping {
+    std::string group;   // group DN (memberOf value or group-search result), compared case-insensitively
+    std::string tenant;  // tenant name
+    std::string role;    // owner | admin | developer | auditor | viewer
+};
+
+struct LdapConfig {
+    bool enabled = false;
+    std::string url;                 // ldap://host:389 or ldaps://host:636
+    std::string bind_dn;             // service account used to find users
+    std::string bind_password;
+    std::string bind_password_file;  // read at start instead of bind_password
+    std::string base_dn;             // where users are searched
+    std::string user_filter = "(uid={username})";  // {username} is escaped (RFC 4515)
+    std::string display_name_attribute = "cn";
+    std::string email_attribute = "mail";
+    std::string group_attribute = "memberOf";  // on the user entry; empty: none
+    std::string group_base_dn;                 // POSIX groups: search here ...
+    std::string group_filter;                  // ... with e.g. (&(objectClass=posixGroup)(memberUid={username}))
+    bool start_tls = false;
+    std::string ca_file;
+    bool tls_verify = true;
+    int timeout_ms = 5000;
+    std::vector<LdapGroupMapping> group_map;
+};
+
+struct OidcConfig {
+    bool enabled = false;
+    std::string issuer;    // required `iss`
+    std::string audience;  // required in `aud`
+    std::string jwks_file; // keys from a file ...
+    std::string jwks_url;  // ... or from an internal URL (cached; refreshed on an unknown kid)
+    std::vector<std::string> algorithms = {"RS256", "ES256"};
+    int leeway_s = 60;
+    std::string username_claim = "preferred_username";  // falls back to `sub`
+    std::string tenant_claim = "tenant";
+    std::string role_claim = "role";
+    std::string default_role = "developer";  // when the token names a tenant but no role
+    int jwks_refresh_min_interval_s = 30;    // at most one fetch per interval on unknown kids
+};
+
+struct AuthConfig {
+    bool enabled = true;          // `serve --auth off` only on loopback
+    int session_ttl_s = 12 * 3600;
+    bool metrics_public = true;   // /metrics without credentials (it carries no user data)
+    LdapConfig ldap;
+    OidcConfig oidc;
+};
+
 struct Config {
     std::string data_dir = "./data";
     ServerConfig server;
     ModelConfig model;
     CompletionConfig completion;
+    StoreConfig store;
+    AuthConfig auth;
 };
+
+// The store URL in effect: store.url, or SQLite under data_dir.
+std::string store_url(const Config& config);
+// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+bool is_loopback_host(const std::string& host);
+const std::vector<std::string>& role_names();
 
 // Parses TOML text; unknown keys and wrong types are errors naming the key.
 Result<Config> parse_config(const std::string& toml_text, const std::string& source_name = "config");
@@ -59,5 +123,7 @@ Result<Config> parse_config(const std::string& toml_text, const std::string& sou
 Result<Config> load_config_file(const std::string& path);
 // Checks ranges and relations between values.
 Status validate(const Config& config);
+Status validate_ldap(const LdapConfig& ldap);
+Status validate_oidc(const OidcConfig& oidc);
 
 }  // namespace codepilot::config

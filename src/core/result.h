@@ -11,6 +11,8 @@ namespace codepilot {
 enum class ErrorCode {
     invalid_argument,   // the caller sent something wrong (400)
     not_found,          // 404
+    unauthenticated,    // missing or invalid credentials (401)
+    permission_denied,  // authenticated, but not allowed (403)
     too_large,          // 413
     context_overflow,   // the prompt does not fit the model's context (400)
     overloaded,         // admission queue full (503 + Retry-After)
@@ -39,6 +41,8 @@ public:
     T* operator->() { return &std::get<0>(data_); }
     const T* operator->() const { return &std::get<0>(data_); }
     T& operator*() & { return std::get<0>(data_); }
+    const T& operator*() const& { return std::get<0>(data_); }
+    T operator*() && { return std::get<0>(std::move(data_)); }  // by value: safe on temporaries
     const Error& error() const { return std::get<1>(data_); }
 
 private:

@@ -41,6 +41,28 @@ std::string_view Exchange::path() const {
     return target.substr(0, target.find('?'));
 }
 
+std::string percent_decode(std::string_view text, bool form) {
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+            out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+            i += 2;
+        } else if (form && text[i] == '+') {
+            out += ' ';
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
 std::string Exchange::query_param(std::string_view name) const {
     std::string_view target(request_.target().data(), request_.target().size());
     auto q = target.find('?');
@@ -50,7 +72,7 @@ std::string Exchange::query_param(std::string_view name) const {
         auto amp = query.find('&');
         std::string_view pair = query.substr(0, amp);
         auto eq = pair.find('=');
-        if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+        if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true);
         if (amp == std::string_view::npos) break;
         query.remove_prefix(amp + 1);
     }
@@ -166,7 +188,16 @@ std::vector<std::string> split_path(std::string_view path) {
 }  // namespace
 
 void Router::add(http::verb method, std::string pattern, Handler handler) {
-    routes_.push_back({method, split_path(pattern), std::move(handler)});
+    auto segments = split_path(pattern);
+    routes_.push_back({method, std::move(pattern), std::move(segments), std::move(handler)});
+}
+
+void Router::set_gate(Gate gate) { gate_ = std::move(gate); }
+
+std::vector<std::pair<http::verb, std::string>> Router::routes() const {
+    std::vector<std::pair<http::verb, std::string>> out;
+    for (const auto& r : routes_) out.emplace_back(r.method, r.pattern);
+    return out;
 }
 
 asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
@@ -179,7 +210,8 @@ asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
         bool match = true;
         for (size_t i = 0; i < parts.size() && match; ++i) {
             const auto& seg = route.segments[i];
-            if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') params[seg.substr(1, seg.size() - 2)] = parts[i];
+            if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}')
+                params[seg.substr(1, seg.size() - 2)] = percent_decode(parts[i]);
             else match = seg == parts[i];
         }
         if (!match) continue;
@@ -187,6 +219,7 @@ asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
         auto method = exchange.request().method();
         if (route.method == method || (method == http::verb::head && route.method == http::verb::get)) {
             exchange.path_params = std::move(params);
+            if (gate_ && !co_await gate_(exchange, route.method, route.pattern)) co_return;
             co_await route.handler(exchange);
             co_return;
         }

@@ -69,6 +69,8 @@ public:
     void on_client_gone(std::function<void()> callback);
 
     std::map<std::string, std::string> path_params;
+    // Who is calling, set by the router's gate (an auth::Principal; opaque to this module).
+    std::shared_ptr<const void> caller;
 
 private:
     void common_headers(http::fields& fields);
@@ -88,14 +90,25 @@ public:
     void add(http::verb method, std::string pattern, Handler handler);
     asio::awaitable<void> dispatch(Exchange& exchange) const;
 
+    // Runs before every matched handler with the route's method and pattern; returns false
+    // after it has answered the request itself (401, 403, 404, ...).
+    using Gate = std::function<asio::awaitable<bool>(Exchange&, http::verb, const std::string& pattern)>;
+    void set_gate(Gate gate);
+    std::vector<std::pair<http::verb, std::string>> routes() const;
+
 private:
     struct Route {
         http::verb method;
+        std::string pattern;
         std::vector<std::string> segments;
         Handler handler;
     };
     std::vector<Route> routes_;
+    Gate gate_;
 };
+
+// %XX → byte; with `form` (query strings) also '+' → space.
+std::string percent_decode(std::string_view text, bool form = false);
 
 class HttpServer {
 public:

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <regex>
+#include <sstream>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -93,8 +95,17 @@ TEST(Cli, SigtermLetsInFlightRequestsFinishThenExits) {
                       (dir / "log").string());
     int port = wait_port(port_file);
     ASSERT_GT(port, 0);
+    // Authentication is on by default: the first start printed the owner's key.
+    std::ifstream log_in(dir / "log");
+    std::stringstream log_text;
+    log_text << log_in.rdbuf();
+    std::smatch key;
+    std::string log_str = log_text.str();
+    ASSERT_TRUE(std::regex_search(log_str, key, std::regex("cpk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}"))) << log_str;
+    EXPECT_EQ(http(port, "GET", "/v1/models").status, 401);
 
-    SseStream stream(port, "/v1/completions", {{"prompt", "slow"}, {"max_tokens", 600}, {"stream", true}, {"ignore_eos", true}});
+    SseStream stream(port, "/v1/completions", {{"prompt", "slow"}, {"max_tokens", 600}, {"stream", true}, {"ignore_eos", true}},
+                     {{"Authorization", "Bearer " + key.str()}});
     ASSERT_EQ(stream.status(), 200);
     ASSERT_TRUE(stream.next_event().has_value());
     ::kill(pid, SIGTERM);

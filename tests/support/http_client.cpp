@@ -139,8 +139,10 @@ HttpResponse post_json(int port, const std::string& target, const nlohmann::json
     return http(port, "POST", target, body.dump());
 }
 
-SseStream::SseStream(int port, const std::string& target, const nlohmann::json& body) : conn_(port) {
-    conn_.send(build_request("POST", target, body.dump()));
+SseStream::SseStream(int port, const std::string& target, const nlohmann::json& body,
+                     const std::map<std::string, std::string>& headers)
+    : conn_(port) {
+    conn_.send(build_request("POST", target, body.dump(), headers));
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (raw_.find("\r\n\r\n") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
         std::string part = conn_.receive(std::chrono::seconds(60));

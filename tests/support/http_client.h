@@ -52,7 +52,8 @@ HttpResponse post_json(int port, const std::string& target, const nlohmann::json
 // A streaming call: events are read as they arrive.
 class SseStream {
 public:
-    SseStream(int port, const std::string& target, const nlohmann::json& body);
+    SseStream(int port, const std::string& target, const nlohmann::json& body,
+              const std::map<std::string, std::string>& headers = {});
     int status() const { return status_; }
     // The next `data:` payload, or nullopt at the end of the stream / on timeout.
     std::optional<std::string> next_event(std::chrono::milliseconds timeout = std::chrono::seconds(30));

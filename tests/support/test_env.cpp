@@ -64,6 +64,9 @@ config::Config test_config(const std::string& model) {
     c.model.parallel = 4;
     c.model.ctx = 4 * 1024;
     c.model.threads = 2;
+    // Most suites test inference, not identity: auth off (loopback) and a private in-memory store.
+    c.auth.enabled = false;
+    c.store.url = "sqlite::memory:";
     return c;
 }
 

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Authentication + RBAC overhead (issue 4): wrk on GET /v1/models (no inference) against
+# codepilot with auth off, and on with an API key checked against SQLite and (when a
+# PostgreSQL URL is given) PostgreSQL, alternating round by round in one run; medians.
+#   PG_URL=postgresql://... scripts/bench_auth.sh     (make bench-auth starts a throw-away PostgreSQL)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+WRK_THREADS=${WRK_THREADS:-2}
+PG_URL=${PG_URL:-}
+MODEL=$BUILD/bench-models/auth-tiny.gguf  # /v1/models never touches the model: the smallest will do
+
+cmake -S . -B "$BUILD" >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target codepilot >/dev/null
+[ -f "$MODEL" ] || "$BUILD/src/codepilot" model synth "$MODEL" --vocab qwen2-coder --layers 1 --embd 64 --heads 2 \
+    --kv-heads 1 --ff 128 >/dev/null
+command -v wrk >/dev/null || { echo "bench: wrk is missing (apt install wrk)" >&2; exit 1; }
+mkdir -p bench/results
+raw="bench/results/auth-$(date -u +%Y%m%dT%H%M%SZ).txt"
+port=18800
+configs="off sqlite"
+[ -n "$PG_URL" ] && configs="$configs postgresql"
+
+# Prepares a store with a developer key and prints the key.
+prepare() {  # config dir
+    local url=""
+    case "$1" in
+        sqlite) url="sqlite://$2/codepilot.db" ;;
+        postgresql) url="$PG_URL" ;;
+        off) echo ""; return ;;
+    esac
+    printf '[store]\nurl = "%s"\n' "$url" > "$2/bench.toml"
+    local cli=("$BUILD/src/codepilot")
+    "${cli[@]}" tenant create bench --config "$2/bench.toml" >/dev/null 2>&1 || true
+    "${cli[@]}" user create dev --tenant bench --role developer --config "$2/bench.toml" >/dev/null
+    "${cli[@]}" key create --tenant bench --user dev --scopes completion,chat --config "$2/bench.toml" | tail -n 1
+}
+
+ms() {  # wrk latency text (e.g. 1.23ms, 850.00us, 1.02s) → milliseconds
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+
+: > "$raw"
+for round in $(seq 1 "$ROUNDS"); do
+    for config in $configs; do
+        dir=$(mktemp -d)
+        key=$(prepare "$config" "$dir")
+        auth_flag=(--auth on)
+        [ "$config" = off ] && auth_flag=(--auth off)
+        config_flag=()
+        [ "$config" != off ] && config_flag=(--config "$dir/bench.toml")
+        "$BUILD/src/codepilot" serve "${config_flag[@]}" "${auth_flag[@]}" --model "$MODEL" --port $port --threads 1 \
+            --parallel 1 --ctx 256 --log-level warn --data-dir "$dir" >/dev/null &
+        pid=$!
+        wait_healthy $port "$config"
+        header=()
+        [ -n "$key" ] && header=(-H "Authorization: Bearer $key")
+        status=$(curl -s -o /dev/null -w '%{http_code}' "${header[@]}" "http://127.0.0.1:$port/v1/models")
+        [ "$status" = 200 ] || { echo "bench: $config answered $status" >&2; kill $pid; exit 1; }
+        out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "http://127.0.0.1:$port/v1/models")
+        kill -TERM $pid; wait $pid 2>/dev/null || true
+        rm -rf "$dir"
+        rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+        p50=$(ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
+        p99=$(ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
+        errors=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+        echo "round=$round config=$config rps=$rps p50_ms=$p50 p99_ms=$p99 non2xx=${errors:-0}" | tee -a "$raw"
+    done
+done
+
+echo
+echo "medians over $ROUNDS rounds ($CONNECTIONS connections, ${DURATION}s each, wrk -t$WRK_THREADS); raw: $raw"
+python3 - "$raw" <<'PY'
+import statistics, sys
+rows = [dict(kv.split("=") for kv in line.split()) for line in open(sys.argv[1]) if line.strip()]
+by = {}
+for r in rows:
+    by.setdefault(r["config"], []).append(r)
+med = {c: {k: statistics.median(float(r[k]) for r in rs) for k in ("rps", "p50_ms", "p99_ms")} for c, rs in by.items()}
+base = med["off"]
+print("| auth | requests/s | p50 ms | p99 ms | throughput vs off | p99 overhead |")
+print("|---|---|---|---|---|---|")
+for c, m in med.items():
+    print(f"| {c} | {m['rps']:.0f} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | {m['rps'] / base['rps']:.2f}x | {m['p99_ms'] - base['p99_ms']:+.3f} ms |")
+PY

@@ -1,0 +1,46 @@
+// Handlers that do blocking store work as plain functions returning a Reply; a one-line
+// coroutine sends it. Keeps the admin and sign-in logic out of coroutine frames.
+#pragma once
+
+#include "api/api.h"
+#include "api/errors.h"
+#include "api/request_fields.h"
+
+namespace codepilot::api {
+
+struct Reply {
+    server::http::status status = server::http::status::ok;
+    std::string body;
+    server::Headers headers;
+};
+
+inline Reply reply(const json& body, server::http::status st = server::http::status::ok) {
+    return Reply{st, body.dump(-1, ' ', false, json::error_handler_t::replace), {}};
+}
+
+inline Reply reply_error(const Error& error) {
+    Reply r;
+    r.status = status_for(error.code);
+    r.body = server::error_body(r.status, error.message, error.param);
+    if (error.code == ErrorCode::unavailable) r.headers.emplace_back("Retry-After", "1");
+    return r;
+}
+
+using SyncHandler = Reply (*)(ApiContext&, const server::Exchange&);
+
+template <SyncHandler handler>
+server::asio::awaitable<void> send_reply(server::Exchange& ex, ApiContext& ctx) {
+    Reply r = handler(ctx, ex);
+    co_await ex.respond(r.status, std::move(r.body), "application/json", r.headers);
+}
+
+// Admin changes go to the log with the actor until the audit trail records them.
+void log_admin_change(const server::Exchange& ex, const std::string& action, const std::string& object);
+
+json tenant_json(const store::Tenant& t);
+json key_json(const store::ApiKey& k, int64_t now);
+json user_json(const store::User& u);
+
+void register_admin_key_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+
+}  // namespace codepilot::api

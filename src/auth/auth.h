@@ -1,0 +1,115 @@
+// The auth module's public face: who is calling (API key, session, OIDC JWT), sign-in with a
+// local password or LDAP, API-key issuance, the first-start bootstrap and RBAC checks.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "auth/access_rules.h"
+#include "config/config.h"
+#include "core/result.h"
+#include "metrics/metrics.h"
+#include "store/identity_store.h"
+
+namespace codepilot::auth {
+
+class JwtVerifier;
+class LdapDirectory;
+
+struct Principal {
+    std::string method;  // api_key | session | jwt | none (auth off)
+    std::string user_id, username;
+    bool server_owner = false;
+    std::string tenant_id, tenant_name;  // the tenant the credential acts in ("" when none)
+    std::optional<Role> role;            // the caller's role there
+    ScopeSet scopes = kAllScopes;        // keys carry scopes; sessions and JWTs have all
+    std::string key_prefix;              // api_key only: safe to log
+    std::string session_hash;            // session only: for sign-out
+
+    // What this caller may do in a tenant where it holds `role` (a server owner everything).
+    PermissionSet permissions(std::optional<Role> role_there) const;
+};
+
+// The caller's standing in a tenant named by a request.
+struct TenantAccess {
+    store::Tenant tenant;
+    std::optional<Role> role;
+    PermissionSet permissions = 0;
+};
+
+struct SignIn {
+    std::string token;  // cps_… bearer token
+    int64_t expires_at = 0;
+    Principal principal;
+};
+
+// "30d", "12h", "90m", "3600s", "2w" or plain seconds; nullopt when malformed or not positive.
+std::optional<int64_t> parse_duration_seconds(std::string_view text);
+// Tenant names: 1–63 of [a-z0-9._-], starting with a letter or digit.
+bool valid_tenant_name(std::string_view name);
+// User names: 1–128 printable characters without spaces or '/'.
+bool valid_username(std::string_view name);
+
+struct IssuedKey {
+    std::string plaintext;  // shown once
+    store::ApiKey record;
+};
+// A key for `username` in `tenant_name`; the user must be a member of the tenant.
+Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& tenant_name, const std::string& username,
+                                ScopeSet scopes, std::optional<int64_t> ttl_seconds, const std::string& name,
+                                const std::string& actor);
+
+// First start of an empty store: tenant "default", server owner "owner" and an owner key with
+// every scope. Returns the key's plaintext, or nullopt when the store already had users.
+Result<std::optional<std::string>> bootstrap_owner(store::IdentityStore& store);
+
+class Authenticator {
+public:
+    Authenticator(store::IdentityStore& store, config::AuthConfig config, metrics::Registry* metrics,
+                  std::function<int64_t()> clock = {});
+    ~Authenticator();
+
+    // From an Authorization header value. invalid_argument: bad or missing credentials (the
+    // message is the detail for logs; clients get "invalid credentials"); unavailable: the
+    // store or the identity provider cannot be reached.
+    Result<Principal> authenticate(std::string_view authorization);
+    // Local password, else LDAP. `tenant`: the tenant the session acts in (default: the first).
+    Result<SignIn> sign_in(const std::string& username, const std::string& password, const std::string& tenant);
+    Status sign_out(const Principal& principal);
+    // The caller's standing in the named tenant; nullopt when it may not even see it (→ 404).
+    Result<std::optional<TenantAccess>> access_in(const Principal& principal, const std::string& tenant_name);
+
+    // LDAP and OIDC settings in effect, replaceable while serving (admin API).
+    config::LdapConfig ldap_settings() const;
+    config::OidcConfig oidc_settings() const;
+    void set_ldap(const config::LdapConfig& ldap);
+    void set_oidc(const config::OidcConfig& oidc);
+    // Settings saved through the admin API (table `settings`) override the config file's.
+    Status load_saved_settings();
+
+    store::IdentityStore& store() { return store_; }
+    const config::AuthConfig& config() const { return config_; }
+    void count(std::string_view method, std::string_view result);
+
+private:
+    Result<Principal> from_api_key(const std::string& token);
+    Result<Principal> from_session(const std::string& token);
+    Result<Principal> from_jwt(const std::string& token);
+    Result<store::User> sign_in_ldap(const std::string& username, const std::string& password);
+
+    store::IdentityStore& store_;
+    config::AuthConfig config_;
+    metrics::Registry* metrics_;
+    std::function<int64_t()> clock_;
+    mutable std::mutex mu_;
+    std::shared_ptr<LdapDirectory> ldap_;
+    std::shared_ptr<JwtVerifier> jwt_;
+    std::map<std::string, int64_t> key_touched_;              // key id → last last_used_at write
+    std::map<std::string, std::string> oidc_synced_;          // user id → "tenant/role" last written
+};
+
+}  // namespace codepilot::auth

@@ -1,0 +1,395 @@
+#include "auth/auth.h"
+
+#include <ctime>
+#include <spdlog/spdlog.h>
+
+#include "auth/credentials.h"
+#include "auth/jwt.h"
+#include "auth/ldap_directory.h"
+#include "auth/password.h"
+#include "auth/settings_json.h"
+
+namespace codepilot::auth {
+namespace {
+
+constexpr int64_t kKeyTouchInterval = 60;  // seconds between last_used_at writes per key
+
+Error invalid(std::string detail) { return make_error(ErrorCode::invalid_argument, std::move(detail)); }
+
+std::optional<Role> role_of(const std::optional<std::string>& name) {
+    return name ? parse_role(*name) : std::nullopt;
+}
+
+}  // namespace
+
+PermissionSet Principal::permissions(std::optional<Role> role_there) const {
+    PermissionSet from_role = server_owner ? role_permissions(Role::owner) | bit(Permission::server_admin)
+                              : role_there ? role_permissions(*role_there)
+                                           : 0;
+    return from_role & scope_permissions(scopes, server_owner);
+}
+
+Authenticator::Authenticator(store::IdentityStore& store, config::AuthConfig config, metrics::Registry* metrics,
+                             std::function<int64_t()> clock)
+    : store_(store), config_(std::move(config)), metrics_(metrics), clock_(std::move(clock)) {
+    if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
+    set_ldap(config_.ldap);
+    set_oidc(config_.oidc);
+}
+
+Authenticator::~Authenticator() = default;
+
+void Authenticator::count(std::string_view method, std::string_view result) {
+    if (!metrics_) return;
+    metrics_->counter("codepilot_auth_attempts_total", "Authentication decisions by method and result",
+                      {{"method", std::string(method)}, {"result", std::string(result)}})
+        .inc();
+}
+
+config::LdapConfig Authenticator::ldap_settings() const {
+    std::lock_guard lock(mu_);
+    return ldap_ ? ldap_->config() : config_.ldap;
+}
+
+config::OidcConfig Authenticator::oidc_settings() const {
+    std::lock_guard lock(mu_);
+    return jwt_ ? jwt_->config() : config_.oidc;
+}
+
+void Authenticator::set_ldap(const config::LdapConfig& ldap) {
+    auto directory = ldap.enabled ? std::make_shared<LdapDirectory>(ldap) : nullptr;
+    std::lock_guard lock(mu_);
+    config_.ldap = ldap;
+    ldap_ = std::move(directory);
+}
+
+void Authenticator::set_oidc(const config::OidcConfig& oidc) {
+    auto verifier = oidc.enabled ? std::make_shared<JwtVerifier>(oidc, clock_) : nullptr;
+    std::lock_guard lock(mu_);
+    config_.oidc = oidc;
+    jwt_ = std::move(verifier);
+}
+
+Status Authenticator::load_saved_settings() {
+    auto ldap = store_.get_setting("ldap");
+    if (!ldap) return ldap.error();
+    if (*ldap) {
+        auto parsed = ldap_from_json(nlohmann::json::parse(**ldap, nullptr, false), config_.ldap);
+        if (!parsed) return make_error(ErrorCode::invalid_argument, "saved LDAP settings: " + parsed.error().message);
+        set_ldap(*parsed);
+    }
+    auto oidc = store_.get_setting("oidc");
+    if (!oidc) return oidc.error();
+    if (*oidc) {
+        auto parsed = oidc_from_json(nlohmann::json::parse(**oidc, nullptr, false), config_.oidc);
+        if (!parsed) return make_error(ErrorCode::invalid_argument, "saved OIDC settings: " + parsed.error().message);
+        set_oidc(*parsed);
+    }
+    return Ok{};
+}
+
+Result<Principal> Authenticator::authenticate(std::string_view header) {
+    // RFC 6750: "Bearer" (any case), one space, the token.
+    if (header.empty()) return invalid("no Authorization header");
+    auto space = header.find(' ');
+    std::string scheme(header.substr(0, space));
+    for (auto& ch : scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (space == std::string_view::npos || scheme != "bearer")
+        return invalid("the Authorization header must be 'Bearer <token>'");
+    std::string token(header.substr(space + 1));
+    while (!token.empty() && token.back() == ' ') token.pop_back();
+    if (token.empty() || token.find(' ') != std::string::npos) return invalid("malformed bearer token");
+
+    const char* method = "unknown";
+    Result<Principal> result = invalid("unrecognized token");
+    switch (classify_token(token)) {
+        case TokenKind::api_key: method = "api_key"; result = from_api_key(token); break;
+        case TokenKind::session: method = "session"; result = from_session(token); break;
+        case TokenKind::jwt: method = "jwt"; result = from_jwt(token); break;
+        case TokenKind::unknown: break;
+    }
+    count(method, result ? "success" : result.error().code == ErrorCode::unavailable ? "unavailable" : "failure");
+    return result;
+}
+
+Result<Principal> Authenticator::from_api_key(const std::string& token) {
+    auto grant = store_.find_key_grant(sha256_hex(token));
+    if (!grant) return grant.error();
+    if (!*grant) return invalid("unknown API key");
+    const auto& g = **grant;
+    const int64_t now = clock_();
+    if (g.key.revoked_at) return invalid("API key " + g.key.prefix + " was revoked");
+    if (g.key.expires_at && *g.key.expires_at <= now) return invalid("API key " + g.key.prefix + " expired");
+    if (g.user.disabled) return invalid("user of API key " + g.key.prefix + " is disabled");
+    auto role = role_of(g.role);
+    if (!role && !g.user.server_owner) return invalid("owner of API key " + g.key.prefix + " left the tenant");
+
+    Principal p;
+    p.method = "api_key";
+    p.user_id = g.user.id;
+    p.username = g.user.username;
+    p.server_owner = g.user.server_owner;
+    p.tenant_id = g.key.tenant_id;
+    p.tenant_name = g.key.tenant_name;
+    p.role = role;
+    p.scopes = parse_scopes(g.key.scopes).value_or(0);
+    p.key_prefix = g.key.prefix;
+
+    bool touch = false;
+    {
+        std::lock_guard lock(mu_);
+        auto& last = key_touched_[g.key.id];
+        if (now - last >= kKeyTouchInterval) {
+            last = now;
+            touch = true;
+        }
+    }
+    if (touch) (void)store_.touch_key(g.key.id);  // last-used is advisory: a failed write does not refuse the call
+    return p;
+}
+
+Result<Principal> Authenticator::from_session(const std::string& token) {
+    auto grant = store_.find_session_grant(sha256_hex(token));
+    if (!grant) return grant.error();
+    if (!*grant) return invalid("unknown session");
+    const auto& g = **grant;
+    if (g.session.revoked_at) return invalid("session ended");
+    if (g.session.expires_at <= clock_()) return invalid("session expired");
+    if (g.user.disabled) return invalid("user is disabled");
+    Principal p;
+    p.method = "session";
+    p.user_id = g.user.id;
+    p.username = g.user.username;
+    p.server_owner = g.user.server_owner;
+    p.session_hash = g.session.secret_hash;
+    if (g.session.tenant_id) {
+        auto memberships = store_.memberships_of_user(g.user.id);
+        if (!memberships) return memberships.error();
+        for (const auto& m : *memberships)
+            if (m.tenant_id == *g.session.tenant_id) {
+                p.tenant_id = m.tenant_id;
+                p.tenant_name = m.tenant_name;
+                p.role = parse_role(m.role);
+            }
+    }
+    return p;
+}
+
+Result<Principal> Authenticator::from_jwt(const std::string& token) {
+    std::shared_ptr<JwtVerifier> verifier;
+    {
+        std::lock_guard lock(mu_);
+        verifier = jwt_;
+    }
+    if (!verifier) return invalid("OIDC is not configured");
+    auto claims = verifier->verify(token);
+    if (!claims) return claims.error();
+    const auto& c = *claims;
+    const auto& oc = verifier->config();
+    auto claim = [&](const std::string& name) -> std::string {
+        return c.contains(name) && c[name].is_string() ? c[name].get<std::string>() : "";
+    };
+    std::string username = claim(oc.username_claim);
+    if (username.empty()) username = claim("sub");
+    if (!valid_username(username)) return invalid("token names no usable user");
+    std::string tenant_name = claim(oc.tenant_claim);
+    std::string role_name = claim(oc.role_claim);
+    if (role_name.empty()) role_name = oc.default_role;
+    auto role = parse_role(role_name);
+    if (!role) return invalid("token role '" + role_name + "' is not a role");
+
+    auto user = store_.find_user(username);
+    if (!user) return user.error();
+    store::User u;
+    if (!*user) {
+        store::User fresh;
+        fresh.username = username;
+        fresh.source = "oidc";
+        fresh.email = claim("email");
+        fresh.display_name = claim("name");
+        auto created = store_.create_user(fresh);
+        if (!created) {
+            auto again = store_.find_user(username);  // another request provisioned it first
+            if (!again || !*again) return created.error();
+            u = **again;
+        } else {
+            u = *created;
+        }
+    } else {
+        u = **user;
+    }
+    if (u.source != "oidc") return invalid("user '" + username + "' exists and is not an OIDC user");
+    if (u.disabled) return invalid("user is disabled");
+
+    Principal p;
+    p.method = "jwt";
+    p.user_id = u.id;
+    p.username = u.username;
+    p.server_owner = u.server_owner;
+    if (!tenant_name.empty()) {
+        auto tenant = store_.find_tenant(tenant_name);
+        if (!tenant) return tenant.error();
+        if (!*tenant) return invalid("token names tenant '" + tenant_name + "', which does not exist");
+        p.tenant_id = (*tenant)->id;
+        p.tenant_name = tenant_name;
+        p.role = role;
+        const std::string synced = p.tenant_id + "/" + role_name;
+        bool write = false;
+        {
+            std::lock_guard lock(mu_);
+            write = oidc_synced_[u.id] != synced;
+        }
+        if (write) {
+            if (auto st = store_.sync_memberships(u.id, "oidc", {{p.tenant_id, role_name}}); !st) return st.error();
+            std::lock_guard lock(mu_);
+            oidc_synced_[u.id] = synced;
+        }
+    }
+    return p;
+}
+
+Result<store::User> Authenticator::sign_in_ldap(const std::string& username, const std::string& password) {
+    std::shared_ptr<LdapDirectory> directory;
+    {
+        std::lock_guard lock(mu_);
+        directory = ldap_;
+    }
+    auto found = directory->authenticate(username, password);
+    if (!found) {
+        count("ldap", found.error().code == ErrorCode::unavailable ? "unavailable" : "failure");
+        return found.error();
+    }
+    auto existing = store_.find_user(username);
+    if (!existing) return existing.error();
+    store::User u;
+    if (*existing) {
+        u = **existing;
+        if (u.source != "ldap") {
+            count("ldap", "failure");
+            return invalid("user '" + username + "' exists as a " + u.source + " user");
+        }
+        u.display_name = found->display_name;
+        u.email = found->email;
+        if (auto st = store_.update_user(u); !st) return st.error();
+    } else {
+        store::User fresh;
+        fresh.username = username;
+        fresh.source = "ldap";
+        fresh.display_name = found->display_name;
+        fresh.email = found->email;
+        auto created = store_.create_user(fresh);
+        if (!created) return created.error();
+        u = *created;
+    }
+    if (u.disabled) {
+        count("ldap", "failure");
+        return invalid("user '" + username + "' is disabled");
+    }
+    std::vector<std::pair<std::string, std::string>> grants;
+    for (const auto& [tenant_name, role] : directory->map_groups(found->groups)) {
+        auto tenant = store_.find_tenant(tenant_name);
+        if (!tenant) return tenant.error();
+        std::string tenant_id;
+        if (*tenant) {
+            tenant_id = (*tenant)->id;
+        } else {
+            auto created = store_.create_tenant(tenant_name);  // named by the administrator's group map
+            if (!created) return created.error();
+            tenant_id = created->id;
+        }
+        grants.emplace_back(tenant_id, role);
+    }
+    if (auto st = store_.sync_memberships(u.id, "ldap", grants); !st) return st.error();
+    count("ldap", "success");
+    return u;
+}
+
+Result<SignIn> Authenticator::sign_in(const std::string& username, const std::string& password,
+                                      const std::string& tenant) {
+    auto found = store_.find_user(username);
+    if (!found) return found.error();
+    store::User user;
+    bool ldap_enabled = false;
+    {
+        std::lock_guard lock(mu_);
+        ldap_enabled = ldap_ != nullptr;
+    }
+    if (*found && (*found)->source == "local") {
+        user = **found;
+        bool ok = user.password_hash && verify_password(password, *user.password_hash);
+        if (!ok || user.disabled) {
+            count("password", "failure");
+            return invalid(!ok ? "wrong password for '" + username + "'" : "user '" + username + "' is disabled");
+        }
+        count("password", "success");
+    } else if (ldap_enabled && (!*found || (*found)->source == "ldap")) {
+        auto signed_in = sign_in_ldap(username, password);
+        if (!signed_in) return signed_in.error();
+        user = *signed_in;
+    } else {
+        burn_password_check(password);  // an unknown user takes as long as a wrong password
+        count("password", "failure");
+        return invalid("unknown user '" + username + "'");
+    }
+
+    auto memberships = store_.memberships_of_user(user.id);
+    if (!memberships) return memberships.error();
+    Principal p;
+    p.method = "session";
+    p.user_id = user.id;
+    p.username = user.username;
+    p.server_owner = user.server_owner;
+    for (const auto& m : *memberships) {
+        if (!tenant.empty() && m.tenant_name != tenant) continue;
+        p.tenant_id = m.tenant_id;
+        p.tenant_name = m.tenant_name;
+        p.role = parse_role(m.role);
+        break;
+    }
+    if (!tenant.empty() && p.tenant_id.empty())
+        return make_error(ErrorCode::not_found, "you are not a member of tenant '" + tenant + "'", "tenant");
+
+    auto token = generate_session_token();
+    store::Session s;
+    s.id = store::IdentityStore::new_id();
+    s.secret_hash = token.secret_hash;
+    s.user_id = user.id;
+    if (!p.tenant_id.empty()) s.tenant_id = p.tenant_id;
+    s.method = user.source == "ldap" ? "ldap" : "password";
+    s.created_at = clock_();
+    s.expires_at = s.created_at + config_.session_ttl_s;
+    if (auto st = store_.create_session(s); !st) return st.error();
+    (void)store_.record_login(user.id);
+    p.session_hash = token.secret_hash;
+    return SignIn{token.plaintext, s.expires_at, p};
+}
+
+Status Authenticator::sign_out(const Principal& principal) {
+    if (principal.method != "session") return invalid("only a session can sign out; revoke API keys instead");
+    auto r = store_.revoke_session(principal.session_hash);
+    if (!r) return r.error();
+    return Ok{};
+}
+
+Result<std::optional<TenantAccess>> Authenticator::access_in(const Principal& p, const std::string& tenant_name) {
+    auto tenant = store_.find_tenant(tenant_name);
+    if (!tenant) return tenant.error();
+    if (!*tenant) return std::optional<TenantAccess>{};
+    TenantAccess access{**tenant, std::nullopt, 0};
+    if (p.tenant_id == access.tenant.id) {
+        access.role = p.role;
+    } else if (p.method == "session" || p.method == "none") {
+        // A person's session reaches every tenant they belong to; keys and tokens only their own.
+        auto memberships = store_.memberships_of_user(p.user_id);
+        if (!memberships) return memberships.error();
+        for (const auto& m : *memberships)
+            if (m.tenant_id == access.tenant.id) access.role = parse_role(m.role);
+    }
+    if (!access.role && !p.server_owner) return std::optional<TenantAccess>{};
+    if (!p.server_owner && p.tenant_id != access.tenant.id && p.method != "session")
+        return std::optional<TenantAccess>{};
+    access.permissions = p.permissions(access.role);
+    return std::optional<TenantAccess>(access);
+}
+
+}  // namespace codepilot::auth

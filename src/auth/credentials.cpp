@@ -1,0 +1,139 @@
+#include "auth/credentials.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+namespace codepilot::auth {
+namespace {
+constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+constexpr std::string_view kKeyTag = "cpk_", kSessionTag = "cps_";
+constexpr size_t kPrefixChars = 8, kKeySecretChars = 40, kSessionChars = 43;
+
+bool is_alnum(std::string_view s) {
+    for (char c : s)
+        if (kAlphabet.find(c) == std::string_view::npos) return false;
+    return true;
+}
+}  // namespace
+
+std::string random_token(size_t chars) {
+    std::string out;
+    out.reserve(chars);
+    unsigned char buf[64];
+    while (out.size() < chars) {
+        RAND_bytes(buf, sizeof buf);
+        for (unsigned char b : buf) {
+            if (b >= 248) continue;  // 248 = 4 × 62: keeps the choice uniform
+            out += kAlphabet[b % 62];
+            if (out.size() == chars) break;
+        }
+    }
+    return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(len * 2);
+    for (unsigned i = 0; i < len; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 15];
+    }
+    return out;
+}
+
+std::string base64url_encode(std::string_view data) {
+    static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    size_t i = 0;
+    for (; i + 2 < data.size(); i += 3) {
+        uint32_t n = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8) | uint8_t(data[i + 2]);
+        out += table[n >> 18];
+        out += table[(n >> 12) & 63];
+        out += table[(n >> 6) & 63];
+        out += table[n & 63];
+    }
+    if (i + 1 == data.size()) {
+        uint32_t n = uint8_t(data[i]) << 16;
+        out += table[n >> 18];
+        out += table[(n >> 12) & 63];
+    } else if (i + 2 == data.size()) {
+        uint32_t n = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8);
+        out += table[n >> 18];
+        out += table[(n >> 12) & 63];
+        out += table[(n >> 6) & 63];
+    }
+    return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '-') return 62;
+        if (c == '_') return 63;
+        return -1;
+    };
+    if (text.size() % 4 == 1) return std::nullopt;
+    std::string out;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (char c : text) {
+        int v = value(c);
+        if (v < 0) return std::nullopt;
+        acc = (acc << 6) | uint32_t(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += char((acc >> bits) & 0xff);
+        }
+    }
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;  // non-canonical trailing bits
+    return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+NewApiKey generate_api_key() {
+    NewApiKey k;
+    k.prefix = std::string(kKeyTag) + random_token(kPrefixChars);
+    k.plaintext = k.prefix + "_" + random_token(kKeySecretChars);
+    k.secret_hash = sha256_hex(k.plaintext);
+    return k;
+}
+
+std::optional<std::string> api_key_prefix(std::string_view token) {
+    if (token.size() != kKeyTag.size() + kPrefixChars + 1 + kKeySecretChars || token.substr(0, 4) != kKeyTag)
+        return std::nullopt;
+    auto prefix = token.substr(0, kKeyTag.size() + kPrefixChars);
+    if (token[prefix.size()] != '_' || !is_alnum(prefix.substr(4)) || !is_alnum(token.substr(prefix.size() + 1)))
+        return std::nullopt;
+    return std::string(prefix);
+}
+
+NewSessionToken generate_session_token() {
+    NewSessionToken t;
+    t.plaintext = std::string(kSessionTag) + random_token(kSessionChars);
+    t.secret_hash = sha256_hex(t.plaintext);
+    return t;
+}
+
+TokenKind classify_token(std::string_view token) {
+    if (api_key_prefix(token)) return TokenKind::api_key;
+    if (token.size() == kSessionTag.size() + kSessionChars && token.substr(0, 4) == kSessionTag &&
+        is_alnum(token.substr(4)))
+        return TokenKind::session;
+    size_t dots = 0;
+    for (char c : token) dots += c == '.';
+    if (dots == 2 && token.size() > 10) return TokenKind::jwt;
+    return TokenKind::unknown;
+}
+
+}  // namespace codepilot::auth

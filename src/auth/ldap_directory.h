@@ -1,0 +1,38 @@
+// LDAP sign-in (OpenLDAP libldap): service bind → search for the user with the configured
+// filter, the name escaped per RFC 4515 → bind as the found DN with the given password →
+// read groups (memberOf on the entry, or a group search for POSIX groups).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/result.h"
+
+namespace codepilot::auth {
+
+// RFC 4515 value escaping: * ( ) \ NUL become \2a \28 \29 \5c \00.
+std::string escape_ldap_filter_value(std::string_view value);
+
+struct DirectoryUser {
+    std::string dn, display_name, email;
+    std::vector<std::string> groups;  // group DNs
+};
+
+enum class DirectoryFailure { invalid_credentials, unavailable };
+
+class LdapDirectory {
+public:
+    explicit LdapDirectory(config::LdapConfig config);
+    // invalid_argument: wrong user or password; unavailable: the directory cannot be reached
+    // or refused the service account (the message says which, for the server log).
+    Result<DirectoryUser> authenticate(const std::string& username, const std::string& password) const;
+    // Tenant → role from the configured group map (the highest role wins within a tenant).
+    std::vector<std::pair<std::string, std::string>> map_groups(const std::vector<std::string>& groups) const;
+    const config::LdapConfig& config() const { return config_; }
+
+private:
+    config::LdapConfig config_;
+};
+
+}  // namespace codepilot::auth

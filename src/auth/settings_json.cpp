@@ -1,0 +1,157 @@
+#include "auth/settings_json.h"
+
+#include <functional>
+#include <map>
+
+namespace codepilot::auth {
+namespace {
+
+using json = nlohmann::json;
+using Field = std::function<std::string(const json&)>;  // "" or what is wrong
+
+Field text(std::string& target) {
+    return [&target](const json& v) -> std::string {
+        if (!v.is_string()) return "must be a string";
+        target = v.get<std::string>();
+        return "";
+    };
+}
+Field flag(bool& target) {
+    return [&target](const json& v) -> std::string {
+        if (!v.is_boolean()) return "must be true or false";
+        target = v.get<bool>();
+        return "";
+    };
+}
+Field number(int& target, int min, int max) {
+    return [&target, min, max](const json& v) -> std::string {
+        if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > max)
+            return "must be an integer between " + std::to_string(min) + " and " + std::to_string(max);
+        target = v.get<int>();
+        return "";
+    };
+}
+
+Status apply(const json& body, std::map<std::string, Field>& fields, const char* section) {
+    if (!body.is_object()) return make_error(ErrorCode::invalid_argument, "the body must be a JSON object");
+    for (const auto& [key, value] : body.items()) {
+        auto it = fields.find(key);
+        if (it == fields.end())
+            return make_error(ErrorCode::invalid_argument, std::string("unknown ") + section + " setting '" + key + "'", key);
+        if (auto err = it->second(value); !err.empty())
+            return make_error(ErrorCode::invalid_argument, "'" + key + "' " + err, key);
+    }
+    return Ok{};
+}
+
+}  // namespace
+
+json ldap_to_json(const config::LdapConfig& l, bool mask) {
+    json groups = json::array();
+    for (const auto& m : l.group_map) groups.push_back(json{{"group", m.group}, {"tenant", m.tenant}, {"role", m.role}});
+    return json{{"enabled", l.enabled},
+                {"url", l.url},
+                {"bind_dn", l.bind_dn},
+                {"bind_password", mask && !l.bind_password.empty() ? kMaskedSecret : l.bind_password},
+                {"base_dn", l.base_dn},
+                {"user_filter", l.user_filter},
+                {"display_name_attribute", l.display_name_attribute},
+                {"email_attribute", l.email_attribute},
+                {"group_attribute", l.group_attribute},
+                {"group_base_dn", l.group_base_dn},
+                {"group_filter", l.group_filter},
+                {"start_tls", l.start_tls},
+                {"ca_file", l.ca_file},
+                {"tls_verify", l.tls_verify},
+                {"timeout_ms", l.timeout_ms},
+                {"group_map", groups}};
+}
+
+json oidc_to_json(const config::OidcConfig& o) {
+    return json{{"enabled", o.enabled},
+                {"issuer", o.issuer},
+                {"audience", o.audience},
+                {"jwks_file", o.jwks_file},
+                {"jwks_url", o.jwks_url},
+                {"algorithms", o.algorithms},
+                {"leeway_s", o.leeway_s},
+                {"username_claim", o.username_claim},
+                {"tenant_claim", o.tenant_claim},
+                {"role_claim", o.role_claim},
+                {"default_role", o.default_role},
+                {"jwks_refresh_min_interval_s", o.jwks_refresh_min_interval_s}};
+}
+
+Result<config::LdapConfig> ldap_from_json(const json& body, const config::LdapConfig& base) {
+    config::LdapConfig l = base;
+    std::string password = base.bind_password;
+    std::map<std::string, Field> fields = {
+        {"enabled", flag(l.enabled)},
+        {"url", text(l.url)},
+        {"bind_dn", text(l.bind_dn)},
+        {"bind_password", text(password)},
+        {"base_dn", text(l.base_dn)},
+        {"user_filter", text(l.user_filter)},
+        {"display_name_attribute", text(l.display_name_attribute)},
+        {"email_attribute", text(l.email_attribute)},
+        {"group_attribute", text(l.group_attribute)},
+        {"group_base_dn", text(l.group_base_dn)},
+        {"group_filter", text(l.group_filter)},
+        {"start_tls", flag(l.start_tls)},
+        {"ca_file", text(l.ca_file)},
+        {"tls_verify", flag(l.tls_verify)},
+        {"timeout_ms", number(l.timeout_ms, 100, 120000)},
+        {"group_map",
+         [&l](const json& v) -> std::string {
+             if (!v.is_array()) return "must be an array of {group, tenant, role}";
+             std::vector<config::LdapGroupMapping> out;
+             for (const auto& item : v) {
+                 if (!item.is_object() || item.size() != 3 || !item.contains("group") || !item.contains("tenant") ||
+                     !item.contains("role") || !item["group"].is_string() || !item["tenant"].is_string() ||
+                     !item["role"].is_string())
+                     return "entries must be objects with exactly the strings group, tenant and role";
+                 out.push_back({item["group"], item["tenant"], item["role"]});
+             }
+             l.group_map = std::move(out);
+             return "";
+         }},
+    };
+    if (auto st = apply(body, fields, "LDAP"); !st) return st.error();
+    if (password != kMaskedSecret) l.bind_password = password;
+    l.bind_password_file.clear();
+    if (auto st = config::validate_ldap(l); !st) return st.error();
+    return l;
+}
+
+Result<config::OidcConfig> oidc_from_json(const json& body, const config::OidcConfig& base) {
+    config::OidcConfig o = base;
+    std::map<std::string, Field> fields = {
+        {"enabled", flag(o.enabled)},
+        {"issuer", text(o.issuer)},
+        {"audience", text(o.audience)},
+        {"jwks_file", text(o.jwks_file)},
+        {"jwks_url", text(o.jwks_url)},
+        {"algorithms",
+         [&o](const json& v) -> std::string {
+             if (!v.is_array()) return "must be an array of strings";
+             std::vector<std::string> out;
+             for (const auto& a : v) {
+                 if (!a.is_string()) return "must be an array of strings";
+                 out.push_back(a);
+             }
+             o.algorithms = std::move(out);
+             return "";
+         }},
+        {"leeway_s", number(o.leeway_s, 0, 600)},
+        {"username_claim", text(o.username_claim)},
+        {"tenant_claim", text(o.tenant_claim)},
+        {"role_claim", text(o.role_claim)},
+        {"default_role", text(o.default_role)},
+        {"jwks_refresh_min_interval_s", number(o.jwks_refresh_min_interval_s, 0, 86400)},
+    };
+    if (auto st = apply(body, fields, "OIDC"); !st) return st.error();
+    if (auto st = config::validate_oidc(o); !st) return st.error();
+    return o;
+}
+
+}  // namespace codepilot::auth

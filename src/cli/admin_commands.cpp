@@ -1,0 +1,243 @@
+#include "cli/admin_commands.h"
+
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+
+#include "auth/auth.h"
+#include "auth/password.h"
+#include "config/config.h"
+#include "store/store.h"
+
+namespace codepilot::cli {
+namespace {
+
+struct StoreFlags {
+    std::string config_path, data_dir, store_url;
+};
+
+void add_store_flags(CLI::App* cmd, StoreFlags& f) {
+    cmd->add_option("--config", f.config_path, "TOML configuration file (as for serve)")->check(CLI::ExistingFile);
+    cmd->add_option("--data-dir", f.data_dir, "data directory (as for serve; default ./data)");
+    cmd->add_option("--store", f.store_url, "store URL (overrides store.url)");
+}
+
+int fail(const std::string& message, int code = 1) {
+    std::cerr << "error: " << message << "\n";
+    return code;
+}
+
+struct OpenStore {
+    std::unique_ptr<store::Database> db;
+    std::unique_ptr<store::IdentityStore> identities;
+};
+
+Result<OpenStore> open_store(const StoreFlags& f) {
+    config::Config cfg;
+    if (!f.config_path.empty()) {
+        auto loaded = config::load_config_file(f.config_path);
+        if (!loaded) return loaded.error();
+        cfg = *loaded;
+    }
+    if (!f.data_dir.empty()) cfg.data_dir = f.data_dir;
+    if (!f.store_url.empty()) cfg.store.url = f.store_url;
+    auto db = store::open_and_migrate(config::store_url(cfg), 1);
+    if (!db) return db.error();
+    OpenStore out;
+    out.db = std::move(*db);
+    out.identities = std::make_unique<store::IdentityStore>(*out.db);
+    return out;
+}
+
+std::string when(std::optional<int64_t> t) {
+    if (!t) return "-";
+    std::time_t tt = static_cast<std::time_t>(*t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    std::ostringstream out;
+    out << std::put_time(&tm, "%Y-%m-%dT%H:%MZ");
+    return out.str();
+}
+
+}  // namespace
+
+std::function<int()> add_admin_commands(CLI::App& app) {
+    auto flags = std::make_shared<StoreFlags>();
+    std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
+
+    auto* migrate = app.add_subcommand("migrate", "Apply the store's schema migrations and exit");
+    add_store_flags(migrate, *flags);
+    commands.emplace_back(migrate, [flags] {
+        config::Config cfg;
+        if (!flags->config_path.empty()) {
+            auto loaded = config::load_config_file(flags->config_path);
+            if (!loaded) return fail(loaded.error().message, 2);
+            cfg = *loaded;
+        }
+        if (!flags->data_dir.empty()) cfg.data_dir = flags->data_dir;
+        if (!flags->store_url.empty()) cfg.store.url = flags->store_url;
+        auto db = store::open_database(config::store_url(cfg), 1);
+        if (!db) return fail(db.error().message);
+        auto applied = store::migrate(**db);
+        if (!applied) return fail(applied.error().message);
+        for (const auto& name : *applied) std::cout << "applied " << name << "\n";
+        auto version = store::schema_version(**db);
+        std::cout << "schema version " << (version ? *version : -1) << (applied->empty() ? " (up to date)" : "") << "\n";
+        return 0;
+    });
+
+    auto* tenant = app.add_subcommand("tenant", "Tenants (teams)");
+    tenant->require_subcommand(1);
+    auto tenant_name = std::make_shared<std::string>();
+    auto* tenant_create = tenant->add_subcommand("create", "Create a tenant");
+    tenant_create->add_option("name", *tenant_name, "tenant name (a-z, 0-9, . _ -)")->required();
+    add_store_flags(tenant_create, *flags);
+    commands.emplace_back(tenant_create, [flags, tenant_name] {
+        if (!auth::valid_tenant_name(*tenant_name))
+            return fail("tenant names are 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", 2);
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto t = s->identities->create_tenant(*tenant_name);
+        if (!t) return fail(t.error().message);
+        std::cout << "created tenant " << t->name << "\n";
+        return 0;
+    });
+    auto* tenant_list = tenant->add_subcommand("list", "List tenants");
+    add_store_flags(tenant_list, *flags);
+    commands.emplace_back(tenant_list, [flags] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto tenants = s->identities->list_tenants();
+        if (!tenants) return fail(tenants.error().message);
+        for (const auto& t : *tenants) std::cout << t.name << "\t" << when(t.created_at) << "\n";
+        return 0;
+    });
+
+    struct UserArgs {
+        std::string name, tenant, role = "developer";
+        bool password_stdin = false, service = false, server_owner = false;
+    };
+    auto ua = std::make_shared<UserArgs>();
+    auto* user = app.add_subcommand("user", "Users and service accounts");
+    user->require_subcommand(1);
+    auto* user_create = user->add_subcommand("create", "Create a local user (or add an existing one to a tenant)");
+    user_create->add_option("name", ua->name, "user name")->required();
+    user_create->add_option("--tenant", ua->tenant, "tenant to join")->required();
+    user_create->add_option("--role", ua->role, "owner | admin | developer | auditor | viewer")
+        ->check(CLI::IsMember(config::role_names()));
+    user_create->add_flag("--password-stdin", ua->password_stdin, "read a password from the first line of stdin");
+    user_create->add_flag("--service", ua->service, "a service account (API keys only, no password)");
+    add_store_flags(user_create, *flags);
+    commands.emplace_back(user_create, [flags, ua] {
+        if (!auth::valid_username(ua->name)) return fail("user names are 1-128 printable characters without spaces or '/'", 2);
+        if (ua->service && ua->password_stdin) return fail("service accounts have no password", 2);
+        std::optional<std::string> hash;
+        if (ua->password_stdin) {
+            std::string password;
+            std::getline(std::cin, password);
+            if (auto problem = auth::password_problem(password); !problem.empty()) return fail(problem, 2);
+            auto h = auth::hash_password(password);
+            if (!h) return fail(h.error().message);
+            hash = *h;
+        }
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto t = s->identities->find_tenant(ua->tenant);
+        if (!t) return fail(t.error().message);
+        if (!*t) return fail("tenant '" + ua->tenant + "' not found (create it with `codepilot tenant create`)");
+        auto existing = s->identities->find_user(ua->name);
+        if (!existing) return fail(existing.error().message);
+        store::User u;
+        if (*existing) {
+            if (hash) return fail("user '" + ua->name + "' already exists; its password is changed with the admin API");
+            u = **existing;
+        } else {
+            u.username = ua->name;
+            u.kind = ua->service ? "service" : "person";
+            u.password_hash = hash;
+            auto created = s->identities->create_user(u);
+            if (!created) return fail(created.error().message);
+            u = *created;
+        }
+        if (auto st = s->identities->set_membership((*t)->id, u.id, ua->role); !st) return fail(st.error().message);
+        std::cout << (*existing ? "added " : "created ") << (u.kind == "service" ? "service account " : "user ") << u.username
+                  << " to " << ua->tenant << " as " << ua->role << "\n";
+        return 0;
+    });
+
+    struct KeyArgs {
+        std::string tenant, user, scopes = "completion,chat", expires, name, prefix;
+    };
+    auto ka = std::make_shared<KeyArgs>();
+    auto* key = app.add_subcommand("key", "API keys");
+    key->require_subcommand(1);
+    auto* key_create = key->add_subcommand("create", "Create an API key; prints it alone on the last line");
+    key_create->add_option("--tenant", ka->tenant, "tenant the key acts in")->required();
+    key_create->add_option("--user", ka->user, "user or service account that owns the key")->required();
+    key_create->add_option("--scopes", ka->scopes, "completion,chat,embeddings,admin (default completion,chat)");
+    key_create->add_option("--expires", ka->expires, "lifetime, e.g. 30d, 12h (default: none)");
+    key_create->add_option("--name", ka->name, "a label for listings");
+    add_store_flags(key_create, *flags);
+    commands.emplace_back(key_create, [flags, ka] {
+        std::string bad;
+        auto scopes = auth::parse_scopes(ka->scopes, &bad);
+        if (!scopes) return fail("unknown scope '" + bad + "' (completion, chat, embeddings, admin)", 2);
+        std::optional<int64_t> ttl;
+        if (!ka->expires.empty()) {
+            ttl = auth::parse_duration_seconds(ka->expires);
+            if (!ttl) return fail("--expires must be a positive duration like 30d, 12h, 90m or seconds", 2);
+        }
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto issued = auth::issue_api_key(*s->identities, ka->tenant, ka->user, *scopes, ttl, ka->name, "cli");
+        if (!issued) return fail(issued.error().message);
+        std::cout << "created key " << issued->record.prefix << " for " << ka->user << " in " << ka->tenant
+                  << " (scopes " << issued->record.scopes << ", expires " << when(issued->record.expires_at)
+                  << "); it is shown only now:\n"
+                  << issued->plaintext << "\n";
+        return 0;
+    });
+    auto* key_revoke = key->add_subcommand("revoke", "Revoke a key by its prefix (effective on its next request)");
+    key_revoke->add_option("prefix", ka->prefix, "the key's prefix, e.g. cpk_AbCd1234")->required();
+    add_store_flags(key_revoke, *flags);
+    commands.emplace_back(key_revoke, [flags, ka] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto k = s->identities->find_key_by_prefix(ka->prefix);
+        if (!k) return fail(k.error().message);
+        if (!*k) return fail("no key with prefix '" + ka->prefix + "'");
+        auto revoked = s->identities->revoke_key((*k)->id);
+        if (!revoked) return fail(revoked.error().message);
+        std::cout << (*revoked ? "revoked " : "already revoked: ") << ka->prefix << "\n";
+        return 0;
+    });
+    auto* key_list = key->add_subcommand("list", "List a tenant's keys (never their secrets)");
+    key_list->add_option("--tenant", ka->tenant, "tenant")->required();
+    add_store_flags(key_list, *flags);
+    commands.emplace_back(key_list, [flags, ka] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto t = s->identities->find_tenant(ka->tenant);
+        if (!t) return fail(t.error().message);
+        if (!*t) return fail("tenant '" + ka->tenant + "' not found");
+        auto keys = s->identities->list_keys((*t)->id);
+        if (!keys) return fail(keys.error().message);
+        std::cout << "PREFIX\tUSER\tSCOPES\tSTATE\tCREATED\tEXPIRES\tLAST USED\tNAME\n";
+        const int64_t now = s->identities->now();
+        for (const auto& k : *keys) {
+            std::string state = k.revoked_at ? "revoked" : (k.expires_at && *k.expires_at <= now) ? "expired" : "active";
+            std::cout << k.prefix << "\t" << k.username << "\t" << k.scopes << "\t" << state << "\t" << when(k.created_at)
+                      << "\t" << when(k.expires_at) << "\t" << when(k.last_used_at) << "\t" << k.name << "\n";
+        }
+        return 0;
+    });
+
+    return [commands] {
+        for (const auto& [cmd, run] : commands)
+            if (cmd->parsed()) return run();
+        return -1;
+    };
+}
+
+}  // namespace codepilot::cli

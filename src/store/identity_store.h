@@ -1,0 +1,120 @@
+// IdentityStore: typed reads and writes of tenants, users, memberships, API keys, sessions and
+// settings. The only place that knows their SQL.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/database.h"
+
+namespace codepilot::store {
+
+struct Tenant {
+    std::string id, name;
+    int64_t created_at = 0;
+};
+
+struct User {
+    std::string id, username;
+    std::string kind = "person";  // person | service
+    std::string source = "local"; // local | ldap | oidc
+    std::string display_name, email;
+    std::optional<std::string> password_hash;
+    bool disabled = false;
+    bool server_owner = false;
+    int64_t created_at = 0, updated_at = 0;
+    std::optional<int64_t> last_login_at;
+};
+
+struct Membership {
+    std::string tenant_id, tenant_name, user_id, username, role, source;
+    int64_t created_at = 0;
+};
+
+struct ApiKey {
+    std::string id, prefix, secret_hash, tenant_id, tenant_name, user_id, username, name, scopes, created_by;
+    int64_t created_at = 0;
+    std::optional<int64_t> expires_at, revoked_at, last_used_at;
+};
+
+// A key found by its hash, with its owner and the owner's current role in the key's tenant.
+struct KeyGrant {
+    ApiKey key;
+    User user;
+    std::optional<std::string> role;  // none: no longer a member
+};
+
+struct Session {
+    std::string id, secret_hash, user_id, method;
+    std::optional<std::string> tenant_id;
+    int64_t created_at = 0, expires_at = 0;
+    std::optional<int64_t> revoked_at;
+};
+
+struct SessionGrant {
+    Session session;
+    User user;
+};
+
+class IdentityStore {
+public:
+    using Clock = std::function<int64_t()>;  // unix seconds
+    explicit IdentityStore(Database& db, Clock clock = {});
+
+    Database& database() { return db_; }
+    int64_t now() const { return clock_(); }
+
+    // Tenants. Names are unique; a duplicate is invalid_argument.
+    Result<Tenant> create_tenant(const std::string& name);
+    Result<std::optional<Tenant>> find_tenant(const std::string& name);
+    Result<std::vector<Tenant>> list_tenants();
+    Status delete_tenant(const std::string& tenant_id);
+
+    // Users.
+    Result<User> create_user(User user);
+    Result<std::optional<User>> find_user(const std::string& username);
+    Result<std::optional<User>> find_user_by_id(const std::string& user_id);
+    Result<int64_t> count_users();
+    Status update_user(const User& user);  // display name, email, password hash, disabled, owner flag
+    Status record_login(const std::string& user_id);
+
+    // Memberships.
+    Status set_membership(const std::string& tenant_id, const std::string& user_id, const std::string& role,
+                          const std::string& source = "manual");
+    // Returns whether a membership was removed.
+    Result<bool> remove_membership(const std::string& tenant_id, const std::string& user_id);
+    Result<std::vector<Membership>> memberships_of_user(const std::string& user_id);
+    Result<std::vector<Membership>> members_of_tenant(const std::string& tenant_id);
+    // Replaces the memberships that came from `source` (LDAP, OIDC) with `grants`; manual ones stay.
+    Status sync_memberships(const std::string& user_id, const std::string& source,
+                            const std::vector<std::pair<std::string, std::string>>& tenant_roles);
+
+    // API keys.
+    Status create_api_key(const ApiKey& key);
+    Result<std::optional<KeyGrant>> find_key_grant(const std::string& secret_hash);
+    Result<std::optional<ApiKey>> find_key_by_prefix(const std::string& prefix);
+    Result<std::vector<ApiKey>> list_keys(const std::string& tenant_id);
+    // Returns whether a live key was revoked.
+    Result<bool> revoke_key(const std::string& key_id);
+    Status touch_key(const std::string& key_id);
+
+    // Sessions.
+    Status create_session(const Session& session);
+    Result<std::optional<SessionGrant>> find_session_grant(const std::string& secret_hash);
+    Result<bool> revoke_session(const std::string& secret_hash);
+
+    // Server-wide settings (JSON text), e.g. "ldap", "oidc".
+    Result<std::optional<std::string>> get_setting(const std::string& name);
+    Status put_setting(const std::string& name, const std::string& value, const std::string& actor);
+
+    // A random 128-bit id in hex.
+    static std::string new_id();
+
+private:
+    Database& db_;
+    Clock clock_;
+};
+
+}  // namespace codepilot::store

@@ -1,0 +1,149 @@
+// The admin REST surface: tenants, members, keys and settings, with the finer rules a
+// product needs (keys shown once, only owners make owners, the last owner stays).
+#include <gtest/gtest.h>
+
+#include "support/auth_fixture.h"
+
+namespace codepilot::testenv {
+namespace {
+
+using json = nlohmann::json;
+
+class AdminApi : public AuthServerTest {};
+
+TEST_F(AdminApi, OwnerCreatesTenantsWithValidNames) {
+    auto created = call("POST", "/admin/v1/tenants", owner_key_, {{"name", "acme"}});
+    ASSERT_EQ(created.status, 201) << created.body;
+    EXPECT_EQ(created.json()["name"], "acme");
+    auto dup = call("POST", "/admin/v1/tenants", owner_key_, {{"name", "acme"}});
+    EXPECT_EQ(dup.status, 400);
+    EXPECT_EQ(dup.json()["error"]["message"], "tenant 'acme' already exists");
+    auto bad = call("POST", "/admin/v1/tenants", owner_key_, {{"name", "Bad Name!"}});
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(bad.json()["error"]["param"], "name");
+    EXPECT_EQ(call("POST", "/admin/v1/tenants", owner_key_, json::array()).status, 400);
+    EXPECT_EQ(call("POST", "/admin/v1/tenants", owner_key_, {{"name", 7}}).status, 400);
+    auto listed = call("GET", "/admin/v1/tenants", owner_key_).json()["data"];
+    EXPECT_EQ(listed.size(), 2u);  // default and acme
+}
+
+TEST_F(AdminApi, MembersKeysAndSignInEndToEnd) {
+    tenant("acme");
+    auto added = call("POST", "/admin/v1/tenants/acme/members", owner_key_,
+                      {{"username", "dora"}, {"role", "developer"}, {"password", "dora-password-1"}, {"email", "d@x"}});
+    ASSERT_EQ(added.status, 201) << added.body;
+    EXPECT_EQ(added.json()["created_user"], true);
+    EXPECT_EQ(added.json().contains("password_hash"), false);
+    auto weak = call("POST", "/admin/v1/tenants/acme/members", owner_key_,
+                     {{"username", "weak"}, {"role", "developer"}, {"password", "short"}});
+    EXPECT_EQ(weak.status, 400);
+    EXPECT_EQ(weak.json()["error"]["param"], "password");
+    EXPECT_EQ(call("POST", "/admin/v1/tenants/acme/members", owner_key_, {{"username", "x"}, {"role", "god"}}).status, 400);
+
+    std::string session =
+        post_json(port(), "/auth/login", {{"username", "dora"}, {"password", "dora-password-1"}}).json()["token"];
+    auto created = call("POST", "/admin/v1/tenants/acme/keys", session,
+                        {{"scopes", json::array({"completion"})}, {"expires_in", "30d"}, {"name", "laptop"}});
+    ASSERT_EQ(created.status, 201) << created.body;
+    std::string plaintext = created.json()["key"];
+    EXPECT_EQ(created.json()["scopes"], "completion");
+    EXPECT_EQ(created.json()["state"], "active");
+    EXPECT_GT(created.json()["expires_at"].get<int64_t>(), std::time(nullptr) + 29 * 86400);
+    EXPECT_EQ(call("GET", "/v1/models", plaintext).status, 200);
+    // Listings never show the key again.
+    auto listed = call("GET", "/admin/v1/tenants/acme/keys", owner_key_);
+    ASSERT_EQ(listed.status, 200);
+    EXPECT_EQ(listed.body.find(plaintext.substr(13)), std::string::npos);
+    EXPECT_EQ(listed.json()["data"][0]["prefix"], created.json()["prefix"]);
+    // A developer creates keys only for themselves.
+    auto for_other = call("POST", "/admin/v1/tenants/acme/keys", session, {{"user", "owner"}, {"scopes", "completion"}});
+    EXPECT_EQ(for_other.status, 403);
+    auto bad_scope = call("POST", "/admin/v1/tenants/acme/keys", session, {{"scopes", "completion,root"}});
+    EXPECT_EQ(bad_scope.status, 400);
+    EXPECT_NE(bad_scope.json()["error"]["message"].get<std::string>().find("'root'"), std::string::npos);
+    EXPECT_EQ(call("POST", "/admin/v1/tenants/acme/keys", session, {{"scopes", "chat"}, {"expires_in", "-3d"}}).status, 400);
+    // A completion-only key cannot mint a chat key.
+    auto escalate = call("POST", "/admin/v1/tenants/acme/keys", plaintext, {{"scopes", "chat"}});
+    EXPECT_EQ(escalate.status, 403);
+    // Revoking one's own key works; it stops at once.
+    std::string prefix = created.json()["prefix"];
+    auto revoked = call("DELETE", "/admin/v1/tenants/acme/keys/" + prefix, session);
+    ASSERT_EQ(revoked.status, 200) << revoked.body;
+    EXPECT_EQ(revoked.json()["state"], "revoked");
+    EXPECT_EQ(call("GET", "/v1/models", plaintext).status, 401);
+}
+
+TEST_F(AdminApi, ServiceAccountsGetKeysButNoPassword) {
+    tenant("ci");
+    auto bot = call("POST", "/admin/v1/tenants/ci/members", owner_key_, {{"username", "ci-bot"}, {"role", "developer"}, {"kind", "service"}});
+    ASSERT_EQ(bot.status, 201) << bot.body;
+    EXPECT_EQ(bot.json()["kind"], "service");
+    auto with_pw = call("POST", "/admin/v1/tenants/ci/members", owner_key_,
+                        {{"username", "ci-bot2"}, {"role", "developer"}, {"kind", "service"}, {"password", "a-long-password"}});
+    EXPECT_EQ(with_pw.status, 400);
+    auto k = call("POST", "/admin/v1/tenants/ci/keys", owner_key_, {{"user", "ci-bot"}, {"scopes", "completion"}});
+    ASSERT_EQ(k.status, 201) << k.body;
+    EXPECT_EQ(call("GET", "/v1/models", k.json()["key"].get<std::string>()).status, 200);
+    EXPECT_EQ(post_json(port(), "/auth/login", {{"username", "ci-bot"}, {"password", "anything-at-all"}}).status, 401);
+}
+
+TEST_F(AdminApi, OnlyOwnersMakeOwnersAndTheLastOwnerStays) {
+    member("acme", "olga", "owner");
+    member("acme", "adam", "admin");
+    member("acme", "dev", "developer");
+    std::string admin = key("acme", "adam");
+    std::string owner = key("acme", "olga");
+    auto promote = call("PUT", "/admin/v1/tenants/acme/members/dev", admin, {{"role", "owner"}});
+    EXPECT_EQ(promote.status, 403);
+    EXPECT_EQ(call("DELETE", "/admin/v1/tenants/acme/members/olga", admin).status, 403);
+    auto demote_self = call("PUT", "/admin/v1/tenants/acme/members/olga", owner, {{"role", "admin"}});
+    EXPECT_EQ(demote_self.status, 400);
+    EXPECT_NE(demote_self.json()["error"]["message"].get<std::string>().find("at least one owner"), std::string::npos);
+    EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/members/dev", owner, {{"role", "owner"}}).status, 200);
+    EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/members/olga", owner, {{"role", "admin"}}).status, 200);
+    EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/members/nobody", owner, {{"role", "admin"}}).status, 404);
+    // The new owner removes an admin.
+    EXPECT_EQ(call("DELETE", "/admin/v1/tenants/acme/members/adam", key("acme", "dev")).status, 200);
+    auto members = call("GET", "/admin/v1/tenants/acme/members", owner_key_).json()["data"];
+    EXPECT_EQ(members.size(), 2u);
+}
+
+TEST_F(AdminApi, LdapAndOidcSettingsAreValidatedMaskedAndPersisted) {
+    auto put = call("PUT", "/admin/v1/settings/ldap", owner_key_,
+                    {{"enabled", true}, {"url", "ldap://127.0.0.1:1"}, {"base_dn", "dc=x"}, {"bind_dn", "cn=svc,dc=x"},
+                     {"bind_password", "s3cret-pw"}, {"group_map", json::array({{{"group", "cn=g,dc=x"}, {"tenant", "t"}, {"role", "viewer"}}})}});
+    ASSERT_EQ(put.status, 200) << put.body;
+    EXPECT_EQ(put.json()["bind_password"], "********");
+    auto got = call("GET", "/admin/v1/settings/ldap", owner_key_);
+    EXPECT_EQ(got.body.find("s3cret-pw"), std::string::npos);
+    EXPECT_EQ(app().authenticator().ldap_settings().bind_password, "s3cret-pw");
+    // Sending the mask back keeps the secret.
+    ASSERT_EQ(call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"bind_password", "********"}, {"timeout_ms", 900}}).status, 200);
+    EXPECT_EQ(app().authenticator().ldap_settings().bind_password, "s3cret-pw");
+    EXPECT_EQ(app().authenticator().ldap_settings().timeout_ms, 900);
+    auto stored = ids().get_setting("ldap");
+    ASSERT_TRUE(stored && *stored);
+    EXPECT_NE((*stored)->find("\"timeout_ms\":900"), std::string::npos);
+
+    auto unknown = call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"urll", "ldap://x"}});
+    EXPECT_EQ(unknown.status, 400);
+    EXPECT_EQ(unknown.json()["error"]["param"], "urll");
+    auto bad_filter = call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"user_filter", "(uid=alice)"}});
+    EXPECT_EQ(bad_filter.status, 400);
+    auto bad_alg = call("PUT", "/admin/v1/settings/oidc", owner_key_,
+                        {{"enabled", true}, {"issuer", "i"}, {"audience", "a"}, {"jwks_file", "/x"}, {"algorithms", {"HS256"}}});
+    EXPECT_EQ(bad_alg.status, 400);
+    EXPECT_NE(bad_alg.json()["error"]["message"].get<std::string>().find("HS256"), std::string::npos);
+    EXPECT_EQ(call("GET", "/admin/v1/settings/smtp", owner_key_).status, 404);
+}
+
+TEST_F(AdminApi, RolesAreListed) {
+    auto roles = call("GET", "/admin/v1/roles", owner_key_);
+    ASSERT_EQ(roles.status, 200);
+    EXPECT_EQ(roles.json()["roles"].size(), 5u);
+    EXPECT_EQ(roles.json()["roles"][3]["name"], "auditor");
+    EXPECT_EQ(roles.json()["roles"][3]["permissions"], json::array({"audit.read", "usage.read"}));
+}
+
+}  // namespace
+}  // namespace codepilot::testenv

@@ -1,0 +1,85 @@
+// LDAP sign-in against a real OpenLDAP slapd seeded with users and groups
+// (scripts/test_services.sh, tests/services/directory.ldif).
+#include <gtest/gtest.h>
+
+#include "auth/ldap_directory.h"
+#include "support/ldap_config.h"
+
+namespace codepilot::auth {
+namespace {
+
+TEST(LdapDirectory, FindsBindsAndReadsGroupsBothWays) {
+    LdapDirectory d(testenv::test_ldap_config());
+    auto alice = d.authenticate("alice", "alice-pass");
+    ASSERT_TRUE(alice) << alice.error().message;
+    EXPECT_EQ(alice->dn, "uid=alice,ou=people,dc=codepilot,dc=test");
+    EXPECT_EQ(alice->display_name, "Alice Liddell");
+    EXPECT_EQ(alice->email, "alice@codepilot.test");
+    // memberOf (groupOfNames through the memberof overlay)
+    auto grants = d.map_groups(alice->groups);
+    ASSERT_EQ(grants.size(), 2u);
+    EXPECT_EQ(grants[0], (std::pair<std::string, std::string>{"payments", "developer"}));
+    EXPECT_EQ(grants[1], (std::pair<std::string, std::string>{"platform", "admin"}));  // the higher role wins
+
+    auto bob = d.authenticate("bob", "bob-pass");
+    ASSERT_TRUE(bob) << bob.error().message;
+    // memberUid of a POSIX group comes from the group search; auditor < developer in payments
+    bool posix = false;
+    for (const auto& g : bob->groups) posix |= g == "cn=auditors,ou=groups,dc=codepilot,dc=test";
+    EXPECT_TRUE(posix);
+    auto bob_grants = d.map_groups(bob->groups);
+    ASSERT_EQ(bob_grants.size(), 2u);
+    EXPECT_EQ(bob_grants[0].second, "developer");
+}
+
+TEST(LdapDirectory, WrongPasswordUnknownUserAndEmptyPasswordAreInvalid) {
+    LdapDirectory d(testenv::test_ldap_config());
+    for (auto [user, pass] : {std::pair{"alice", "wrong"}, std::pair{"nobody", "alice-pass"}, std::pair{"alice", ""}}) {
+        auto r = d.authenticate(user, pass);
+        ASSERT_FALSE(r) << user;
+        EXPECT_EQ(r.error().code, ErrorCode::invalid_argument) << user;
+        EXPECT_EQ(r.error().message, "invalid credentials");
+    }
+}
+
+TEST(LdapDirectory, FilterInjectionIsEscaped) {
+    LdapDirectory d(testenv::test_ldap_config());
+    // Unescaped, "*)(uid=*" would turn the filter into (uid=*)(uid=*) and match every user.
+    for (const char* name : {"*)(uid=*", "*", "al*", "alice)(|(uid=*"}) {
+        auto r = d.authenticate(name, "alice-pass");
+        EXPECT_FALSE(r) << name;
+    }
+    // The user whose name really is "evil*)(uid=*" signs in as exactly that user.
+    auto evil = d.authenticate("evil*)(uid=*", "evil-pass");
+    ASSERT_TRUE(evil) << evil.error().message;
+    EXPECT_EQ(evil->dn, "cn=Evil Name,ou=people,dc=codepilot,dc=test");
+    EXPECT_FALSE(d.authenticate("evil*)(uid=*", "alice-pass"));
+}
+
+TEST(LdapDirectory, UnreachableOrMisconfiguredDirectoryIsUnavailable) {
+    auto down = testenv::test_ldap_config();
+    down.url = "ldap://127.0.0.1:1";
+    down.timeout_ms = 500;
+    auto r = LdapDirectory(down).authenticate("alice", "alice-pass");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::unavailable);
+
+    auto bad_service = testenv::test_ldap_config();
+    bad_service.bind_password = "not-the-service-password";
+    auto s = LdapDirectory(bad_service).authenticate("alice", "alice-pass");
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, ErrorCode::unavailable);
+    EXPECT_NE(s.error().message.find("service bind"), std::string::npos);
+}
+
+TEST(LdapDirectory, StartTlsAgainstAPlainServerFailsClosed) {
+    auto tls = testenv::test_ldap_config();
+    tls.start_tls = true;
+    auto r = LdapDirectory(tls).authenticate("alice", "alice-pass");
+    ASSERT_FALSE(r);  // never falls back to sending the password in clear
+    EXPECT_EQ(r.error().code, ErrorCode::unavailable);
+    EXPECT_NE(r.error().message.find("StartTLS"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace codepilot::auth
