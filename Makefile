@@ -9,7 +9,7 @@ ARGS       ?=
 export CCACHE_BASEDIR  := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps llama configure build run test bench bench-typing clean format
+.PHONY: all deps llama configure build run test bench bench-typing bench-auth clean format
 
 all: build
 
@@ -41,6 +41,12 @@ bench: llama
 
 bench-typing: llama
 	@scripts/bench_typing.sh
+
+# Auth + RBAC overhead with wrk: off vs SQLite vs PostgreSQL (a throw-away one).
+bench-auth: llama
+	@scripts/test_services.sh start $(BUILD)
+	@PG_URL=$$(grep PG_URL $(BUILD)/test-services.env | cut -d= -f2-) scripts/bench_auth.sh; rc=$$?; \
+		scripts/test_services.sh stop $(BUILD); exit $$rc
 
 clean:
 	rm -rf $(BUILD)

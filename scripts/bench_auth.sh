@@ -41,6 +41,10 @@ prepare() {  # config dir
     "${cli[@]}" key create --tenant bench --user dev --scopes completion,chat --config "$2/bench.toml" | tail -n 1
 }
 
+cpu_ticks() {  # user+system clock ticks the process has used
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
 ms() {  # wrk latency text (e.g. 1.23ms, 850.00us, 1.02s) → milliseconds
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
@@ -62,14 +66,19 @@ for round in $(seq 1 "$ROUNDS"); do
         [ -n "$key" ] && header=(-H "Authorization: Bearer $key")
         status=$(curl -s -o /dev/null -w '%{http_code}' "${header[@]}" "http://127.0.0.1:$port/v1/models")
         [ "$status" = 200 ] || { echo "bench: $config answered $status" >&2; kill $pid; exit 1; }
+        ticks_before=$(cpu_ticks $pid)
         out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "http://127.0.0.1:$port/v1/models")
+        ticks=$(( $(cpu_ticks $pid) - ticks_before ))
         kill -TERM $pid; wait $pid 2>/dev/null || true
         rm -rf "$dir"
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
         p50=$(ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
         p99=$(ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
         errors=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-        echo "round=$round config=$config rps=$rps p50_ms=$p50 p99_ms=$p99 non2xx=${errors:-0}" | tee -a "$raw"
+        requests=$(echo "$out" | awk '/requests in/ {print $1}')
+        # Server CPU per request: steadier than throughput on a shared machine.
+        cpu_us=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        echo "round=$round config=$config rps=$rps p50_ms=$p50 p99_ms=$p99 cpu_us_per_req=$cpu_us non2xx=${errors:-0}" | tee -a "$raw"
     done
 done
 
@@ -81,10 +90,12 @@ rows = [dict(kv.split("=") for kv in line.split()) for line in open(sys.argv[1])
 by = {}
 for r in rows:
     by.setdefault(r["config"], []).append(r)
-med = {c: {k: statistics.median(float(r[k]) for r in rs) for k in ("rps", "p50_ms", "p99_ms")} for c, rs in by.items()}
+keys = ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")
+med = {c: {k: statistics.median(float(r[k]) for r in rs) for k in keys} for c, rs in by.items()}
 base = med["off"]
-print("| auth | requests/s | p50 ms | p99 ms | throughput vs off | p99 overhead |")
-print("|---|---|---|---|---|---|")
+print("| auth | requests/s | p50 ms | p99 ms | server CPU µs/request | throughput vs off | p99 overhead | CPU overhead |")
+print("|---|---|---|---|---|---|---|---|")
 for c, m in med.items():
-    print(f"| {c} | {m['rps']:.0f} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | {m['rps'] / base['rps']:.2f}x | {m['p99_ms'] - base['p99_ms']:+.3f} ms |")
+    print(f"| {c} | {m['rps']:.0f} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | {m['cpu_us_per_req']:.2f} | "
+          f"{m['rps'] / base['rps']:.2f}x | {m['p99_ms'] - base['p99_ms']:+.3f} ms | {m['cpu_us_per_req'] - base['cpu_us_per_req']:+.2f} µs |")
 PY

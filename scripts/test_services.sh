@@ -35,11 +35,23 @@ start_postgres() {
     psql -h 127.0.0.1 -p "$port" -U postgres -q -c "CREATE ROLE codepilot LOGIN SUPERUSER PASSWORD 'codepilot'" >/dev/null
 }
 
+# A throw-away CA and a server certificate for 127.0.0.1 (StartTLS and LDAPS tests).
+make_certificates() {
+    local dir=$1
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Codepilot Test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/ext.cnf"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+        -extfile "$dir/ext.cnf" -out "$dir/server.pem" >/dev/null 2>&1
+}
+
 start_slapd() {
-    local port=$1 dir="$root/slapd"
+    local port=$1 tls_port=$2 dir="$root/slapd"
     mkdir -p "$dir/db"
+    make_certificates "$dir"
     sed "s|@DIR@|$dir|g" "$here/../tests/services/slapd.conf" >"$dir/slapd.conf"
-    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/" >"$dir/slapd.log" 2>&1
+    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$tls_port/" >"$dir/slapd.log" 2>&1
     for _ in $(seq 50); do
         ldapsearch -x -H "ldap://127.0.0.1:$port" -b "" -s base >/dev/null 2>&1 && break
         sleep 0.1
@@ -54,13 +66,16 @@ start)
     mkdir -p "$root" "$build"
     pg_port=$(free_port)
     ldap_port=$(free_port)
+    ldaps_port=$(free_port)
     start_postgres "$pg_port"
-    start_slapd "$ldap_port"
+    start_slapd "$ldap_port" "$ldaps_port"
     cat >"$env_file" <<EOT
 CODEPILOT_TEST_PG_URL=postgresql://codepilot:codepilot@127.0.0.1:$pg_port/postgres
 CODEPILOT_TEST_LDAP_URL=ldap://127.0.0.1:$ldap_port
+CODEPILOT_TEST_LDAPS_URL=ldaps://127.0.0.1:$ldaps_port
+CODEPILOT_TEST_LDAP_CA=$root/slapd/ca.pem
 EOT
-    echo "test services: postgresql on $pg_port, slapd on $ldap_port"
+    echo "test services: postgresql on $pg_port, slapd on $ldap_port (ldaps $ldaps_port)"
     ;;
 stop) stop ;;
 *) echo "usage: $0 start|stop BUILD_DIR" >&2; exit 2 ;;

@@ -1,16 +1,16 @@
 // The access gate: authenticates the caller and checks the route's rule from the one RBAC
 // table (auth/access_rules.cpp) before any handler runs. Routes without a rule are refused.
-#include <spdlog/spdlog.h>
-
 #include "api/api.h"
 #include "api/errors.h"
+
+#include <spdlog/spdlog.h>
 
 namespace codepilot::api {
 namespace {
 
 using server::Exchange;
-using server::http::status;
 using server::asio::awaitable;
+using server::http::status;
 
 const auth::Principal& local_owner() {
     static const auth::Principal p = [] {
@@ -24,13 +24,18 @@ const auth::Principal& local_owner() {
 }
 
 // Plain functions: GCC 12 mishandles braced lists that live across a co_await.
-server::Headers retry_after() { return {{"Retry-After", "1"}}; }
-server::Headers bearer_challenge() { return {{"WWW-Authenticate", "Bearer realm=\"codepilot\""}}; }
+server::Headers retry_after() {
+    return {{"Retry-After", "1"}};
+}
+server::Headers bearer_challenge() {
+    return {{"WWW-Authenticate", "Bearer realm=\"codepilot\""}};
+}
 
 void count_denied(ApiContext& ctx, const char* reason) {
     if (ctx.metrics)
-        ctx.metrics->counter("codepilot_authz_denied_total", "Authenticated requests refused by RBAC, by reason",
-                             {{"reason", reason}})
+        ctx.metrics
+            ->counter("codepilot_authz_denied_total", "Authenticated requests refused by RBAC, by reason",
+                      {{"reason", reason}})
             .inc();
 }
 
@@ -40,23 +45,26 @@ std::string denial(const auth::Principal& p, auth::Permission needed, std::optio
     if (p.server_owner || (role && (auth::role_permissions(*role) & auth::bit(needed))))
         return "this API key's scopes (" + auth::scopes_to_string(p.scopes) + ") do not allow '" + perm + "'";
     if (!role) return "this request needs '" + perm + "' in a tenant, and the credential acts in none";
-    return "permission denied: '" + perm + "' is not granted to role '" + std::string(auth::to_string(*role)) +
-           "' in tenant '" + tenant + "'";
+    return "permission denied: '" + perm + "' is not granted to role '" +
+           std::string(auth::to_string(*role)) + "' in tenant '" + tenant + "'";
 }
 
 awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, const std::string& pattern) {
     const auto* rule = auth::find_route_rule(server::http::to_string(method), pattern);
     if (!rule) {
-        spdlog::error("route {} {} has no access rule: refused", std::string(server::http::to_string(method)), pattern);
+        spdlog::error("route {} {} has no access rule: refused", std::string(server::http::to_string(method)),
+                      pattern);
         co_await ex.respond_error(status::internal_server_error, "this route has no access rule");
         co_return false;
     }
     if (rule->access == auth::Access::public_route) co_return true;
-    if (rule->access == auth::Access::metrics_scrape && ctx.auth && ctx.auth->config().metrics_public) co_return true;
+    if (rule->access == auth::Access::metrics_scrape && ctx.auth && ctx.auth->config().metrics_public)
+        co_return true;
 
-    auth::Principal principal;
+    std::shared_ptr<const auth::Principal> caller;
     if (!ctx.auth_enabled || !ctx.auth) {
-        principal = local_owner();
+        static const auto owner = std::make_shared<const auth::Principal>(local_owner());
+        caller = owner;
     } else {
         auto header = ex.request()[server::http::field::authorization];
         auto who = ctx.auth->authenticate(std::string_view(header.data(), header.size()));
@@ -69,14 +77,15 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
                 co_return false;
             }
             spdlog::info("request {}: authentication failed: {}", ex.request_id(), who.error().message);
-            std::string message = header.empty()
-                                      ? "authentication required: send 'Authorization: Bearer <API key or token>'"
-                                      : "invalid credentials";
+            std::string message =
+                header.empty() ? "authentication required: send 'Authorization: Bearer <API key or token>'"
+                               : "invalid credentials";
             co_await ex.respond_error(status::unauthorized, message, {}, bearer_challenge());
             co_return false;
         }
-        principal = std::move(*who);
+        caller = std::move(*who);
     }
+    const auth::Principal& principal = *caller;
 
     if (rule->access == auth::Access::permission || rule->access == auth::Access::metrics_scrape) {
         std::optional<auth::Role> role = principal.role;
@@ -85,12 +94,13 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         if (rule->tenant_param) {
             tenant = ex.path_param(rule->tenant_param);
             auto access = ctx.auth ? ctx.auth->access_in(principal, tenant)
-                                   : Result<std::optional<auth::TenantAccess>>(make_error(ErrorCode::unavailable, "no store"));
+                                   : Result<std::optional<auth::TenantAccess>>(
+                                         make_error(ErrorCode::unavailable, "no store"));
             if (!access) {
                 co_await respond_error(ex, access.error());
                 co_return false;
             }
-            if (!*access) {  // another tenant's resources are not even acknowledged
+            if (!*access) { // another tenant's resources are not even acknowledged
                 count_denied(ctx, "tenant");
                 co_await ex.respond_error(status::not_found, "tenant '" + tenant + "' not found", "tenant");
                 co_return false;
@@ -101,23 +111,25 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
             granted = principal.permissions(role);
         }
         if (!(granted & auth::bit(rule->permission))) {
-            count_denied(ctx, principal.server_owner || (role && (auth::role_permissions(*role) & auth::bit(rule->permission)))
+            count_denied(ctx, principal.server_owner ||
+                                      (role && (auth::role_permissions(*role) & auth::bit(rule->permission)))
                                   ? "scope"
                                   : "role");
             co_await ex.respond_error(status::forbidden, denial(principal, rule->permission, role, tenant));
             co_return false;
         }
     }
-    ex.caller = std::make_shared<const auth::Principal>(std::move(principal));
+    ex.caller = std::move(caller);
     co_return true;
 }
 
-}  // namespace
+} // namespace
 
 void install_access_gate(server::Router& router, std::shared_ptr<ApiContext> context) {
-    router.set_gate([context](Exchange& ex, server::http::verb method, const std::string& pattern) -> awaitable<bool> {
-        co_return co_await admit(*context, ex, method, pattern);
-    });
+    router.set_gate(
+        [context](Exchange& ex, server::http::verb method, const std::string& pattern) -> awaitable<bool> {
+            co_return co_await admit(*context, ex, method, pattern);
+        });
 }
 
 const auth::Principal& caller_of(const Exchange& exchange) {
@@ -125,4 +137,4 @@ const auth::Principal& caller_of(const Exchange& exchange) {
     return local_owner();
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

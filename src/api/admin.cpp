@@ -1,11 +1,11 @@
 // Admin REST under /admin/v1: tenants, members, users, roles and the LDAP/OIDC settings. The
 // gate has already checked the route's permission in the tenant the path names; handlers add
 // the finer rules (only owners make owners, the last owner stays, secrets never leave).
-#include <spdlog/spdlog.h>
-
 #include "api/sync_reply.h"
 #include "auth/password.h"
 #include "auth/settings_json.h"
+
+#include <spdlog/spdlog.h>
 
 namespace codepilot::api {
 
@@ -19,18 +19,27 @@ void log_admin_change(const Exchange& ex, const std::string& action, const std::
                  p.key_prefix.empty() ? "" : " " + p.key_prefix, ex.request_id());
 }
 
-json tenant_json(const store::Tenant& t) { return json{{"name", t.name}, {"created_at", t.created_at}}; }
+json tenant_json(const store::Tenant& t) {
+    return json{{"name", t.name}, {"created_at", t.created_at}};
+}
 
 json user_json(const store::User& u) {
-    return json{{"username", u.username},       {"kind", u.kind},         {"source", u.source},
-                {"display_name", u.display_name}, {"email", u.email},       {"disabled", u.disabled},
-                {"server_owner", u.server_owner}, {"created_at", u.created_at},
+    return json{{"username", u.username},
+                {"kind", u.kind},
+                {"source", u.source},
+                {"display_name", u.display_name},
+                {"email", u.email},
+                {"disabled", u.disabled},
+                {"server_owner", u.server_owner},
+                {"created_at", u.created_at},
                 {"last_login_at", u.last_login_at ? json(*u.last_login_at) : json(nullptr)}};
 }
 
 namespace {
 
-Error not_found(const std::string& what) { return make_error(ErrorCode::not_found, what + " not found"); }
+Error not_found(const std::string& what) {
+    return make_error(ErrorCode::not_found, what + " not found");
+}
 
 // The tenant the path names, and the caller's standing there (the gate admitted it).
 Result<auth::TenantAccess> path_tenant(ApiContext& ctx, const Exchange& ex) {
@@ -54,7 +63,8 @@ Reply roles(ApiContext&, const Exchange&) {
             if (set & b) perms.push_back(std::string(auth::to_string(static_cast<auth::Permission>(b))));
         out.push_back(json{{"name", name}, {"permissions", perms}});
     }
-    return reply(json{{"roles", out}, {"scopes", json::array({"completion", "chat", "embeddings", "admin"})}});
+    return reply(
+        json{{"roles", out}, {"scopes", json::array({"completion", "chat", "embeddings", "admin"})}});
 }
 
 Reply list_tenants(ApiContext& ctx, const Exchange& ex) {
@@ -79,7 +89,9 @@ Reply create_tenant(ApiContext& ctx, const Exchange& ex) {
     auto name = required_string(*body, "name");
     if (!name) return reply_error(name.error());
     if (!auth::valid_tenant_name(*name))
-        return reply_error(field_error("name", "must be 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"));
+        return reply_error(field_error(
+            "name",
+            "must be 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"));
     auto tenant = ctx.auth->store().create_tenant(*name);
     if (!tenant) return reply_error(tenant.error());
     log_admin_change(ex, "tenant.create", *name);
@@ -138,11 +150,14 @@ Status keeps_an_owner(ApiContext& ctx, const std::string& tenant_id, const std::
     bool is_owner = false;
     for (const auto& m : *members) {
         if (m.role != "owner") continue;
-        if (m.user_id == user_id) is_owner = true;
-        else ++other_owners;
+        if (m.user_id == user_id)
+            is_owner = true;
+        else
+            ++other_owners;
     }
     if (is_owner && other_owners == 0)
-        return make_error(ErrorCode::invalid_argument, "a tenant keeps at least one owner: make another member owner first");
+        return make_error(ErrorCode::invalid_argument,
+                          "a tenant keeps at least one owner: make another member owner first");
     return Ok{};
 }
 
@@ -158,10 +173,13 @@ Result<store::User> create_local_user(ApiContext& ctx, const json& body, const s
     store::User u;
     u.username = username;
     u.kind = kind->value_or("person");
-    if (u.kind != "person" && u.kind != "service") return field_error("kind", "must be 'person' or 'service'");
+    if (u.kind != "person" && u.kind != "service")
+        return field_error("kind", "must be 'person' or 'service'");
     if (*password) {
-        if (u.kind == "service") return field_error("password", "service accounts sign in with API keys only");
-        if (auto problem = auth::password_problem(**password); !problem.empty()) return field_error("password", problem);
+        if (u.kind == "service")
+            return field_error("password", "service accounts sign in with API keys only");
+        if (auto problem = auth::password_problem(**password); !problem.empty())
+            return field_error("password", problem);
         auto hash = auth::hash_password(**password);
         if (!hash) return hash.error();
         u.password_hash = *hash;
@@ -171,15 +189,21 @@ Result<store::User> create_local_user(ApiContext& ctx, const json& body, const s
     return ctx.auth->store().create_user(u);
 }
 
+Result<std::string> username_field(const json& body) {
+    auto username = required_string(body, "username");
+    if (!username) return username.error();
+    if (!auth::valid_username(*username))
+        return field_error("username", "must be 1-128 printable characters without spaces or '/'");
+    return *username;
+}
+
 Reply add_member(ApiContext& ctx, const Exchange& ex) {
     auto access = path_tenant(ctx, ex);
     if (!access) return reply_error(access.error());
     auto body = parse_object(ex.request().body());
     if (!body) return reply_error(body.error());
-    auto username = required_string(*body, "username");
+    auto username = username_field(*body);
     if (!username) return reply_error(username.error());
-    if (!auth::valid_username(*username))
-        return reply_error(field_error("username", "must be 1-128 printable characters without spaces or '/'"));
     auto role = role_field(*body);
     if (!role) return reply_error(role.error());
     if (!may_grant(caller_of(ex), *access, *role))
@@ -196,10 +220,12 @@ Reply add_member(ApiContext& ctx, const Exchange& ex) {
         member = *fresh;
         created = true;
     }
-    if (auto st = ctx.auth->store().set_membership(access->tenant.id, member.id, std::string(auth::to_string(*role)));
+    if (auto st = ctx.auth->store().set_membership(access->tenant.id, member.id,
+                                                   std::string(auth::to_string(*role)));
         !st)
         return reply_error(st.error());
-    log_admin_change(ex, "member.add", access->tenant.name + "/" + *username + " as " + std::string(auth::to_string(*role)));
+    log_admin_change(ex, "member.add",
+                     access->tenant.name + "/" + *username + " as " + std::string(auth::to_string(*role)));
     json out = user_json(member);
     out["role"] = std::string(auth::to_string(*role));
     out["created_user"] = created;
@@ -225,15 +251,20 @@ Reply change_member(ApiContext& ctx, const Exchange& ex) {
     auto role = role_field(*body);
     if (!role) return reply_error(role.error());
     const auto& p = caller_of(ex);
-    if (!may_grant(p, *access, *role) || (member->role == "owner" && !may_grant(p, *access, auth::Role::owner)))
-        return reply_error(make_error(ErrorCode::permission_denied, "only an owner can make or unmake owners"));
+    if (!may_grant(p, *access, *role) ||
+        (member->role == "owner" && !may_grant(p, *access, auth::Role::owner)))
+        return reply_error(
+            make_error(ErrorCode::permission_denied, "only an owner can make or unmake owners"));
     if (*role != auth::Role::owner)
-        if (auto st = keeps_an_owner(ctx, access->tenant.id, member->user_id); !st) return reply_error(st.error());
-    if (auto st = ctx.auth->store().set_membership(access->tenant.id, member->user_id, std::string(auth::to_string(*role)));
+        if (auto st = keeps_an_owner(ctx, access->tenant.id, member->user_id); !st)
+            return reply_error(st.error());
+    if (auto st = ctx.auth->store().set_membership(access->tenant.id, member->user_id,
+                                                   std::string(auth::to_string(*role)));
         !st)
         return reply_error(st.error());
-    log_admin_change(ex, "member.role", access->tenant.name + "/" + member->username + ": " + member->role + " -> " +
-                                            std::string(auth::to_string(*role)));
+    log_admin_change(ex, "member.role",
+                     access->tenant.name + "/" + member->username + ": " + member->role + " -> " +
+                         std::string(auth::to_string(*role)));
     return reply(json{{"username", member->username}, {"role", auth::to_string(*role)}});
 }
 
@@ -244,7 +275,8 @@ Reply remove_member(ApiContext& ctx, const Exchange& ex) {
     if (!member) return reply_error(member.error());
     if (member->role == "owner" && !may_grant(caller_of(ex), *access, auth::Role::owner))
         return reply_error(make_error(ErrorCode::permission_denied, "only an owner can remove an owner"));
-    if (auto st = keeps_an_owner(ctx, access->tenant.id, member->user_id); !st) return reply_error(st.error());
+    if (auto st = keeps_an_owner(ctx, access->tenant.id, member->user_id); !st)
+        return reply_error(st.error());
     auto removed = ctx.auth->store().remove_membership(access->tenant.id, member->user_id);
     if (!removed) return reply_error(removed.error());
     log_admin_change(ex, "member.remove", access->tenant.name + "/" + member->username);
@@ -254,10 +286,8 @@ Reply remove_member(ApiContext& ctx, const Exchange& ex) {
 Reply create_user(ApiContext& ctx, const Exchange& ex) {
     auto body = parse_object(ex.request().body());
     if (!body) return reply_error(body.error());
-    auto username = required_string(*body, "username");
+    auto username = username_field(*body);
     if (!username) return reply_error(username.error());
-    if (!auth::valid_username(*username))
-        return reply_error(field_error("username", "must be 1-128 printable characters without spaces or '/'"));
     auto user = create_local_user(ctx, *body, *username);
     if (!user) return reply_error(user.error());
     log_admin_change(ex, "user.create", *username);
@@ -286,7 +316,8 @@ Reply update_user(ApiContext& ctx, const Exchange& ex) {
     store::User u = **user;
     for (const auto& [key, _] : body->items())
         if (key != "disabled" && key != "password" && key != "display_name" && key != "email")
-            return reply_error(field_error(key, "is not a user field that can be changed (disabled, password, display_name, email)"));
+            return reply_error(field_error(
+                key, "is not a user field that can be changed (disabled, password, display_name, email)"));
     auto disabled = opt_bool(*body, "disabled");
     if (!disabled) return reply_error(disabled.error());
     auto password = opt_string(*body, "password");
@@ -324,7 +355,8 @@ Reply get_setting(ApiContext& ctx, const Exchange& ex) {
 
 Reply put_setting(ApiContext& ctx, const Exchange& ex) {
     const auto& name = ex.path_param("name");
-    if (name != "ldap" && name != "oidc") return reply_error(not_found("setting '" + name + "' (ldap, oidc)"));
+    if (name != "ldap" && name != "oidc")
+        return reply_error(not_found("setting '" + name + "' (ldap, oidc)"));
     auto body = parse_object(ex.request().body());
     if (!body) return reply_error(body.error());
     std::string stored;
@@ -334,24 +366,28 @@ Reply put_setting(ApiContext& ctx, const Exchange& ex) {
         if (!parsed) return reply_error(parsed.error());
         stored = auth::ldap_to_json(*parsed, false).dump();
         shown = auth::ldap_to_json(*parsed, true);
-        if (auto st = ctx.auth->store().put_setting(name, stored, caller_of(ex).username); !st) return reply_error(st.error());
+        if (auto st = ctx.auth->store().put_setting(name, stored, caller_of(ex).username); !st)
+            return reply_error(st.error());
         ctx.auth->set_ldap(*parsed);
     } else {
         auto parsed = auth::oidc_from_json(*body, ctx.auth->oidc_settings());
         if (!parsed) return reply_error(parsed.error());
         stored = auth::oidc_to_json(*parsed).dump();
         shown = auth::oidc_to_json(*parsed);
-        if (auto st = ctx.auth->store().put_setting(name, stored, caller_of(ex).username); !st) return reply_error(st.error());
+        if (auto st = ctx.auth->store().put_setting(name, stored, caller_of(ex).username); !st)
+            return reply_error(st.error());
         ctx.auth->set_oidc(*parsed);
     }
     log_admin_change(ex, "settings.update", name);
     return reply(shown);
 }
 
-}  // namespace
+} // namespace
 
 void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    auto route = [&](verb method, const char* path, ContextHandler fn) { add_route(router, method, path, context, fn); };
+    auto route = [&](verb method, const char* path, ContextHandler fn) {
+        add_route(router, method, path, context, fn);
+    };
     route(verb::get, "/admin/v1/roles", send_reply<roles>);
     route(verb::get, "/admin/v1/tenants", send_reply<list_tenants>);
     route(verb::post, "/admin/v1/tenants", send_reply<create_tenant>);
@@ -369,4 +405,4 @@ void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> c
     register_admin_key_routes(router, context);
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

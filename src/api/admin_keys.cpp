@@ -11,12 +11,19 @@ using server::http::verb;
 
 json key_json(const store::ApiKey& k, int64_t now) {
     auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
-    std::string state = k.revoked_at ? "revoked" : (k.expires_at && *k.expires_at <= now) ? "expired" : "active";
-    return json{{"prefix", k.prefix},           {"name", k.name},
-                {"tenant", k.tenant_name},      {"user", k.username},
-                {"scopes", k.scopes},           {"state", state},
-                {"created_at", k.created_at},   {"created_by", k.created_by},
-                {"expires_at", opt(k.expires_at)}, {"revoked_at", opt(k.revoked_at)},
+    std::string state = k.revoked_at                             ? "revoked"
+                        : (k.expires_at && *k.expires_at <= now) ? "expired"
+                                                                 : "active";
+    return json{{"prefix", k.prefix},
+                {"name", k.name},
+                {"tenant", k.tenant_name},
+                {"user", k.username},
+                {"scopes", k.scopes},
+                {"state", state},
+                {"created_at", k.created_at},
+                {"created_by", k.created_by},
+                {"expires_at", opt(k.expires_at)},
+                {"revoked_at", opt(k.revoked_at)},
                 {"last_used_at", opt(k.last_used_at)}};
 }
 
@@ -25,7 +32,8 @@ namespace {
 Result<auth::TenantAccess> key_tenant(ApiContext& ctx, const Exchange& ex) {
     auto access = ctx.auth->access_in(caller_of(ex), ex.path_param("tenant"));
     if (!access) return access.error();
-    if (!*access) return make_error(ErrorCode::not_found, "tenant '" + ex.path_param("tenant") + "' not found");
+    if (!*access)
+        return make_error(ErrorCode::not_found, "tenant '" + ex.path_param("tenant") + "' not found");
     return **access;
 }
 
@@ -41,7 +49,8 @@ Reply list_keys(ApiContext& ctx, const Exchange& ex) {
     const auto& p = caller_of(ex);
     json data = json::array();
     for (const auto& k : *keys)
-        if (manages_all(*access) || k.user_id == p.user_id) data.push_back(key_json(k, ctx.auth->store().now()));
+        if (manages_all(*access) || k.user_id == p.user_id)
+            data.push_back(key_json(k, ctx.auth->store().now()));
     return reply(json{{"data", data}});
 }
 
@@ -55,11 +64,13 @@ Reply create_key(ApiContext& ctx, const Exchange& ex) {
     if (!user) return reply_error(user.error());
     std::string username = user->value_or(p.username);
     if (username != p.username && !manages_all(*access))
-        return reply_error(make_error(ErrorCode::permission_denied, "you may create keys only for yourself", "user"));
+        return reply_error(
+            make_error(ErrorCode::permission_denied, "you may create keys only for yourself", "user"));
 
     std::string scope_text;
     auto it = body->find("scopes");
-    if (it == body->end()) return reply_error(field_error("scopes", "is required (completion, chat, embeddings, admin)"));
+    if (it == body->end())
+        return reply_error(field_error("scopes", "is required (completion, chat, embeddings, admin)"));
     if (it->is_string()) {
         scope_text = it->get<std::string>();
     } else if (it->is_array()) {
@@ -73,25 +84,33 @@ Reply create_key(ApiContext& ctx, const Exchange& ex) {
     std::string bad;
     auto scopes = auth::parse_scopes(scope_text, &bad);
     if (!scopes)
-        return reply_error(field_error("scopes", bad.empty() ? "must name at least one scope"
-                                                             : "has an unknown scope '" + bad + "' (completion, chat, embeddings, admin)"));
+        return reply_error(field_error("scopes", bad.empty()
+                                                     ? "must name at least one scope"
+                                                     : "has an unknown scope '" + bad +
+                                                           "' (completion, chat, embeddings, admin)"));
     if ((*scopes & ~p.scopes) != 0)
-        return reply_error(make_error(ErrorCode::permission_denied,
-                                      "a key cannot get scopes its creator lacks (yours: " + auth::scopes_to_string(p.scopes) + ")",
-                                      "scopes"));
+        return reply_error(make_error(
+            ErrorCode::permission_denied,
+            "a key cannot get scopes its creator lacks (yours: " + auth::scopes_to_string(p.scopes) + ")",
+            "scopes"));
     std::optional<int64_t> ttl;
     if (auto e = body->find("expires_in"); e != body->end() && !e->is_null()) {
-        if (e->is_number_integer() && e->get<int64_t>() > 0) ttl = e->get<int64_t>();
-        else if (e->is_string()) ttl = auth::parse_duration_seconds(e->get<std::string>());
-        if (!ttl) return reply_error(field_error("expires_in", "must be a positive duration like \"30d\", \"12h\" or seconds"));
+        if (e->is_number_integer() && e->get<int64_t>() > 0)
+            ttl = e->get<int64_t>();
+        else if (e->is_string())
+            ttl = auth::parse_duration_seconds(e->get<std::string>());
+        if (!ttl)
+            return reply_error(
+                field_error("expires_in", "must be a positive duration like \"30d\", \"12h\" or seconds"));
     }
     auto name = opt_string(*body, "name");
     if (!name) return reply_error(name.error());
-    auto issued = auth::issue_api_key(ctx.auth->store(), access->tenant.name, username, *scopes, ttl, name->value_or(""),
-                                      p.username);
+    auto issued = auth::issue_api_key(ctx.auth->store(), access->tenant.name, username, *scopes, ttl,
+                                      name->value_or(""), p.username);
     if (!issued) return reply_error(issued.error());
-    log_admin_change(ex, "key.create", issued->record.prefix + " for " + access->tenant.name + "/" + username +
-                                           " scopes " + issued->record.scopes);
+    log_admin_change(ex, "key.create",
+                     issued->record.prefix + " for " + access->tenant.name + "/" + username + " scopes " +
+                         issued->record.scopes);
     json out = key_json(issued->record, ctx.auth->store().now());
     out["key"] = issued->plaintext;
     return reply(out, status::created);
@@ -104,8 +123,10 @@ Reply revoke_key(ApiContext& ctx, const Exchange& ex) {
     if (!key) return reply_error(key.error());
     // Keys of other tenants, and other people's keys for a developer, do not exist here.
     const auto& p = caller_of(ex);
-    if (!*key || (*key)->tenant_id != access->tenant.id || (!manages_all(*access) && (*key)->user_id != p.user_id))
-        return reply_error(make_error(ErrorCode::not_found, "key '" + ex.path_param("prefix") + "' not found"));
+    if (!*key || (*key)->tenant_id != access->tenant.id ||
+        (!manages_all(*access) && (*key)->user_id != p.user_id))
+        return reply_error(
+            make_error(ErrorCode::not_found, "key '" + ex.path_param("prefix") + "' not found"));
     auto revoked = ctx.auth->store().revoke_key((*key)->id);
     if (!revoked) return reply_error(revoked.error());
     log_admin_change(ex, "key.revoke", (*key)->prefix);
@@ -114,12 +135,13 @@ Reply revoke_key(ApiContext& ctx, const Exchange& ex) {
     return reply(key_json(**after, ctx.auth->store().now()));
 }
 
-}  // namespace
+} // namespace
 
 void register_admin_key_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
     add_route(router, verb::get, "/admin/v1/tenants/{tenant}/keys", context, send_reply<list_keys>);
     add_route(router, verb::post, "/admin/v1/tenants/{tenant}/keys", context, send_reply<create_key>);
-    add_route(router, verb::delete_, "/admin/v1/tenants/{tenant}/keys/{prefix}", context, send_reply<revoke_key>);
+    add_route(router, verb::delete_, "/admin/v1/tenants/{tenant}/keys/{prefix}", context,
+              send_reply<revoke_key>);
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

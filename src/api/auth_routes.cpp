@@ -1,8 +1,8 @@
 // Sign-in: POST /auth/login (local password or LDAP) returns a session token usable as a
 // Bearer; POST /auth/logout ends it; GET /auth/me says who the caller is and where.
-#include <spdlog/spdlog.h>
-
 #include "api/sync_reply.h"
+
+#include <spdlog/spdlog.h>
 
 namespace codepilot::api {
 namespace {
@@ -29,11 +29,12 @@ Reply login(ApiContext& ctx, const Exchange& ex) {
         const auto& e = signed_in.error();
         if (e.code == ErrorCode::unavailable) {
             spdlog::warn("sign-in unavailable: {}", e.message);
-            return reply_error(make_error(ErrorCode::unavailable,
-                                          "sign-in is temporarily unavailable (the directory cannot be reached); "
-                                          "API keys keep working"));
+            return reply_error(
+                make_error(ErrorCode::unavailable,
+                           "sign-in is temporarily unavailable (the directory cannot be reached); "
+                           "API keys keep working"));
         }
-        if (e.code == ErrorCode::not_found) return reply_error(e);  // authenticated: may learn its own tenants
+        if (e.code == ErrorCode::not_found) return reply_error(e); // authenticated: may learn its own tenants
         spdlog::info("request {}: sign-in refused: {}", ex.request_id(), e.message);
         Reply r = reply_error(make_error(ErrorCode::unauthenticated, "invalid credentials"));
         r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"codepilot\"");
@@ -85,7 +86,7 @@ Reply me(ApiContext& ctx, const Exchange& ex) {
     return reply(out);
 }
 
-}  // namespace
+} // namespace
 
 void register_auth_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
     add_route(router, verb::post, "/auth/login", context, send_reply<login>);
@@ -93,4 +94,4 @@ void register_auth_routes(server::Router& router, std::shared_ptr<ApiContext> co
     add_route(router, verb::get, "/auth/me", context, send_reply<me>);
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

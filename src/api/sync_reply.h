@@ -43,4 +43,4 @@ json user_json(const store::User& u);
 
 void register_admin_key_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -8,30 +8,42 @@ using P = Permission;
 
 std::string_view to_string(Permission p) {
     switch (p) {
-        case P::models_read: return "models.read";
-        case P::completion: return "completion";
-        case P::chat: return "chat";
-        case P::embeddings: return "embeddings";
-        case P::tenant_read: return "tenant.read";
-        case P::members_write: return "members.write";
-        case P::keys_own: return "keys.own";
-        case P::keys_manage: return "keys.manage";
-        case P::audit_read: return "audit.read";
-        case P::usage_read: return "usage.read";
-        case P::tenant_delete: return "tenant.delete";
-        case P::server_admin: return "server.admin";
+    case P::models_read:
+        return "models.read";
+    case P::completion:
+        return "completion";
+    case P::chat:
+        return "chat";
+    case P::embeddings:
+        return "embeddings";
+    case P::tenant_read:
+        return "tenant.read";
+    case P::members_write:
+        return "members.write";
+    case P::keys_own:
+        return "keys.own";
+    case P::keys_manage:
+        return "keys.manage";
+    case P::audit_read:
+        return "audit.read";
+    case P::usage_read:
+        return "usage.read";
+    case P::tenant_delete:
+        return "tenant.delete";
+    case P::server_admin:
+        return "server.admin";
     }
     return "?";
 }
 
 namespace {
 constexpr std::array<std::string_view, 5> kRoleNames = {"owner", "admin", "developer", "auditor", "viewer"};
-constexpr PermissionSet kInference = uint32_t(P::models_read) | uint32_t(P::completion) | uint32_t(P::chat) |
-                                     uint32_t(P::embeddings);
+constexpr PermissionSet kInference =
+    uint32_t(P::models_read) | uint32_t(P::completion) | uint32_t(P::chat) | uint32_t(P::embeddings);
 constexpr PermissionSet kTenantAdmin = kInference | uint32_t(P::tenant_read) | uint32_t(P::members_write) |
-                                       uint32_t(P::keys_own) | uint32_t(P::keys_manage) | uint32_t(P::audit_read) |
-                                       uint32_t(P::usage_read);
-}  // namespace
+                                       uint32_t(P::keys_own) | uint32_t(P::keys_manage) |
+                                       uint32_t(P::audit_read) | uint32_t(P::usage_read);
+} // namespace
 
 std::optional<Role> parse_role(std::string_view name) {
     for (size_t i = 0; i < kRoleNames.size(); ++i)
@@ -39,26 +51,38 @@ std::optional<Role> parse_role(std::string_view name) {
     return std::nullopt;
 }
 
-std::string_view to_string(Role role) { return kRoleNames[static_cast<size_t>(role)]; }
+std::string_view to_string(Role role) {
+    return kRoleNames[static_cast<size_t>(role)];
+}
 
 int role_rank(Role role) {
     switch (role) {
-        case Role::owner: return 5;
-        case Role::admin: return 4;
-        case Role::developer: return 3;
-        case Role::auditor: return 2;
-        case Role::viewer: return 1;
+    case Role::owner:
+        return 5;
+    case Role::admin:
+        return 4;
+    case Role::developer:
+        return 3;
+    case Role::auditor:
+        return 2;
+    case Role::viewer:
+        return 1;
     }
     return 0;
 }
 
 PermissionSet role_permissions(Role role) {
     switch (role) {
-        case Role::owner: return kTenantAdmin | bit(P::tenant_delete);
-        case Role::admin: return kTenantAdmin;
-        case Role::developer: return kInference | bit(P::tenant_read) | bit(P::keys_own);
-        case Role::auditor: return bit(P::audit_read) | bit(P::usage_read);  // and nothing else
-        case Role::viewer: return bit(P::models_read) | bit(P::tenant_read);
+    case Role::owner:
+        return kTenantAdmin | bit(P::tenant_delete);
+    case Role::admin:
+        return kTenantAdmin;
+    case Role::developer:
+        return kInference | bit(P::tenant_read) | bit(P::keys_own);
+    case Role::auditor:
+        return bit(P::audit_read) | bit(P::usage_read); // and nothing else
+    case Role::viewer:
+        return bit(P::models_read) | bit(P::tenant_read);
     }
     return 0;
 }
@@ -72,10 +96,14 @@ std::optional<ScopeSet> parse_scopes(std::string_view text, std::string* bad) {
         auto item = text.substr(start, end - start);
         while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
         while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        if (item == "completion") out |= uint32_t(Scope::completion);
-        else if (item == "chat") out |= uint32_t(Scope::chat);
-        else if (item == "embeddings") out |= uint32_t(Scope::embeddings);
-        else if (item == "admin") out |= uint32_t(Scope::admin);
+        if (item == "completion")
+            out |= uint32_t(Scope::completion);
+        else if (item == "chat")
+            out |= uint32_t(Scope::chat);
+        else if (item == "embeddings")
+            out |= uint32_t(Scope::embeddings);
+        else if (item == "admin")
+            out |= uint32_t(Scope::admin);
         else {
             if (bad) *bad = std::string(item);
             return std::nullopt;
@@ -137,7 +165,7 @@ const std::vector<RouteRule>& route_rules() {
         {"POST", "/v1/engines/{engine}/completions", A::permission, P::completion},
         // Administration.
         {"GET", "/admin/v1/roles", A::authenticated},
-        {"GET", "/admin/v1/tenants", A::authenticated},  // lists only what the caller may see
+        {"GET", "/admin/v1/tenants", A::authenticated}, // lists only what the caller may see
         {"POST", "/admin/v1/tenants", A::permission, P::server_admin},
         {"GET", "/admin/v1/tenants/{tenant}", A::permission, P::tenant_read, "tenant"},
         {"DELETE", "/admin/v1/tenants/{tenant}", A::permission, P::tenant_delete, "tenant"},
@@ -163,4 +191,4 @@ const RouteRule* find_route_rule(std::string_view method, std::string_view patte
     return nullptr;
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -10,28 +10,30 @@
 namespace codepilot::auth {
 
 enum class Permission : uint32_t {
-    models_read = 1u << 0,    // list models, health, client settings
-    completion = 1u << 1,     // code and text completion, acceptance events
+    models_read = 1u << 0, // list models, health, client settings
+    completion = 1u << 1,  // code and text completion, acceptance events
     chat = 1u << 2,
     embeddings = 1u << 3,
-    tenant_read = 1u << 4,    // see the tenant and its members
-    members_write = 1u << 5,  // add, change and remove members
-    keys_own = 1u << 6,       // create, list and revoke one's own keys
-    keys_manage = 1u << 7,    // every key of the tenant
+    tenant_read = 1u << 4,   // see the tenant and its members
+    members_write = 1u << 5, // add, change and remove members
+    keys_own = 1u << 6,      // create, list and revoke one's own keys
+    keys_manage = 1u << 7,   // every key of the tenant
     audit_read = 1u << 8,
     usage_read = 1u << 9,
     tenant_delete = 1u << 10,
-    server_admin = 1u << 11,  // tenants, users, LDAP/OIDC settings (server owners only)
+    server_admin = 1u << 11, // tenants, users, LDAP/OIDC settings (server owners only)
 };
 using PermissionSet = uint32_t;
-inline PermissionSet bit(Permission p) { return static_cast<uint32_t>(p); }
+inline PermissionSet bit(Permission p) {
+    return static_cast<uint32_t>(p);
+}
 std::string_view to_string(Permission p);
 
 enum class Role { owner, admin, developer, auditor, viewer };
 std::optional<Role> parse_role(std::string_view name);
 std::string_view to_string(Role role);
 PermissionSet role_permissions(Role role);
-int role_rank(Role role);  // owner highest
+int role_rank(Role role); // owner highest
 
 enum class Scope : uint32_t { completion = 1, chat = 2, embeddings = 4, admin = 8 };
 using ScopeSet = uint32_t;
@@ -57,4 +59,4 @@ const std::vector<RouteRule>& route_rules();
 // The rule for a registered route pattern, or nullptr (then the route is refused: fail closed).
 const RouteRule* find_route_rule(std::string_view method, std::string_view pattern);
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -2,18 +2,20 @@
 // local password or LDAP, API-key issuance, the first-start bootstrap and RBAC checks.
 #pragma once
 
+#include "auth/access_rules.h"
+#include "config/config.h"
+#include "core/result.h"
+#include "metrics/metrics.h"
+#include "store/identity_store.h"
+
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-
-#include "auth/access_rules.h"
-#include "config/config.h"
-#include "core/result.h"
-#include "metrics/metrics.h"
-#include "store/identity_store.h"
+#include <unordered_map>
 
 namespace codepilot::auth {
 
@@ -21,14 +23,15 @@ class JwtVerifier;
 class LdapDirectory;
 
 struct Principal {
-    std::string method;  // api_key | session | jwt | none (auth off)
+    std::string method; // api_key | session | jwt | none (auth off)
     std::string user_id, username;
     bool server_owner = false;
-    std::string tenant_id, tenant_name;  // the tenant the credential acts in ("" when none)
-    std::optional<Role> role;            // the caller's role there
-    ScopeSet scopes = kAllScopes;        // keys carry scopes; sessions and JWTs have all
-    std::string key_prefix;              // api_key only: safe to log
-    std::string session_hash;            // session only: for sign-out
+    std::string tenant_id, tenant_name; // the tenant the credential acts in ("" when none)
+    std::optional<Role> role;           // the caller's role there
+    ScopeSet scopes = kAllScopes;       // keys carry scopes; sessions and JWTs have all
+    std::string key_prefix;             // api_key only: safe to log
+    std::string session_hash;           // session only: for sign-out
+    int64_t expires_at = 0;             // when the credential lapses (0: never)
 
     // What this caller may do in a tenant where it holds `role` (a server owner everything).
     PermissionSet permissions(std::optional<Role> role_there) const;
@@ -42,7 +45,7 @@ struct TenantAccess {
 };
 
 struct SignIn {
-    std::string token;  // cps_… bearer token
+    std::string token; // cps_… bearer token
     int64_t expires_at = 0;
     Principal principal;
 };
@@ -55,12 +58,13 @@ bool valid_tenant_name(std::string_view name);
 bool valid_username(std::string_view name);
 
 struct IssuedKey {
-    std::string plaintext;  // shown once
+    std::string plaintext; // shown once
     store::ApiKey record;
 };
 // A key for `username` in `tenant_name`; the user must be a member of the tenant.
-Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& tenant_name, const std::string& username,
-                                ScopeSet scopes, std::optional<int64_t> ttl_seconds, const std::string& name,
+Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& tenant_name,
+                                const std::string& username, ScopeSet scopes,
+                                std::optional<int64_t> ttl_seconds, const std::string& name,
                                 const std::string& actor);
 
 // First start of an empty store: tenant "default", server owner "owner" and an owner key with
@@ -76,9 +80,10 @@ public:
     // From an Authorization header value. invalid_argument: bad or missing credentials (the
     // message is the detail for logs; clients get "invalid credentials"); unavailable: the
     // store or the identity provider cannot be reached.
-    Result<Principal> authenticate(std::string_view authorization);
+    Result<std::shared_ptr<const Principal>> authenticate(std::string_view authorization);
     // Local password, else LDAP. `tenant`: the tenant the session acts in (default: the first).
-    Result<SignIn> sign_in(const std::string& username, const std::string& password, const std::string& tenant);
+    Result<SignIn> sign_in(const std::string& username, const std::string& password,
+                           const std::string& tenant);
     Status sign_out(const Principal& principal);
     // The caller's standing in the named tenant; nullopt when it may not even see it (→ 404).
     Result<std::optional<TenantAccess>> access_in(const Principal& principal, const std::string& tenant_name);
@@ -94,22 +99,51 @@ public:
     store::IdentityStore& store() { return store_; }
     const config::AuthConfig& config() const { return config_; }
     void count(std::string_view method, std::string_view result);
+    // How long a checked credential may be reused without asking the store again, at most.
+    static constexpr int64_t kCacheSeconds = 60;
 
 private:
-    Result<Principal> from_api_key(const std::string& token);
-    Result<Principal> from_session(const std::string& token);
+    Result<Principal> from_api_key(const std::string& digest, std::string& key_id);
+    Result<Principal> from_session(const std::string& digest);
     Result<Principal> from_jwt(const std::string& token);
     Result<store::User> sign_in_ldap(const std::string& username, const std::string& password);
 
+    // Credentials already checked, by token digest, valid until the store reports a change
+    // (store::ChangeMonitor) or their own expiry, at most kCacheSeconds.
+    struct Cached {
+        std::shared_ptr<const Principal> principal;
+        std::string key_id; // api keys: for last_used_at
+        int64_t valid_until = 0;
+        int64_t touched = 0; // last last_used_at write
+    };
+    // Changes by this process count at once; other processes' are sampled at most every
+    // kChangeSampleMicros (a PRAGMA or a socket read), so a hot path does not pay for each.
+    std::pair<uint64_t, uint64_t> store_generation();
+    std::shared_ptr<const Principal> cached(const std::string& digest, int64_t now);
+    void remember(const std::string& digest, std::shared_ptr<const Principal> p, const std::string& key_id,
+                  int64_t valid_until, int64_t now);
+    void touch_key(const std::string& key_id, int64_t now);
+    static constexpr int64_t kChangeSampleMicros = 1000;
+
     store::IdentityStore& store_;
+    std::unique_ptr<store::ChangeMonitor> changes_;
+    std::mutex sample_mu_;
+    std::atomic<int64_t> last_sample_us_{0};
+    std::atomic<uint64_t> sampled_generation_{0};
+    std::mutex cache_mu_;
+    std::unordered_map<std::string, Cached> cache_;
+    std::pair<uint64_t, uint64_t> cache_generation_{0, 0};
     config::AuthConfig config_;
     metrics::Registry* metrics_;
     std::function<int64_t()> clock_;
     mutable std::mutex mu_;
     std::shared_ptr<LdapDirectory> ldap_;
     std::shared_ptr<JwtVerifier> jwt_;
-    std::map<std::string, int64_t> key_touched_;              // key id → last last_used_at write
-    std::map<std::string, std::string> oidc_synced_;          // user id → "tenant/role" last written
+    std::map<std::string, int64_t> key_touched_;        // key id → last last_used_at write
+    std::map<std::string, metrics::Counter*> counters_; // "method/result" → counter, made up front
+    metrics::Counter* cache_hits_ = nullptr;
+    metrics::Counter* cache_misses_ = nullptr;
+    std::map<std::string, std::string> oidc_synced_; // user id → "tenant/role" last written
 };
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -1,26 +1,27 @@
 #include "auth/auth.h"
-
-#include <ctime>
-#include <spdlog/spdlog.h>
-
 #include "auth/credentials.h"
 #include "auth/jwt.h"
 #include "auth/ldap_directory.h"
 #include "auth/password.h"
 #include "auth/settings_json.h"
 
+#include <ctime>
+#include <spdlog/spdlog.h>
+
 namespace codepilot::auth {
 namespace {
 
-constexpr int64_t kKeyTouchInterval = 60;  // seconds between last_used_at writes per key
+constexpr int64_t kKeyTouchInterval = 60; // seconds between last_used_at writes per key
 
-Error invalid(std::string detail) { return make_error(ErrorCode::invalid_argument, std::move(detail)); }
+Error invalid(std::string detail) {
+    return make_error(ErrorCode::invalid_argument, std::move(detail));
+}
 
 std::optional<Role> role_of(const std::optional<std::string>& name) {
     return name ? parse_role(*name) : std::nullopt;
 }
 
-}  // namespace
+} // namespace
 
 PermissionSet Principal::permissions(std::optional<Role> role_there) const {
     PermissionSet from_role = server_owner ? role_permissions(Role::owner) | bit(Permission::server_admin)
@@ -29,21 +30,93 @@ PermissionSet Principal::permissions(std::optional<Role> role_there) const {
     return from_role & scope_permissions(scopes, server_owner);
 }
 
-Authenticator::Authenticator(store::IdentityStore& store, config::AuthConfig config, metrics::Registry* metrics,
-                             std::function<int64_t()> clock)
-    : store_(store), config_(std::move(config)), metrics_(metrics), clock_(std::move(clock)) {
+Authenticator::Authenticator(store::IdentityStore& store, config::AuthConfig config,
+                             metrics::Registry* metrics, std::function<int64_t()> clock)
+    : store_(store), changes_(store.database().watch_changes()), config_(std::move(config)),
+      metrics_(metrics), clock_(std::move(clock)) {
     if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
     set_ldap(config_.ldap);
     set_oidc(config_.oidc);
+    // Every series exists from the start (at 0), and counting needs no lock.
+    if (metrics_) {
+        const char* help = "Credential checks answered from memory (hit) or from the store (miss)";
+        cache_hits_ = &metrics_->counter("codepilot_auth_cache_total", help, {{"result", "hit"}});
+        cache_misses_ = &metrics_->counter("codepilot_auth_cache_total", help, {{"result", "miss"}});
+    }
+    if (metrics_)
+        for (const char* method : {"api_key", "session", "jwt", "password", "ldap", "unknown"})
+            for (const char* result : {"success", "failure", "unavailable"})
+                counters_[std::string(method) + "/" + result] = &metrics_->counter(
+                    "codepilot_auth_attempts_total", "Authentication decisions by method and result",
+                    {{"method", method}, {"result", result}});
 }
 
 Authenticator::~Authenticator() = default;
 
 void Authenticator::count(std::string_view method, std::string_view result) {
-    if (!metrics_) return;
-    metrics_->counter("codepilot_auth_attempts_total", "Authentication decisions by method and result",
-                      {{"method", std::string(method)}, {"result", std::string(result)}})
-        .inc();
+    auto it = counters_.find(std::string(method) + "/" + std::string(result));
+    if (it != counters_.end()) it->second->inc();
+}
+
+std::pair<uint64_t, uint64_t> Authenticator::store_generation() {
+    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+    if (now_us - last_sample_us_.load(std::memory_order_relaxed) >= kChangeSampleMicros &&
+        sample_mu_.try_lock()) {
+        sampled_generation_ = changes_->generation();
+        last_sample_us_ = now_us;
+        sample_mu_.unlock();
+    }
+    return {store_.local_writes(), sampled_generation_.load()};
+}
+
+std::shared_ptr<const Principal> Authenticator::cached(const std::string& digest, int64_t now) {
+    const auto generation = store_generation();
+    std::string key_id;
+    std::shared_ptr<const Principal> hit;
+    {
+        std::lock_guard lock(cache_mu_);
+        if (generation != cache_generation_) { // something changed in the store: check everything afresh
+            cache_.clear();
+            cache_generation_ = generation;
+            return nullptr;
+        }
+        auto it = cache_.find(digest);
+        if (it == cache_.end()) return nullptr;
+        if (now >= it->second.valid_until) {
+            cache_.erase(it);
+            return nullptr;
+        }
+        hit = it->second.principal;
+        if (!it->second.key_id.empty() && now - it->second.touched >= kKeyTouchInterval) {
+            it->second.touched = now;
+            key_id = it->second.key_id;
+        }
+    }
+    if (!key_id.empty()) touch_key(key_id, now);
+    return hit;
+}
+
+void Authenticator::remember(const std::string& digest, std::shared_ptr<const Principal> p,
+                             const std::string& key_id, int64_t valid_until, int64_t now) {
+    std::lock_guard lock(cache_mu_);
+    if (cache_.size() >= 100000) cache_.clear(); // bounded: a flood of distinct tokens cannot grow it
+    cache_[digest] = Cached{std::move(p), key_id, valid_until, now};
+}
+
+void Authenticator::touch_key(const std::string& key_id, int64_t now) {
+    bool touch = false;
+    {
+        std::lock_guard lock(mu_);
+        auto& last = key_touched_[key_id];
+        if (now - last >= kKeyTouchInterval) {
+            last = now;
+            touch = true;
+        }
+    }
+    if (touch)
+        (void)store_.touch_key(key_id); // last-used is advisory: a failed write does not refuse the call
 }
 
 config::LdapConfig Authenticator::ldap_settings() const {
@@ -70,25 +143,28 @@ void Authenticator::set_oidc(const config::OidcConfig& oidc) {
     jwt_ = std::move(verifier);
 }
 
-Status Authenticator::load_saved_settings() {
-    auto ldap = store_.get_setting("ldap");
-    if (!ldap) return ldap.error();
-    if (*ldap) {
-        auto parsed = ldap_from_json(nlohmann::json::parse(**ldap, nullptr, false), config_.ldap);
-        if (!parsed) return make_error(ErrorCode::invalid_argument, "saved LDAP settings: " + parsed.error().message);
-        set_ldap(*parsed);
-    }
-    auto oidc = store_.get_setting("oidc");
-    if (!oidc) return oidc.error();
-    if (*oidc) {
-        auto parsed = oidc_from_json(nlohmann::json::parse(**oidc, nullptr, false), config_.oidc);
-        if (!parsed) return make_error(ErrorCode::invalid_argument, "saved OIDC settings: " + parsed.error().message);
-        set_oidc(*parsed);
-    }
+namespace {
+// Reads setting `name`, parses it over `base` and hands the result to `apply`.
+template <typename Settings, typename Parse, typename Apply>
+Status load_setting(store::IdentityStore& store, const std::string& name, const Settings& base, Parse parse,
+                    Apply apply) {
+    auto saved = store.get_setting(name);
+    if (!saved) return saved.error();
+    if (!*saved) return Ok{};
+    auto parsed = parse(nlohmann::json::parse(**saved, nullptr, false), base);
+    if (!parsed) return make_error(ErrorCode::invalid_argument, "saved " + name + " settings: " + parsed.error().message);
+    apply(*parsed);
     return Ok{};
 }
+}  // namespace
 
-Result<Principal> Authenticator::authenticate(std::string_view header) {
+Status Authenticator::load_saved_settings() {
+    if (auto st = load_setting(store_, "ldap", config_.ldap, ldap_from_json, [this](const auto& l) { set_ldap(l); }); !st)
+        return st;
+    return load_setting(store_, "oidc", config_.oidc, oidc_from_json, [this](const auto& o) { set_oidc(o); });
+}
+
+Result<std::shared_ptr<const Principal>> Authenticator::authenticate(std::string_view header) {
     // RFC 6750: "Bearer" (any case), one space, the token.
     if (header.empty()) return invalid("no Authorization header");
     auto space = header.find(' ');
@@ -100,20 +176,51 @@ Result<Principal> Authenticator::authenticate(std::string_view header) {
     while (!token.empty() && token.back() == ' ') token.pop_back();
     if (token.empty() || token.find(' ') != std::string::npos) return invalid("malformed bearer token");
 
-    const char* method = "unknown";
-    Result<Principal> result = invalid("unrecognized token");
-    switch (classify_token(token)) {
-        case TokenKind::api_key: method = "api_key"; result = from_api_key(token); break;
-        case TokenKind::session: method = "session"; result = from_session(token); break;
-        case TokenKind::jwt: method = "jwt"; result = from_jwt(token); break;
-        case TokenKind::unknown: break;
+    const TokenKind kind = classify_token(token);
+    const char* method = kind == TokenKind::api_key   ? "api_key"
+                         : kind == TokenKind::session ? "session"
+                         : kind == TokenKind::jwt     ? "jwt"
+                                                      : "unknown";
+    const std::string digest = sha256_hex(token);
+    const int64_t now = clock_();
+    // Read the generation before the store: a change landing meanwhile then empties the cache.
+    const auto generation = store_generation();
+    if (kind != TokenKind::unknown) {
+        if (auto hit = cached(digest, now)) {
+            count(method, "success");
+            if (cache_hits_) cache_hits_->inc();
+            return hit;
+        }
+        if (cache_misses_) cache_misses_->inc();
     }
-    count(method, result ? "success" : result.error().code == ErrorCode::unavailable ? "unavailable" : "failure");
-    return result;
+    Result<Principal> result = invalid("unrecognized token");
+    std::string key_id;
+    switch (kind) {
+    case TokenKind::api_key:
+        result = from_api_key(digest, key_id);
+        break;
+    case TokenKind::session:
+        result = from_session(digest);
+        break;
+    case TokenKind::jwt:
+        result = from_jwt(token);
+        break;
+    case TokenKind::unknown:
+        break;
+    }
+    count(method, result                                          ? "success"
+                  : result.error().code == ErrorCode::unavailable ? "unavailable"
+                                                                  : "failure");
+    if (!result) return result.error();
+    auto principal = std::make_shared<const Principal>(std::move(*result));
+    int64_t until = now + kCacheSeconds;
+    if (principal->expires_at > 0) until = std::min(until, principal->expires_at);
+    if (store_generation() == generation) remember(digest, principal, key_id, until, now);
+    return principal;
 }
 
-Result<Principal> Authenticator::from_api_key(const std::string& token) {
-    auto grant = store_.find_key_grant(sha256_hex(token));
+Result<Principal> Authenticator::from_api_key(const std::string& digest, std::string& key_id) {
+    auto grant = store_.find_key_grant(digest);
     if (!grant) return grant.error();
     if (!*grant) return invalid("unknown API key");
     const auto& g = **grant;
@@ -122,7 +229,8 @@ Result<Principal> Authenticator::from_api_key(const std::string& token) {
     if (g.key.expires_at && *g.key.expires_at <= now) return invalid("API key " + g.key.prefix + " expired");
     if (g.user.disabled) return invalid("user of API key " + g.key.prefix + " is disabled");
     auto role = role_of(g.role);
-    if (!role && !g.user.server_owner) return invalid("owner of API key " + g.key.prefix + " left the tenant");
+    if (!role && !g.user.server_owner)
+        return invalid("owner of API key " + g.key.prefix + " left the tenant");
 
     Principal p;
     p.method = "api_key";
@@ -134,22 +242,14 @@ Result<Principal> Authenticator::from_api_key(const std::string& token) {
     p.role = role;
     p.scopes = parse_scopes(g.key.scopes).value_or(0);
     p.key_prefix = g.key.prefix;
-
-    bool touch = false;
-    {
-        std::lock_guard lock(mu_);
-        auto& last = key_touched_[g.key.id];
-        if (now - last >= kKeyTouchInterval) {
-            last = now;
-            touch = true;
-        }
-    }
-    if (touch) (void)store_.touch_key(g.key.id);  // last-used is advisory: a failed write does not refuse the call
+    p.expires_at = g.key.expires_at.value_or(0);
+    key_id = g.key.id;
+    touch_key(g.key.id, now);
     return p;
 }
 
-Result<Principal> Authenticator::from_session(const std::string& token) {
-    auto grant = store_.find_session_grant(sha256_hex(token));
+Result<Principal> Authenticator::from_session(const std::string& digest) {
+    auto grant = store_.find_session_grant(digest);
     if (!grant) return grant.error();
     if (!*grant) return invalid("unknown session");
     const auto& g = **grant;
@@ -162,6 +262,7 @@ Result<Principal> Authenticator::from_session(const std::string& token) {
     p.username = g.user.username;
     p.server_owner = g.user.server_owner;
     p.session_hash = g.session.secret_hash;
+    p.expires_at = g.session.expires_at;
     if (g.session.tenant_id) {
         auto memberships = store_.memberships_of_user(g.user.id);
         if (!memberships) return memberships.error();
@@ -209,7 +310,7 @@ Result<Principal> Authenticator::from_jwt(const std::string& token) {
         fresh.display_name = claim("name");
         auto created = store_.create_user(fresh);
         if (!created) {
-            auto again = store_.find_user(username);  // another request provisioned it first
+            auto again = store_.find_user(username); // another request provisioned it first
             if (!again || !*again) return created.error();
             u = **again;
         } else {
@@ -223,6 +324,7 @@ Result<Principal> Authenticator::from_jwt(const std::string& token) {
 
     Principal p;
     p.method = "jwt";
+    p.expires_at = c["exp"].get<int64_t>() + oc.leeway_s;
     p.user_id = u.id;
     p.username = u.username;
     p.server_owner = u.server_owner;
@@ -240,7 +342,8 @@ Result<Principal> Authenticator::from_jwt(const std::string& token) {
             write = oidc_synced_[u.id] != synced;
         }
         if (write) {
-            if (auto st = store_.sync_memberships(u.id, "oidc", {{p.tenant_id, role_name}}); !st) return st.error();
+            if (auto st = store_.sync_memberships(u.id, "oidc", {{p.tenant_id, role_name}}); !st)
+                return st.error();
             std::lock_guard lock(mu_);
             oidc_synced_[u.id] = synced;
         }
@@ -293,7 +396,7 @@ Result<store::User> Authenticator::sign_in_ldap(const std::string& username, con
         if (*tenant) {
             tenant_id = (*tenant)->id;
         } else {
-            auto created = store_.create_tenant(tenant_name);  // named by the administrator's group map
+            auto created = store_.create_tenant(tenant_name); // named by the administrator's group map
             if (!created) return created.error();
             tenant_id = created->id;
         }
@@ -319,7 +422,8 @@ Result<SignIn> Authenticator::sign_in(const std::string& username, const std::st
         bool ok = user.password_hash && verify_password(password, *user.password_hash);
         if (!ok || user.disabled) {
             count("password", "failure");
-            return invalid(!ok ? "wrong password for '" + username + "'" : "user '" + username + "' is disabled");
+            return invalid(!ok ? "wrong password for '" + username + "'"
+                               : "user '" + username + "' is disabled");
         }
         count("password", "success");
     } else if (ldap_enabled && (!*found || (*found)->source == "ldap")) {
@@ -327,7 +431,7 @@ Result<SignIn> Authenticator::sign_in(const std::string& username, const std::st
         if (!signed_in) return signed_in.error();
         user = *signed_in;
     } else {
-        burn_password_check(password);  // an unknown user takes as long as a wrong password
+        burn_password_check(password); // an unknown user takes as long as a wrong password
         count("password", "failure");
         return invalid("unknown user '" + username + "'");
     }
@@ -371,7 +475,8 @@ Status Authenticator::sign_out(const Principal& principal) {
     return Ok{};
 }
 
-Result<std::optional<TenantAccess>> Authenticator::access_in(const Principal& p, const std::string& tenant_name) {
+Result<std::optional<TenantAccess>> Authenticator::access_in(const Principal& p,
+                                                             const std::string& tenant_name) {
     auto tenant = store_.find_tenant(tenant_name);
     if (!tenant) return tenant.error();
     if (!*tenant) return std::optional<TenantAccess>{};
@@ -392,4 +497,4 @@ Result<std::optional<TenantAccess>> Authenticator::access_in(const Principal& p,
     return std::optional<TenantAccess>(access);
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

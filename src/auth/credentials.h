@@ -8,15 +8,15 @@
 
 namespace codepilot::auth {
 
-std::string random_token(size_t chars);  // [A-Za-z0-9], from OpenSSL's CSPRNG
+std::string random_token(size_t chars); // [A-Za-z0-9], from OpenSSL's CSPRNG
 std::string sha256_hex(std::string_view data);
 std::string base64url_encode(std::string_view data);
 std::optional<std::string> base64url_decode(std::string_view text);
 bool constant_time_equal(std::string_view a, std::string_view b);
 
 struct NewApiKey {
-    std::string plaintext;  // shown once
-    std::string prefix;     // shown in listings: identifies the key, proves nothing
+    std::string plaintext; // shown once
+    std::string prefix;    // shown in listings: identifies the key, proves nothing
     std::string secret_hash;
 };
 NewApiKey generate_api_key();
@@ -32,4 +32,4 @@ NewSessionToken generate_session_token();
 enum class TokenKind { api_key, session, jwt, unknown };
 TokenKind classify_token(std::string_view token);
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -1,11 +1,11 @@
 // http_get: fetches a JWKS from the internal network (http or https with the system CAs).
+#include "auth/jwt.h"
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <regex>
-
-#include "auth/jwt.h"
 
 namespace codepilot::auth {
 
@@ -32,7 +32,8 @@ asio::awaitable<std::string> exchange(Stream& stream, std::string host, std::str
     co_return parser.get().body();
 }
 
-asio::awaitable<std::string> fetch(bool tls, std::string host, std::string port, std::string target) {
+asio::awaitable<std::string> fetch(bool tls, std::string host, std::string port, std::string target,
+                                   std::string ca_file) {
     auto executor = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver(executor);
     auto endpoints = co_await resolver.async_resolve(host, port, asio::use_awaitable);
@@ -42,7 +43,10 @@ asio::awaitable<std::string> fetch(bool tls, std::string host, std::string port,
         co_return co_await exchange(stream, host, target);
     }
     asio::ssl::context ctx(asio::ssl::context::tls_client);
-    ctx.set_default_verify_paths();
+    if (ca_file.empty())
+        ctx.set_default_verify_paths();
+    else
+        ctx.load_verify_file(ca_file);
     ctx.set_verify_mode(asio::ssl::verify_peer);
     beast::ssl_stream<beast::tcp_stream> stream(executor, ctx);
     if (!SSL_set_tlsext_host_name(stream.native_handle(), host.c_str()))
@@ -53,12 +57,13 @@ asio::awaitable<std::string> fetch(bool tls, std::string host, std::string port,
     co_return co_await exchange(stream, host, target);
 }
 
-}  // namespace
+} // namespace
 
-Result<std::string> http_get(const std::string& url, int timeout_ms) {
+Result<std::string> http_get(const std::string& url, int timeout_ms, const std::string& ca_file) {
     static const std::regex pattern(R"(^(https?)://([^/:]+|\[[^\]]+\])(?::(\d+))?(/.*)?$)");
     std::smatch m;
-    if (!std::regex_match(url, m, pattern)) return make_error(ErrorCode::invalid_argument, "malformed URL " + url);
+    if (!std::regex_match(url, m, pattern))
+        return make_error(ErrorCode::invalid_argument, "malformed URL " + url);
     const bool tls = m[1] == "https";
     std::string host = m[2];
     std::string port = m[3].matched ? std::string(m[3]) : (tls ? "443" : "80");
@@ -66,7 +71,7 @@ Result<std::string> http_get(const std::string& url, int timeout_ms) {
     asio::io_context io;
     std::optional<std::string> body;
     std::string failure = "timed out after " + std::to_string(timeout_ms) + " ms";
-    asio::co_spawn(io, fetch(tls, host, port, target), [&](std::exception_ptr e, std::string text) {
+    asio::co_spawn(io, fetch(tls, host, port, target, ca_file), [&](std::exception_ptr e, std::string text) {
         if (!e) {
             body = std::move(text);
             return;
@@ -82,4 +87,4 @@ Result<std::string> http_get(const std::string& url, int timeout_ms) {
     return std::move(*body);
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

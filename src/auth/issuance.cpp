@@ -1,9 +1,9 @@
 // API-key issuance, the first-start bootstrap and the name/duration rules shared by the
 // admin API and the CLI.
-#include <charconv>
-
 #include "auth/auth.h"
 #include "auth/credentials.h"
+
+#include <charconv>
 
 namespace codepilot::auth {
 
@@ -11,18 +11,32 @@ std::optional<int64_t> parse_duration_seconds(std::string_view text) {
     if (text.empty()) return std::nullopt;
     int64_t unit = 1;
     switch (text.back()) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        case 'w': unit = 7 * 86400; break;
-        default: unit = 0;
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    case 'w':
+        unit = 7 * 86400;
+        break;
+    default:
+        unit = 0;
     }
-    if (unit) text.remove_suffix(1);
-    else unit = 1;
+    if (unit)
+        text.remove_suffix(1);
+    else
+        unit = 1;
     int64_t n = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size() || n <= 0 || n > int64_t{10} * 366 * 86400 / unit)
+    if (ec != std::errc() || end != text.data() + text.size() || n <= 0 ||
+        n > int64_t{10} * 366 * 86400 / unit)
         return std::nullopt;
     return n * unit;
 }
@@ -44,10 +58,12 @@ bool valid_username(std::string_view name) {
     return true;
 }
 
-Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& tenant_name, const std::string& username,
-                                ScopeSet scopes, std::optional<int64_t> ttl_seconds, const std::string& name,
+Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& tenant_name,
+                                const std::string& username, ScopeSet scopes,
+                                std::optional<int64_t> ttl_seconds, const std::string& name,
                                 const std::string& actor) {
-    if (scopes == 0) return make_error(ErrorCode::invalid_argument, "a key needs at least one scope", "scopes");
+    if (scopes == 0)
+        return make_error(ErrorCode::invalid_argument, "a key needs at least one scope", "scopes");
     auto tenant = store.find_tenant(tenant_name);
     if (!tenant) return tenant.error();
     if (!*tenant) return make_error(ErrorCode::not_found, "tenant '" + tenant_name + "' not found", "tenant");
@@ -98,11 +114,11 @@ Result<std::optional<std::string>> bootstrap_owner(store::IdentityStore& store) 
     owner.display_name = "Server owner";
     owner.server_owner = true;
     auto user = store.create_user(owner);
-    if (!user) return user.error();  // another replica won the race: it prints the key
+    if (!user) return user.error(); // another replica won the race: it prints the key
     if (auto st = store.set_membership(tenant_id, user->id, "owner"); !st) return st.error();
     auto key = issue_api_key(store, "default", "owner", kAllScopes, std::nullopt, "bootstrap", "bootstrap");
     if (!key) return key.error();
     return std::optional<std::string>(key->plaintext);
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -1,5 +1,7 @@
 #include "auth/jwt.h"
 
+#include "auth/credentials.h"
+
 #include <algorithm>
 #include <ctime>
 #include <fstream>
@@ -8,8 +10,6 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <sstream>
-
-#include "auth/credentials.h"
 
 namespace codepilot::auth {
 
@@ -22,7 +22,8 @@ namespace {
 
 using Bn = std::unique_ptr<BIGNUM, void (*)(BIGNUM*)>;
 Bn to_bn(const std::string& bytes) {
-    return Bn(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()), nullptr),
+    return Bn(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()),
+                        nullptr),
               BN_free);
 }
 
@@ -39,7 +40,8 @@ EVP_PKEY* key_from_params(const char* type, OSSL_PARAM_BLD* bld) {
 
 Result<EVP_PKEY*> rsa_key(const nlohmann::json& jwk) {
     auto n = base64url_decode(jwk.value("n", "")), e = base64url_decode(jwk.value("e", ""));
-    if (!n || !e || n->empty() || e->empty()) return make_error(ErrorCode::invalid_argument, "RSA key without n/e");
+    if (!n || !e || n->empty() || e->empty())
+        return make_error(ErrorCode::invalid_argument, "RSA key without n/e");
     auto bn_n = to_bn(*n), bn_e = to_bn(*e);
     OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n.get());
@@ -55,7 +57,8 @@ Result<EVP_PKEY*> rsa_key(const nlohmann::json& jwk) {
 }
 
 Result<EVP_PKEY*> ec_key(const nlohmann::json& jwk) {
-    if (jwk.value("crv", "") != "P-256") return make_error(ErrorCode::invalid_argument, "EC key is not on P-256");
+    if (jwk.value("crv", "") != "P-256")
+        return make_error(ErrorCode::invalid_argument, "EC key is not on P-256");
     auto x = base64url_decode(jwk.value("x", "")), y = base64url_decode(jwk.value("y", ""));
     if (!x || !y || x->size() != 32 || y->size() != 32)
         return make_error(ErrorCode::invalid_argument, "EC key with malformed x/y");
@@ -87,16 +90,20 @@ std::optional<std::string> ecdsa_raw_to_der(std::string_view raw) {
 
 Result<nlohmann::json> decode_json_part(std::string_view part, const char* what) {
     auto bytes = base64url_decode(part);
-    if (!bytes) return make_error(ErrorCode::invalid_argument, std::string("token ") + what + " is not base64url");
+    if (!bytes)
+        return make_error(ErrorCode::invalid_argument, std::string("token ") + what + " is not base64url");
     auto json = nlohmann::json::parse(*bytes, nullptr, false);
     if (json.is_discarded() || !json.is_object())
-        return make_error(ErrorCode::invalid_argument, std::string("token ") + what + " is not a JSON object");
+        return make_error(ErrorCode::invalid_argument,
+                          std::string("token ") + what + " is not a JSON object");
     return json;
 }
 
-Error rejected(std::string why) { return make_error(ErrorCode::invalid_argument, std::move(why)); }
+Error rejected(std::string why) {
+    return make_error(ErrorCode::invalid_argument, std::move(why));
+}
 
-}  // namespace
+} // namespace
 
 Result<Jwks> Jwks::parse(const std::string& text) {
     auto doc = nlohmann::json::parse(text, nullptr, false);
@@ -109,10 +116,10 @@ Result<Jwks> Jwks::parse(const std::string& text) {
         auto key = std::make_shared<Key>();
         key->kid = jwk.value("kid", "");
         key->kty = jwk.value("kty", "");
-        Result<EVP_PKEY*> pkey = key->kty == "RSA" ? rsa_key(jwk)
+        Result<EVP_PKEY*> pkey = key->kty == "RSA"  ? rsa_key(jwk)
                                  : key->kty == "EC" ? ec_key(jwk)
                                                     : Result<EVP_PKEY*>(rejected("unsupported key type"));
-        if (!pkey) continue;  // one bad key does not spoil the others
+        if (!pkey) continue; // one bad key does not spoil the others
         key->pkey.reset(*pkey);
         jwks.keys_.push_back(std::move(key));
     }
@@ -132,7 +139,9 @@ std::vector<const Jwks::Key*> Jwks::of_type(const std::string& kty) const {
     return out;
 }
 
-const std::string& Jwks::key_type(const Key& key) const { return key.kty; }
+const std::string& Jwks::key_type(const Key& key) const {
+    return key.kty;
+}
 
 bool Jwks::verify(const Key& key, const std::string& alg, std::string_view signed_part,
                   std::string_view signature) const {
@@ -144,14 +153,16 @@ bool Jwks::verify(const Key& key, const std::string& alg, std::string_view signe
         signature = der;
     }
     EVP_MD_CTX* md = EVP_MD_CTX_new();
-    bool ok = EVP_DigestVerifyInit(md, nullptr, EVP_sha256(), nullptr, key.pkey.get()) == 1 &&
-              EVP_DigestVerify(md, reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
-                               reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
+    bool ok =
+        EVP_DigestVerifyInit(md, nullptr, EVP_sha256(), nullptr, key.pkey.get()) == 1 &&
+        EVP_DigestVerify(md, reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                         reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
     EVP_MD_CTX_free(md);
     return ok;
 }
 
-JwtVerifier::JwtVerifier(config::OidcConfig config, Clock clock) : config_(std::move(config)), clock_(std::move(clock)) {
+JwtVerifier::JwtVerifier(config::OidcConfig config, Clock clock)
+    : config_(std::move(config)), clock_(std::move(clock)) {
     if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
 }
 
@@ -164,7 +175,7 @@ Status JwtVerifier::reload() {
         ss << in.rdbuf();
         text = ss.str();
     } else {
-        auto body = http_get(config_.jwks_url, 5000);
+        auto body = http_get(config_.jwks_url, 5000, config_.ca_file);
         if (!body) return make_error(ErrorCode::unavailable, "cannot fetch JWKS: " + body.error().message);
         text = std::move(*body);
     }
@@ -181,7 +192,7 @@ Result<std::shared_ptr<const Jwks>> JwtVerifier::keys(bool refresh) {
     if (due) {
         last_fetch_ = now;
         auto st = reload();
-        if (!st && !jwks_) return st.error();  // keep serving the last good keys when a refetch fails
+        if (!st && !jwks_) return st.error(); // keep serving the last good keys when a refetch fails
     }
     return jwks_;
 }
@@ -208,7 +219,7 @@ Result<nlohmann::json> JwtVerifier::verify(const std::string& token) {
     auto jwks = keys(false);
     if (!jwks) return jwks.error();
     if (!kid.empty() && !(*jwks)->find(kid)) {
-        jwks = keys(true);  // the issuer may have rotated its keys
+        jwks = keys(true); // the issuer may have rotated its keys
         if (!jwks) return jwks.error();
     }
     std::vector<const Jwks::Key*> candidates;
@@ -246,4 +257,4 @@ Result<nlohmann::json> JwtVerifier::verify(const std::string& token) {
     return *claims;
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -3,15 +3,15 @@
 // `none`, HS* and any algorithm outside the pinned list are refused before a key is chosen.
 #pragma once
 
+#include "config/config.h"
+#include "core/result.h"
+
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include "config/config.h"
-#include "core/result.h"
 
 namespace codepilot::auth {
 
@@ -23,15 +23,17 @@ public:
     const Key* find(const std::string& kid) const;
     std::vector<const Key*> of_type(const std::string& kty) const;
     size_t size() const { return keys_.size(); }
-    bool verify(const Key& key, const std::string& alg, std::string_view signed_part, std::string_view signature) const;
+    bool verify(const Key& key, const std::string& alg, std::string_view signed_part,
+                std::string_view signature) const;
     const std::string& key_type(const Key& key) const;
 
 private:
     std::vector<std::shared_ptr<Key>> keys_;
 };
 
-// GET of a small document over http:// or https:// (system CA store), with a timeout.
-Result<std::string> http_get(const std::string& url, int timeout_ms);
+// GET of a small document over http:// or https:// (the system's CAs, or `ca_file`), with a
+// deadline for the whole exchange.
+Result<std::string> http_get(const std::string& url, int timeout_ms, const std::string& ca_file = "");
 
 class JwtVerifier {
 public:
@@ -54,4 +56,4 @@ private:
     int64_t last_fetch_ = 0;
 };
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -1,12 +1,12 @@
 #include "auth/ldap_directory.h"
 
+#include "auth/access_rules.h"
+
 #include <algorithm>
 #include <fstream>
 #include <ldap.h>
 #include <map>
 #include <memory>
-
-#include "auth/access_rules.h"
 
 namespace codepilot::auth {
 
@@ -15,12 +15,23 @@ std::string escape_ldap_filter_value(std::string_view value) {
     out.reserve(value.size());
     for (char c : value) {
         switch (c) {
-            case '*': out += "\\2a"; break;
-            case '(': out += "\\28"; break;
-            case ')': out += "\\29"; break;
-            case '\\': out += "\\5c"; break;
-            case '\0': out += "\\00"; break;
-            default: out += c;
+        case '*':
+            out += "\\2a";
+            break;
+        case '(':
+            out += "\\28";
+            break;
+        case ')':
+            out += "\\29";
+            break;
+        case '\\':
+            out += "\\5c";
+            break;
+        case '\0':
+            out += "\\00";
+            break;
+        default:
+            out += c;
         }
     }
     return out;
@@ -48,7 +59,9 @@ std::string normalize_dn(std::string dn) {
 Error unavailable(const std::string& what, int rc) {
     return make_error(ErrorCode::unavailable, "LDAP " + what + ": " + ldap_err2string(rc));
 }
-Error invalid() { return make_error(ErrorCode::invalid_argument, "invalid credentials"); }
+Error invalid() {
+    return make_error(ErrorCode::invalid_argument, "invalid credentials");
+}
 
 using Handle = std::unique_ptr<LDAP, void (*)(LDAP*)>;
 void unbind(LDAP* ld) {
@@ -75,7 +88,8 @@ Result<Handle> connect(const config::LdapConfig& c) {
         ldap_set_option(ld.get(), LDAP_OPT_X_TLS_NEWCTX, &is_server);
     }
     if (c.start_tls) {
-        if (int r = ldap_start_tls_s(ld.get(), nullptr, nullptr); r != LDAP_SUCCESS) return unavailable("StartTLS", r);
+        if (int r = ldap_start_tls_s(ld.get(), nullptr, nullptr); r != LDAP_SUCCESS)
+            return unavailable("StartTLS", r);
     }
     return ld;
 }
@@ -85,7 +99,9 @@ int simple_bind(LDAP* ld, const std::string& dn, const std::string& password) {
     return ldap_sasl_bind_s(ld, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
 }
 
-bool is_down(int rc) { return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT; }
+bool is_down(int rc) {
+    return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT;
+}
 
 std::vector<std::string> values(LDAP* ld, LDAPMessage* entry, const std::string& attribute) {
     std::vector<std::string> out;
@@ -105,14 +121,15 @@ std::string read_password(const config::LdapConfig& c) {
     return line;
 }
 
-}  // namespace
+} // namespace
 
 LdapDirectory::LdapDirectory(config::LdapConfig config) : config_(std::move(config)) {
     config_.bind_password = read_password(config_);
     config_.bind_password_file.clear();
 }
 
-Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username, const std::string& password) const {
+Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
+                                                  const std::string& password) const {
     // An empty password would make the bind "unauthenticated" and succeed (RFC 4513 §5.1.2).
     if (username.empty() || password.empty() || username.size() > 256) return invalid();
     auto service = connect(config_);
@@ -132,12 +149,12 @@ Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username, c
     attrs.push_back(nullptr);
     timeval tv{config_.timeout_ms / 1000, (config_.timeout_ms % 1000) * 1000};
     LDAPMessage* raw = nullptr;
-    int rc = ldap_search_ext_s(ld, config_.base_dn.c_str(), LDAP_SCOPE_SUBTREE, filter.c_str(), attrs.data(), 0,
-                               nullptr, nullptr, &tv, 2, &raw);
+    int rc = ldap_search_ext_s(ld, config_.base_dn.c_str(), LDAP_SCOPE_SUBTREE, filter.c_str(), attrs.data(),
+                               0, nullptr, nullptr, &tv, 2, &raw);
     Message result(raw, ldap_msgfree);
     if (is_down(rc)) return unavailable("search", rc);
     if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) return unavailable("search", rc);
-    if (ldap_count_entries(ld, result.get()) != 1) return invalid();  // none, or ambiguous
+    if (ldap_count_entries(ld, result.get()) != 1) return invalid(); // none, or ambiguous
 
     LDAPMessage* entry = ldap_first_entry(ld, result.get());
     DirectoryUser user;
@@ -176,7 +193,8 @@ Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username, c
     return user;
 }
 
-std::vector<std::pair<std::string, std::string>> LdapDirectory::map_groups(const std::vector<std::string>& groups) const {
+std::vector<std::pair<std::string, std::string>>
+LdapDirectory::map_groups(const std::vector<std::string>& groups) const {
     std::map<std::string, Role> best;
     for (const auto& g : groups) {
         const std::string dn = normalize_dn(g);
@@ -193,4 +211,4 @@ std::vector<std::pair<std::string, std::string>> LdapDirectory::map_groups(const
     return out;
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -3,11 +3,11 @@
 // read groups (memberOf on the entry, or a group search for POSIX groups).
 #pragma once
 
-#include <string>
-#include <vector>
-
 #include "config/config.h"
 #include "core/result.h"
+
+#include <string>
+#include <vector>
 
 namespace codepilot::auth {
 
@@ -16,7 +16,7 @@ std::string escape_ldap_filter_value(std::string_view value);
 
 struct DirectoryUser {
     std::string dn, display_name, email;
-    std::vector<std::string> groups;  // group DNs
+    std::vector<std::string> groups; // group DNs
 };
 
 enum class DirectoryFailure { invalid_credentials, unavailable };
@@ -35,4 +35,4 @@ private:
     config::LdapConfig config_;
 };
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

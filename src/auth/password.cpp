@@ -1,8 +1,8 @@
 #include "auth/password.h"
 
-#include <argon2.h>
-
 #include "auth/credentials.h"
+
+#include <argon2.h>
 
 namespace codepilot::auth {
 
@@ -12,9 +12,10 @@ Result<std::string> hash_password(const std::string& password, const PasswordCos
     std::copy(salt_text.begin(), salt_text.end(), salt);
     size_t length = argon2_encodedlen(cost.time, cost.memory_kib, cost.lanes, sizeof salt, 32, Argon2_id);
     std::string encoded(length, '\0');
-    int rc = argon2id_hash_encoded(cost.time, cost.memory_kib, cost.lanes, password.data(), password.size(), salt,
-                                   sizeof salt, 32, encoded.data(), encoded.size());
-    if (rc != ARGON2_OK) return make_error(ErrorCode::internal, std::string("argon2: ") + argon2_error_message(rc));
+    int rc = argon2id_hash_encoded(cost.time, cost.memory_kib, cost.lanes, password.data(), password.size(),
+                                   salt, sizeof salt, 32, encoded.data(), encoded.size());
+    if (rc != ARGON2_OK)
+        return make_error(ErrorCode::internal, std::string("argon2: ") + argon2_error_message(rc));
     encoded.resize(encoded.find('\0'));
     return encoded;
 }
@@ -35,4 +36,4 @@ std::string password_problem(const std::string& password) {
     return "";
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

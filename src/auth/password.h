@@ -1,9 +1,9 @@
 // Local passwords: Argon2id (libargon2) in its self-describing encoded form.
 #pragma once
 
-#include <string>
-
 #include "core/result.h"
+
+#include <string>
 
 namespace codepilot::auth {
 
@@ -20,4 +20,4 @@ void burn_password_check(const std::string& password);
 // A clear message when a new password is too weak, or "".
 std::string password_problem(const std::string& password);
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

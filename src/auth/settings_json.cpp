@@ -7,7 +7,7 @@ namespace codepilot::auth {
 namespace {
 
 using json = nlohmann::json;
-using Field = std::function<std::string(const json&)>;  // "" or what is wrong
+using Field = std::function<std::string(const json&)>; // "" or what is wrong
 
 Field text(std::string& target) {
     return [&target](const json& v) -> std::string {
@@ -37,18 +37,20 @@ Status apply(const json& body, std::map<std::string, Field>& fields, const char*
     for (const auto& [key, value] : body.items()) {
         auto it = fields.find(key);
         if (it == fields.end())
-            return make_error(ErrorCode::invalid_argument, std::string("unknown ") + section + " setting '" + key + "'", key);
+            return make_error(ErrorCode::invalid_argument,
+                              std::string("unknown ") + section + " setting '" + key + "'", key);
         if (auto err = it->second(value); !err.empty())
             return make_error(ErrorCode::invalid_argument, "'" + key + "' " + err, key);
     }
     return Ok{};
 }
 
-}  // namespace
+} // namespace
 
 json ldap_to_json(const config::LdapConfig& l, bool mask) {
     json groups = json::array();
-    for (const auto& m : l.group_map) groups.push_back(json{{"group", m.group}, {"tenant", m.tenant}, {"role", m.role}});
+    for (const auto& m : l.group_map)
+        groups.push_back(json{{"group", m.group}, {"tenant", m.tenant}, {"role", m.role}});
     return json{{"enabled", l.enabled},
                 {"url", l.url},
                 {"bind_dn", l.bind_dn},
@@ -73,6 +75,7 @@ json oidc_to_json(const config::OidcConfig& o) {
                 {"audience", o.audience},
                 {"jwks_file", o.jwks_file},
                 {"jwks_url", o.jwks_url},
+                {"ca_file", o.ca_file},
                 {"algorithms", o.algorithms},
                 {"leeway_s", o.leeway_s},
                 {"username_claim", o.username_claim},
@@ -106,9 +109,9 @@ Result<config::LdapConfig> ldap_from_json(const json& body, const config::LdapCo
              if (!v.is_array()) return "must be an array of {group, tenant, role}";
              std::vector<config::LdapGroupMapping> out;
              for (const auto& item : v) {
-                 if (!item.is_object() || item.size() != 3 || !item.contains("group") || !item.contains("tenant") ||
-                     !item.contains("role") || !item["group"].is_string() || !item["tenant"].is_string() ||
-                     !item["role"].is_string())
+                 if (!item.is_object() || item.size() != 3 || !item.contains("group") ||
+                     !item.contains("tenant") || !item.contains("role") || !item["group"].is_string() ||
+                     !item["tenant"].is_string() || !item["role"].is_string())
                      return "entries must be objects with exactly the strings group, tenant and role";
                  out.push_back({item["group"], item["tenant"], item["role"]});
              }
@@ -131,6 +134,7 @@ Result<config::OidcConfig> oidc_from_json(const json& body, const config::OidcCo
         {"audience", text(o.audience)},
         {"jwks_file", text(o.jwks_file)},
         {"jwks_url", text(o.jwks_url)},
+        {"ca_file", text(o.ca_file)},
         {"algorithms",
          [&o](const json& v) -> std::string {
              if (!v.is_array()) return "must be an array of strings";
@@ -154,4 +158,4 @@ Result<config::OidcConfig> oidc_from_json(const json& body, const config::OidcCo
     return o;
 }
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -2,10 +2,10 @@
 // the TOML [auth.ldap] / [auth.oidc] sections, unknown keys refused, secrets masked on the way out.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include "config/config.h"
 #include "core/result.h"
+
+#include <nlohmann/json.hpp>
 
 namespace codepilot::auth {
 
@@ -17,4 +17,4 @@ nlohmann::json oidc_to_json(const config::OidcConfig& oidc);
 Result<config::LdapConfig> ldap_from_json(const nlohmann::json& body, const config::LdapConfig& base);
 Result<config::OidcConfig> oidc_from_json(const nlohmann::json& body, const config::OidcConfig& base);
 
-}  // namespace codepilot::auth
+} // namespace codepilot::auth

@@ -1,14 +1,14 @@
 #include "cli/admin_commands.h"
 
-#include <ctime>
-#include <iomanip>
-#include <iostream>
-#include <memory>
-
 #include "auth/auth.h"
 #include "auth/password.h"
 #include "config/config.h"
 #include "store/store.h"
+
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <memory>
 
 namespace codepilot::cli {
 namespace {
@@ -18,7 +18,8 @@ struct StoreFlags {
 };
 
 void add_store_flags(CLI::App* cmd, StoreFlags& f) {
-    cmd->add_option("--config", f.config_path, "TOML configuration file (as for serve)")->check(CLI::ExistingFile);
+    cmd->add_option("--config", f.config_path, "TOML configuration file (as for serve)")
+        ->check(CLI::ExistingFile);
     cmd->add_option("--data-dir", f.data_dir, "data directory (as for serve; default ./data)");
     cmd->add_option("--store", f.store_url, "store URL (overrides store.url)");
 }
@@ -60,7 +61,7 @@ std::string when(std::optional<int64_t> t) {
     return out.str();
 }
 
-}  // namespace
+} // namespace
 
 std::function<int()> add_admin_commands(CLI::App& app) {
     auto flags = std::make_shared<StoreFlags>();
@@ -83,7 +84,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         if (!applied) return fail(applied.error().message);
         for (const auto& name : *applied) std::cout << "applied " << name << "\n";
         auto version = store::schema_version(**db);
-        std::cout << "schema version " << (version ? *version : -1) << (applied->empty() ? " (up to date)" : "") << "\n";
+        std::cout << "schema version " << (version ? *version : -1)
+                  << (applied->empty() ? " (up to date)" : "") << "\n";
         return 0;
     });
 
@@ -95,7 +97,9 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     add_store_flags(tenant_create, *flags);
     commands.emplace_back(tenant_create, [flags, tenant_name] {
         if (!auth::valid_tenant_name(*tenant_name))
-            return fail("tenant names are 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", 2);
+            return fail("tenant names are 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a "
+                        "letter or digit",
+                        2);
         auto s = open_store(*flags);
         if (!s) return fail(s.error().message);
         auto t = s->identities->create_tenant(*tenant_name);
@@ -121,16 +125,19 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     auto ua = std::make_shared<UserArgs>();
     auto* user = app.add_subcommand("user", "Users and service accounts");
     user->require_subcommand(1);
-    auto* user_create = user->add_subcommand("create", "Create a local user (or add an existing one to a tenant)");
+    auto* user_create =
+        user->add_subcommand("create", "Create a local user (or add an existing one to a tenant)");
     user_create->add_option("name", ua->name, "user name")->required();
     user_create->add_option("--tenant", ua->tenant, "tenant to join")->required();
     user_create->add_option("--role", ua->role, "owner | admin | developer | auditor | viewer")
         ->check(CLI::IsMember(config::role_names()));
-    user_create->add_flag("--password-stdin", ua->password_stdin, "read a password from the first line of stdin");
+    user_create->add_flag("--password-stdin", ua->password_stdin,
+                          "read a password from the first line of stdin");
     user_create->add_flag("--service", ua->service, "a service account (API keys only, no password)");
     add_store_flags(user_create, *flags);
     commands.emplace_back(user_create, [flags, ua] {
-        if (!auth::valid_username(ua->name)) return fail("user names are 1-128 printable characters without spaces or '/'", 2);
+        if (!auth::valid_username(ua->name))
+            return fail("user names are 1-128 printable characters without spaces or '/'", 2);
         if (ua->service && ua->password_stdin) return fail("service accounts have no password", 2);
         std::optional<std::string> hash;
         if (ua->password_stdin) {
@@ -145,12 +152,15 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         if (!s) return fail(s.error().message);
         auto t = s->identities->find_tenant(ua->tenant);
         if (!t) return fail(t.error().message);
-        if (!*t) return fail("tenant '" + ua->tenant + "' not found (create it with `codepilot tenant create`)");
+        if (!*t)
+            return fail("tenant '" + ua->tenant + "' not found (create it with `codepilot tenant create`)");
         auto existing = s->identities->find_user(ua->name);
         if (!existing) return fail(existing.error().message);
         store::User u;
         if (*existing) {
-            if (hash) return fail("user '" + ua->name + "' already exists; its password is changed with the admin API");
+            if (hash)
+                return fail("user '" + ua->name +
+                            "' already exists; its password is changed with the admin API");
             u = **existing;
         } else {
             u.username = ua->name;
@@ -160,9 +170,11 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             if (!created) return fail(created.error().message);
             u = *created;
         }
-        if (auto st = s->identities->set_membership((*t)->id, u.id, ua->role); !st) return fail(st.error().message);
-        std::cout << (*existing ? "added " : "created ") << (u.kind == "service" ? "service account " : "user ") << u.username
-                  << " to " << ua->tenant << " as " << ua->role << "\n";
+        if (auto st = s->identities->set_membership((*t)->id, u.id, ua->role); !st)
+            return fail(st.error().message);
+        std::cout << (*existing ? "added " : "created ")
+                  << (u.kind == "service" ? "service account " : "user ") << u.username << " to "
+                  << ua->tenant << " as " << ua->role << "\n";
         return 0;
     });
 
@@ -175,7 +187,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     auto* key_create = key->add_subcommand("create", "Create an API key; prints it alone on the last line");
     key_create->add_option("--tenant", ka->tenant, "tenant the key acts in")->required();
     key_create->add_option("--user", ka->user, "user or service account that owns the key")->required();
-    key_create->add_option("--scopes", ka->scopes, "completion,chat,embeddings,admin (default completion,chat)");
+    key_create->add_option("--scopes", ka->scopes,
+                           "completion,chat,embeddings,admin (default completion,chat)");
     key_create->add_option("--expires", ka->expires, "lifetime, e.g. 30d, 12h (default: none)");
     key_create->add_option("--name", ka->name, "a label for listings");
     add_store_flags(key_create, *flags);
@@ -190,7 +203,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         }
         auto s = open_store(*flags);
         if (!s) return fail(s.error().message);
-        auto issued = auth::issue_api_key(*s->identities, ka->tenant, ka->user, *scopes, ttl, ka->name, "cli");
+        auto issued =
+            auth::issue_api_key(*s->identities, ka->tenant, ka->user, *scopes, ttl, ka->name, "cli");
         if (!issued) return fail(issued.error().message);
         std::cout << "created key " << issued->record.prefix << " for " << ka->user << " in " << ka->tenant
                   << " (scopes " << issued->record.scopes << ", expires " << when(issued->record.expires_at)
@@ -198,7 +212,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
                   << issued->plaintext << "\n";
         return 0;
     });
-    auto* key_revoke = key->add_subcommand("revoke", "Revoke a key by its prefix (effective on its next request)");
+    auto* key_revoke =
+        key->add_subcommand("revoke", "Revoke a key by its prefix (effective on its next request)");
     key_revoke->add_option("prefix", ka->prefix, "the key's prefix, e.g. cpk_AbCd1234")->required();
     add_store_flags(key_revoke, *flags);
     commands.emplace_back(key_revoke, [flags, ka] {
@@ -226,9 +241,12 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         std::cout << "PREFIX\tUSER\tSCOPES\tSTATE\tCREATED\tEXPIRES\tLAST USED\tNAME\n";
         const int64_t now = s->identities->now();
         for (const auto& k : *keys) {
-            std::string state = k.revoked_at ? "revoked" : (k.expires_at && *k.expires_at <= now) ? "expired" : "active";
-            std::cout << k.prefix << "\t" << k.username << "\t" << k.scopes << "\t" << state << "\t" << when(k.created_at)
-                      << "\t" << when(k.expires_at) << "\t" << when(k.last_used_at) << "\t" << k.name << "\n";
+            std::string state = k.revoked_at                             ? "revoked"
+                                : (k.expires_at && *k.expires_at <= now) ? "expired"
+                                                                         : "active";
+            std::cout << k.prefix << "\t" << k.username << "\t" << k.scopes << "\t" << state << "\t"
+                      << when(k.created_at) << "\t" << when(k.expires_at) << "\t" << when(k.last_used_at)
+                      << "\t" << k.name << "\n";
         }
         return 0;
     });
@@ -240,4 +258,4 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     };
 }
 
-}  // namespace codepilot::cli
+} // namespace codepilot::cli

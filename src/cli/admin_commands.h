@@ -11,4 +11,4 @@ namespace codepilot::cli {
 // returns its exit code, or -1 when none of them was.
 std::function<int()> add_admin_commands(CLI::App& app);
 
-}  // namespace codepilot::cli
+} // namespace codepilot::cli

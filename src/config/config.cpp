@@ -139,6 +139,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"auth.oidc.audience", string(c.auth.oidc.audience)},
         {"auth.oidc.jwks_file", string(c.auth.oidc.jwks_file)},
         {"auth.oidc.jwks_url", string(c.auth.oidc.jwks_url)},
+        {"auth.oidc.ca_file", string(c.auth.oidc.ca_file)},
         {"auth.oidc.algorithms", strings(c.auth.oidc.algorithms)},
         {"auth.oidc.leeway_s", integer(c.auth.oidc.leeway_s, 0, 600)},
         {"auth.oidc.username_claim", string(c.auth.oidc.username_claim)},

@@ -85,6 +85,7 @@ struct OidcConfig {
     std::string audience;  // required in `aud`
     std::string jwks_file; // keys from a file ...
     std::string jwks_url;  // ... or from an internal URL (cached; refreshed on an unknown kid)
+    std::string ca_file;   // https jwks_url: trust this CA bundle (default: the system's)
     std::vector<std::string> algorithms = {"RS256", "ES256"};
     int leeway_s = 60;
     std::string username_claim = "preferred_username";  // falls back to `sub`

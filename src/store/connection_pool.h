@@ -1,12 +1,12 @@
 // A fixed set of connections handed out one caller at a time (internal to store/).
 #pragma once
 
+#include "store/database.h"
+
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <vector>
-
-#include "store/database.h"
 
 namespace codepilot::store {
 
@@ -38,4 +38,4 @@ private:
     std::vector<std::unique_ptr<Connection>> idle_;
 };
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

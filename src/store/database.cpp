@@ -22,7 +22,9 @@ std::optional<int64_t> Row::optional_integer(size_t i) const {
     return v;
 }
 
-int64_t Row::integer(size_t i) const { return optional_integer(i).value_or(0); }
+int64_t Row::integer(size_t i) const {
+    return optional_integer(i).value_or(0);
+}
 
 Status Database::transaction(const std::function<Status(Connection&)>& work) {
     return with_connection([&](Connection& c) -> Status {
@@ -68,20 +70,22 @@ Result<std::unique_ptr<Database>> open_database(const std::string& url, int pool
     std::unique_ptr<Database> db;
     if (url.rfind("sqlite:", 0) == 0) {
         std::string path = url.substr(7);
-        if (path.rfind("//", 0) == 0) path = path.substr(2);  // sqlite:///abs → /abs, sqlite://rel → rel
-        if (path.empty()) return make_error(ErrorCode::invalid_argument, "store URL '" + url + "' names no file");
+        if (path.rfind("//", 0) == 0) path = path.substr(2); // sqlite:///abs → /abs, sqlite://rel → rel
+        if (path.empty())
+            return make_error(ErrorCode::invalid_argument, "store URL '" + url + "' names no file");
         db = open_sqlite(path, pool_size, &error);
     } else if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
         db = open_postgresql(url, pool_size, &error);
     } else {
         return make_error(ErrorCode::invalid_argument,
-                          "store URL must start with sqlite:// or postgresql:// (got '" + url.substr(0, 16) + "…')");
+                          "store URL must start with sqlite:// or postgresql:// (got '" + url.substr(0, 16) +
+                              "…')");
     }
     if (!db) return error;
     return db;
 }
 
-}  // namespace codepilot::store
+} // namespace codepilot::store
 
 #include "store/store.h"
 
@@ -94,4 +98,4 @@ Result<std::unique_ptr<Database>> open_and_migrate(const std::string& url, int p
     return db;
 }
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

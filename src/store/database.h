@@ -2,6 +2,8 @@
 // (always bound, never spliced), text cells, transactions on a pooled connection.
 #pragma once
 
+#include "core/result.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -10,8 +12,6 @@
 #include <string_view>
 #include <variant>
 #include <vector>
-
-#include "core/result.h"
 
 namespace codepilot::store {
 
@@ -22,8 +22,8 @@ class Row {
 public:
     explicit Row(std::vector<std::optional<std::string>> cells) : cells_(std::move(cells)) {}
     bool is_null(size_t i) const { return !cells_.at(i); }
-    const std::string& text(size_t i) const;  // "" for NULL
-    int64_t integer(size_t i) const;          // 0 for NULL
+    const std::string& text(size_t i) const; // "" for NULL
+    int64_t integer(size_t i) const;         // 0 for NULL
     std::optional<int64_t> optional_integer(size_t i) const;
     size_t size() const { return cells_.size(); }
 
@@ -45,10 +45,22 @@ public:
     virtual int64_t changes() const = 0;
 };
 
+// A number that moves whenever identity data may have changed, in this process or another
+// (SQLite: PRAGMA data_version on a connection of its own; PostgreSQL: NOTIFYs from triggers
+// on the identity tables, read from a LISTEN connection without a round trip). Lets callers
+// cache what they read and still see a revocation on the next request. While it cannot tell
+// (connection lost), it moves on every call.
+class ChangeMonitor {
+public:
+    virtual ~ChangeMonitor() = default;
+    virtual uint64_t generation() = 0;
+};
+
 class Database {
 public:
     virtual ~Database() = default;
     virtual Dialect dialect() const = 0;
+    virtual std::unique_ptr<ChangeMonitor> watch_changes() = 0;
     // A connection from the pool for the duration of `work`.
     virtual Status with_connection(const std::function<Status(Connection&)>& work) = 0;
 
@@ -69,4 +81,4 @@ std::unique_ptr<Database> open_postgresql(const std::string& url, int pool_size,
 // ErrorCode for a unique/foreign-key violation is invalid_argument with this prefix.
 inline constexpr std::string_view kConstraintError = "constraint violated: ";
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -6,9 +6,9 @@
 namespace codepilot::store {
 namespace {
 
-constexpr const char* kUserColumns =
-    "u.id, u.username, u.kind, u.source, u.display_name, u.email, u.password_hash, u.disabled, u.server_owner, "
-    "u.created_at, u.updated_at, u.last_login_at";
+constexpr const char* kUserColumns = "u.id, u.username, u.kind, u.source, u.display_name, u.email, "
+                                     "u.password_hash, u.disabled, u.server_owner, "
+                                     "u.created_at, u.updated_at, u.last_login_at";
 constexpr size_t kUserWidth = 12;
 
 User user_from(const Row& r, size_t at = 0) {
@@ -28,9 +28,9 @@ User user_from(const Row& r, size_t at = 0) {
     return u;
 }
 
-constexpr const char* kKeyColumns =
-    "k.id, k.prefix, k.secret_hash, k.tenant_id, t.name, k.user_id, u.username, k.name, k.scopes, k.created_by, "
-    "k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+constexpr const char* kKeyColumns = "k.id, k.prefix, k.secret_hash, k.tenant_id, t.name, k.user_id, "
+                                    "u.username, k.name, k.scopes, k.created_by, "
+                                    "k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
 
 ApiKey key_from(const Row& r) {
     ApiKey k;
@@ -55,18 +55,20 @@ Membership membership_from(const Row& r) {
     return Membership{r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.text(5), r.integer(6)};
 }
 
-Value opt(const std::optional<int64_t>& v) { return v ? Value(*v) : Value(nullptr); }
-Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : Value(nullptr); }
+Value opt(const std::optional<int64_t>& v) {
+    return v ? Value(*v) : Value(nullptr);
+}
+Value opt(const std::optional<std::string>& v) {
+    return v ? Value(*v) : Value(nullptr);
+}
 
-template <typename T, typename F>
-Result<std::optional<T>> first(Result<Rows> rows, F convert) {
+template <typename T, typename F> Result<std::optional<T>> first(Result<Rows> rows, F convert) {
     if (!rows) return rows.error();
     if (rows->empty()) return std::optional<T>{};
     return std::optional<T>(convert(rows->front()));
 }
 
-template <typename T, typename F>
-Result<std::vector<T>> all(Result<Rows> rows, F convert) {
+template <typename T, typename F> Result<std::vector<T>> all(Result<Rows> rows, F convert) {
     if (!rows) return rows.error();
     std::vector<T> out;
     out.reserve(rows->size());
@@ -79,10 +81,15 @@ Status status_of(const Result<int64_t>& r) {
     return Ok{};
 }
 
-}  // namespace
+} // namespace
 
 IdentityStore::IdentityStore(Database& db, Clock clock) : db_(db), clock_(std::move(clock)) {
     if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
+}
+
+Result<int64_t> IdentityStore::write(std::string_view sql, const std::vector<Value>& params) {
+    ++writes_;
+    return db_.execute(sql, params);
 }
 
 std::string IdentityStore::new_id() {
@@ -99,7 +106,8 @@ std::string IdentityStore::new_id() {
 
 Result<Tenant> IdentityStore::create_tenant(const std::string& name) {
     Tenant t{new_id(), name, now()};
-    auto r = db_.execute("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)", {t.id, t.name, t.created_at});
+    auto r =
+        write("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)", {t.id, t.name, t.created_at});
     if (!r) {
         if (r.error().message.rfind(kConstraintError, 0) == 0)
             return make_error(ErrorCode::invalid_argument, "tenant '" + name + "' already exists", "name");
@@ -110,42 +118,48 @@ Result<Tenant> IdentityStore::create_tenant(const std::string& name) {
 
 Result<std::optional<Tenant>> IdentityStore::find_tenant(const std::string& name) {
     return first<Tenant>(db_.query("SELECT id, name, created_at FROM tenants WHERE name = ?", {name}),
-                         [](const Row& r) { return Tenant{r.text(0), r.text(1), r.integer(2)}; });
+                         [](const Row& r) {
+                             return Tenant{r.text(0), r.text(1), r.integer(2)};
+                         });
 }
 
 Result<std::vector<Tenant>> IdentityStore::list_tenants() {
-    return all<Tenant>(db_.query("SELECT id, name, created_at FROM tenants ORDER BY name"),
-                       [](const Row& r) { return Tenant{r.text(0), r.text(1), r.integer(2)}; });
+    return all<Tenant>(db_.query("SELECT id, name, created_at FROM tenants ORDER BY name"), [](const Row& r) {
+        return Tenant{r.text(0), r.text(1), r.integer(2)};
+    });
 }
 
 Status IdentityStore::delete_tenant(const std::string& tenant_id) {
-    return status_of(db_.execute("DELETE FROM tenants WHERE id = ?", {tenant_id}));
+    return status_of(write("DELETE FROM tenants WHERE id = ?", {tenant_id}));
 }
 
 Result<User> IdentityStore::create_user(User u) {
     u.id = new_id();
     u.created_at = u.updated_at = now();
-    auto r = db_.execute(
-        "INSERT INTO users (id, username, kind, source, display_name, email, password_hash, disabled, server_owner, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        {u.id, u.username, u.kind, u.source, u.display_name, u.email, opt(u.password_hash), int64_t{u.disabled},
-         int64_t{u.server_owner}, u.created_at, u.updated_at});
+    auto r = write("INSERT INTO users (id, username, kind, source, display_name, email, password_hash, "
+                   "disabled, server_owner, "
+                   "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   {u.id, u.username, u.kind, u.source, u.display_name, u.email, opt(u.password_hash),
+                    int64_t{u.disabled}, int64_t{u.server_owner}, u.created_at, u.updated_at});
     if (!r) {
         if (r.error().message.rfind(kConstraintError, 0) == 0)
-            return make_error(ErrorCode::invalid_argument, "user '" + u.username + "' already exists", "username");
+            return make_error(ErrorCode::invalid_argument, "user '" + u.username + "' already exists",
+                              "username");
         return r.error();
     }
     return u;
 }
 
 Result<std::optional<User>> IdentityStore::find_user(const std::string& username) {
-    return first<User>(db_.query(std::string("SELECT ") + kUserColumns + " FROM users u WHERE u.username = ?", {username}),
-                       [](const Row& r) { return user_from(r); });
+    return first<User>(
+        db_.query(std::string("SELECT ") + kUserColumns + " FROM users u WHERE u.username = ?", {username}),
+        [](const Row& r) { return user_from(r); });
 }
 
 Result<std::optional<User>> IdentityStore::find_user_by_id(const std::string& user_id) {
-    return first<User>(db_.query(std::string("SELECT ") + kUserColumns + " FROM users u WHERE u.id = ?", {user_id}),
-                       [](const Row& r) { return user_from(r); });
+    return first<User>(
+        db_.query(std::string("SELECT ") + kUserColumns + " FROM users u WHERE u.id = ?", {user_id}),
+        [](const Row& r) { return user_from(r); });
 }
 
 Result<int64_t> IdentityStore::count_users() {
@@ -155,26 +169,27 @@ Result<int64_t> IdentityStore::count_users() {
 }
 
 Status IdentityStore::update_user(const User& u) {
-    return status_of(db_.execute(
-        "UPDATE users SET display_name = ?, email = ?, password_hash = ?, disabled = ?, server_owner = ?, updated_at = ? "
-        "WHERE id = ?",
-        {u.display_name, u.email, opt(u.password_hash), int64_t{u.disabled}, int64_t{u.server_owner}, now(), u.id}));
+    return status_of(write("UPDATE users SET display_name = ?, email = ?, password_hash = ?, disabled = ?, "
+                           "server_owner = ?, updated_at = ? "
+                           "WHERE id = ?",
+                           {u.display_name, u.email, opt(u.password_hash), int64_t{u.disabled},
+                            int64_t{u.server_owner}, now(), u.id}));
 }
 
 Status IdentityStore::record_login(const std::string& user_id) {
-    return status_of(db_.execute("UPDATE users SET last_login_at = ? WHERE id = ?", {now(), user_id}));
+    return status_of(write("UPDATE users SET last_login_at = ? WHERE id = ?", {now(), user_id}));
 }
 
-Status IdentityStore::set_membership(const std::string& tenant_id, const std::string& user_id, const std::string& role,
-                                     const std::string& source) {
-    return status_of(db_.execute(
-        "INSERT INTO memberships (tenant_id, user_id, role, source, created_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role, source = excluded.source",
-        {tenant_id, user_id, role, source, now()}));
+Status IdentityStore::set_membership(const std::string& tenant_id, const std::string& user_id,
+                                     const std::string& role, const std::string& source) {
+    return status_of(
+        write("INSERT INTO memberships (tenant_id, user_id, role, source, created_at) VALUES (?, ?, ?, ?, ?) "
+              "ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role, source = excluded.source",
+              {tenant_id, user_id, role, source, now()}));
 }
 
 Result<bool> IdentityStore::remove_membership(const std::string& tenant_id, const std::string& user_id) {
-    auto r = db_.execute("DELETE FROM memberships WHERE tenant_id = ? AND user_id = ?", {tenant_id, user_id});
+    auto r = write("DELETE FROM memberships WHERE tenant_id = ? AND user_id = ?", {tenant_id, user_id});
     if (!r) return r.error();
     return *r > 0;
 }
@@ -186,8 +201,9 @@ constexpr const char* kMembershipSelect =
 }
 
 Result<std::vector<Membership>> IdentityStore::memberships_of_user(const std::string& user_id) {
-    return all<Membership>(db_.query(std::string(kMembershipSelect) + "WHERE m.user_id = ? ORDER BY t.name", {user_id}),
-                           membership_from);
+    return all<Membership>(
+        db_.query(std::string(kMembershipSelect) + "WHERE m.user_id = ? ORDER BY t.name", {user_id}),
+        membership_from);
 }
 
 Result<std::vector<Membership>> IdentityStore::members_of_tenant(const std::string& tenant_id) {
@@ -199,12 +215,15 @@ Result<std::vector<Membership>> IdentityStore::members_of_tenant(const std::stri
 Status IdentityStore::sync_memberships(const std::string& user_id, const std::string& source,
                                        const std::vector<std::pair<std::string, std::string>>& tenant_roles) {
     int64_t t = now();
+    ++writes_;
     return db_.transaction([&](Connection& c) -> Status {
-        if (auto r = c.query("DELETE FROM memberships WHERE user_id = ? AND source = ?", {user_id, source}); !r)
+        if (auto r = c.query("DELETE FROM memberships WHERE user_id = ? AND source = ?", {user_id, source});
+            !r)
             return r.error();
         for (const auto& [tenant_id, role] : tenant_roles) {
             // A membership an admin set by hand wins over the directory's.
-            auto r = c.query("INSERT INTO memberships (tenant_id, user_id, role, source, created_at) VALUES (?, ?, ?, ?, ?) "
+            auto r = c.query("INSERT INTO memberships (tenant_id, user_id, role, source, created_at) VALUES "
+                             "(?, ?, ?, ?, ?) "
                              "ON CONFLICT (tenant_id, user_id) DO NOTHING",
                              {tenant_id, user_id, role, source, t});
             if (!r) return r.error();
@@ -214,18 +233,19 @@ Status IdentityStore::sync_memberships(const std::string& user_id, const std::st
 }
 
 Status IdentityStore::create_api_key(const ApiKey& k) {
-    return status_of(db_.execute(
-        "INSERT INTO api_keys (id, prefix, secret_hash, tenant_id, user_id, name, scopes, created_at, created_by, "
-        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        {k.id, k.prefix, k.secret_hash, k.tenant_id, k.user_id, k.name, k.scopes, k.created_at, k.created_by,
-         opt(k.expires_at)}));
+    return status_of(write("INSERT INTO api_keys (id, prefix, secret_hash, tenant_id, user_id, name, scopes, "
+                           "created_at, created_by, "
+                           "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           {k.id, k.prefix, k.secret_hash, k.tenant_id, k.user_id, k.name, k.scopes,
+                            k.created_at, k.created_by, opt(k.expires_at)}));
 }
 
 Result<std::optional<KeyGrant>> IdentityStore::find_key_grant(const std::string& secret_hash) {
-    std::string sql = std::string("SELECT ") + kKeyColumns + ", " + kUserColumns +
-                      ", m.role FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN users u ON u.id = k.user_id "
-                      "LEFT JOIN memberships m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id "
-                      "WHERE k.secret_hash = ?";
+    std::string sql =
+        std::string("SELECT ") + kKeyColumns + ", " + kUserColumns +
+        ", m.role FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN users u ON u.id = k.user_id "
+        "LEFT JOIN memberships m ON m.tenant_id = k.tenant_id AND m.user_id = k.user_id "
+        "WHERE k.secret_hash = ?";
     return first<KeyGrant>(db_.query(sql, {secret_hash}), [](const Row& r) {
         KeyGrant g{key_from(r), user_from(r, 14), std::nullopt};
         if (!r.is_null(14 + kUserWidth)) g.role = r.text(14 + kUserWidth);
@@ -234,39 +254,44 @@ Result<std::optional<KeyGrant>> IdentityStore::find_key_grant(const std::string&
 }
 
 Result<std::optional<ApiKey>> IdentityStore::find_key_by_prefix(const std::string& prefix) {
-    std::string sql = std::string("SELECT ") + kKeyColumns +
-                      " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN users u ON u.id = k.user_id "
-                      "WHERE k.prefix = ?";
+    std::string sql =
+        std::string("SELECT ") + kKeyColumns +
+        " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN users u ON u.id = k.user_id "
+        "WHERE k.prefix = ?";
     return first<ApiKey>(db_.query(sql, {prefix}), key_from);
 }
 
 Result<std::vector<ApiKey>> IdentityStore::list_keys(const std::string& tenant_id) {
-    std::string sql = std::string("SELECT ") + kKeyColumns +
-                      " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN users u ON u.id = k.user_id "
-                      "WHERE k.tenant_id = ? ORDER BY k.created_at, k.prefix";
+    std::string sql =
+        std::string("SELECT ") + kKeyColumns +
+        " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN users u ON u.id = k.user_id "
+        "WHERE k.tenant_id = ? ORDER BY k.created_at, k.prefix";
     return all<ApiKey>(db_.query(sql, {tenant_id}), key_from);
 }
 
 Result<bool> IdentityStore::revoke_key(const std::string& key_id) {
-    auto r = db_.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", {now(), key_id});
+    auto r = write("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", {now(), key_id});
     if (!r) return r.error();
     return *r > 0;
 }
 
 Status IdentityStore::touch_key(const std::string& key_id) {
+    // Not counted as a write: when a key was last used does not change what it may do.
     return status_of(db_.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", {now(), key_id}));
 }
 
 Status IdentityStore::create_session(const Session& s) {
-    return status_of(db_.execute(
-        "INSERT INTO sessions (id, secret_hash, user_id, tenant_id, method, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        {s.id, s.secret_hash, s.user_id, opt(s.tenant_id), s.method, s.created_at, s.expires_at}));
+    return status_of(
+        write("INSERT INTO sessions (id, secret_hash, user_id, tenant_id, method, created_at, expires_at) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)",
+              {s.id, s.secret_hash, s.user_id, opt(s.tenant_id), s.method, s.created_at, s.expires_at}));
 }
 
 Result<std::optional<SessionGrant>> IdentityStore::find_session_grant(const std::string& secret_hash) {
-    std::string sql = std::string("SELECT s.id, s.secret_hash, s.user_id, s.method, s.tenant_id, s.created_at, "
-                                  "s.expires_at, s.revoked_at, ") +
-                      kUserColumns + " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = ?";
+    std::string sql =
+        std::string("SELECT s.id, s.secret_hash, s.user_id, s.method, s.tenant_id, s.created_at, "
+                    "s.expires_at, s.revoked_at, ") +
+        kUserColumns + " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = ?";
     return first<SessionGrant>(db_.query(sql, {secret_hash}), [](const Row& r) {
         Session s;
         s.id = r.text(0);
@@ -282,8 +307,8 @@ Result<std::optional<SessionGrant>> IdentityStore::find_session_grant(const std:
 }
 
 Result<bool> IdentityStore::revoke_session(const std::string& secret_hash) {
-    auto r = db_.execute("UPDATE sessions SET revoked_at = ? WHERE secret_hash = ? AND revoked_at IS NULL",
-                         {now(), secret_hash});
+    auto r = write("UPDATE sessions SET revoked_at = ? WHERE secret_hash = ? AND revoked_at IS NULL",
+                   {now(), secret_hash});
     if (!r) return r.error();
     return *r > 0;
 }
@@ -293,12 +318,13 @@ Result<std::optional<std::string>> IdentityStore::get_setting(const std::string&
                               [](const Row& r) { return r.text(0); });
 }
 
-Status IdentityStore::put_setting(const std::string& name, const std::string& value, const std::string& actor) {
-    return status_of(db_.execute(
-        "INSERT INTO settings (name, value, updated_at, updated_by) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
-        "updated_by = excluded.updated_by",
-        {name, value, now(), actor}));
+Status IdentityStore::put_setting(const std::string& name, const std::string& value,
+                                  const std::string& actor) {
+    return status_of(
+        write("INSERT INTO settings (name, value, updated_at, updated_by) VALUES (?, ?, ?, ?) "
+              "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
+              "updated_by = excluded.updated_by",
+              {name, value, now(), actor}));
 }
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -2,12 +2,13 @@
 // settings. The only place that knows their SQL.
 #pragma once
 
+#include "store/database.h"
+
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "store/database.h"
 
 namespace codepilot::store {
 
@@ -43,7 +44,7 @@ struct ApiKey {
 struct KeyGrant {
     ApiKey key;
     User user;
-    std::optional<std::string> role;  // none: no longer a member
+    std::optional<std::string> role; // none: no longer a member
 };
 
 struct Session {
@@ -60,7 +61,7 @@ struct SessionGrant {
 
 class IdentityStore {
 public:
-    using Clock = std::function<int64_t()>;  // unix seconds
+    using Clock = std::function<int64_t()>; // unix seconds
     explicit IdentityStore(Database& db, Clock clock = {});
 
     Database& database() { return db_; }
@@ -77,7 +78,7 @@ public:
     Result<std::optional<User>> find_user(const std::string& username);
     Result<std::optional<User>> find_user_by_id(const std::string& user_id);
     Result<int64_t> count_users();
-    Status update_user(const User& user);  // display name, email, password hash, disabled, owner flag
+    Status update_user(const User& user); // display name, email, password hash, disabled, owner flag
     Status record_login(const std::string& user_id);
 
     // Memberships.
@@ -111,10 +112,14 @@ public:
 
     // A random 128-bit id in hex.
     static std::string new_id();
+    // Counts writes made through this object: caches of what it read can tell at once.
+    uint64_t local_writes() const { return writes_.load(); }
 
 private:
+    Result<int64_t> write(std::string_view sql, const std::vector<Value>& params);
     Database& db_;
     Clock clock_;
+    std::atomic<uint64_t> writes_{0};
 };
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -25,7 +25,7 @@ Result<int64_t> current_version(Connection& c) {
     return rows->empty() ? 0 : rows->front().integer(0);
 }
 
-}  // namespace
+} // namespace
 
 Result<int64_t> schema_version(Database& db) {
     Result<int64_t> version = int64_t{0};
@@ -50,12 +50,16 @@ Result<std::vector<std::string>> migrate(Database& db) {
             auto version = current_version(c);
             if (!version) return version.error();
             if (*version > latest)
-                return make_error(ErrorCode::unavailable, "the database schema (version " + std::to_string(*version) +
-                                                              ") is newer than this binary knows (" +
-                                                              std::to_string(latest) + "): upgrade codepilot");
+                return make_error(ErrorCode::unavailable,
+                                  "the database schema (version " + std::to_string(*version) +
+                                      ") is newer than this binary knows (" + std::to_string(latest) +
+                                      "): upgrade codepilot");
             if (*version >= m.version) return Ok{};
-            if (auto s = c.execute_script(m.sql); !s)
-                return make_error(s.error().code, "migration " + m.name + ": " + s.error().message);
+            // A migration for the other engine is recorded without running, so versions stay aligned.
+            const char* mine = db.dialect() == Dialect::sqlite ? "sqlite" : "postgresql";
+            if (m.dialect.empty() || m.dialect == mine)
+                if (auto s = c.execute_script(m.sql); !s)
+                    return make_error(s.error().code, "migration " + m.name + ": " + s.error().message);
             auto r = c.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                              {m.version, m.name, static_cast<int64_t>(std::time(nullptr))});
             if (!r) return r.error();
@@ -67,4 +71,4 @@ Result<std::vector<std::string>> migrate(Database& db) {
     return applied;
 }
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

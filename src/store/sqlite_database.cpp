@@ -1,10 +1,12 @@
 // SQLite engine: WAL journal, foreign keys on, a busy timeout so that the CLI and a running
 // server can write to the same file.
-#include <filesystem>
-#include <sqlite3.h>
-
 #include "store/connection_pool.h"
 #include "store/database.h"
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <sqlite3.h>
 
 namespace codepilot::store {
 namespace {
@@ -12,7 +14,8 @@ namespace {
 Error sqlite_error(sqlite3* db, std::string_view what) {
     int code = sqlite3_extended_errcode(db);
     std::string msg = std::string(what) + ": " + sqlite3_errmsg(db);
-    if ((code & 0xff) == SQLITE_CONSTRAINT) return make_error(ErrorCode::invalid_argument, std::string(kConstraintError) + msg);
+    if ((code & 0xff) == SQLITE_CONSTRAINT)
+        return make_error(ErrorCode::invalid_argument, std::string(kConstraintError) + msg);
     if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED || (code & 0xff) == SQLITE_CANTOPEN ||
         (code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_FULL)
         return make_error(ErrorCode::unavailable, "database unavailable: " + msg);
@@ -30,12 +33,15 @@ public:
             return sqlite_error(db_, "prepare");
         std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
         if (static_cast<int>(params.size()) != sqlite3_bind_parameter_count(stmt))
-            return make_error(ErrorCode::internal, "statement expects " + std::to_string(sqlite3_bind_parameter_count(stmt)) +
+            return make_error(ErrorCode::internal, "statement expects " +
+                                                       std::to_string(sqlite3_bind_parameter_count(stmt)) +
                                                        " parameters, got " + std::to_string(params.size()));
         for (size_t i = 0; i < params.size(); ++i) {
             int idx = static_cast<int>(i) + 1, rc = SQLITE_OK;
-            if (std::holds_alternative<std::nullptr_t>(params[i])) rc = sqlite3_bind_null(stmt, idx);
-            else if (auto* n = std::get_if<int64_t>(&params[i])) rc = sqlite3_bind_int64(stmt, idx, *n);
+            if (std::holds_alternative<std::nullptr_t>(params[i]))
+                rc = sqlite3_bind_null(stmt, idx);
+            else if (auto* n = std::get_if<int64_t>(&params[i]))
+                rc = sqlite3_bind_int64(stmt, idx, *n);
             else {
                 const auto& s = std::get<std::string>(params[i]);
                 rc = sqlite3_bind_text(stmt, idx, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
@@ -80,14 +86,65 @@ private:
     sqlite3* db_;
 };
 
+// Every call a new number: for shared-cache memory databases, where data_version cannot see
+// the other connections' commits, and whenever the monitor's own connection fails.
+class AlwaysChanged final : public ChangeMonitor {
+public:
+    uint64_t generation() override { return ++n_; }
+
+private:
+    std::atomic<uint64_t> n_{0};
+};
+
+// PRAGMA data_version moves when any other connection (of this process or another) commits.
+class DataVersionMonitor final : public ChangeMonitor {
+public:
+    DataVersionMonitor(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+    ~DataVersionMonitor() override {
+        sqlite3_finalize(stmt_);
+        sqlite3_close_v2(db_);
+    }
+    uint64_t generation() override {
+        std::lock_guard lock(mu_);
+        if (sqlite3_step(stmt_) != SQLITE_ROW) {
+            sqlite3_reset(stmt_);
+            return ++failures_ << 40; // cannot tell: report a change
+        }
+        uint64_t version = static_cast<uint64_t>(sqlite3_column_int64(stmt_, 0));
+        sqlite3_reset(stmt_); // ends the read transaction at once
+        return version + (failures_ << 40);
+    }
+
+private:
+    std::mutex mu_;
+    sqlite3* db_;
+    sqlite3_stmt* stmt_;
+    uint64_t failures_ = 0;
+};
+
 class SqliteDatabase final : public Database {
 public:
     Dialect dialect() const override { return Dialect::sqlite; }
     Status with_connection(const std::function<Status(Connection&)>& work) override { return pool.run(work); }
+    std::unique_ptr<ChangeMonitor> watch_changes() override {
+        if (memory) return std::make_unique<AlwaysChanged>();
+        sqlite3* handle = nullptr;
+        sqlite3_stmt* stmt = nullptr;
+        if (sqlite3_open_v2(name.c_str(), &handle,
+                            SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                            nullptr) != SQLITE_OK ||
+            sqlite3_prepare_v2(handle, "PRAGMA data_version", -1, &stmt, nullptr) != SQLITE_OK) {
+            sqlite3_close_v2(handle);
+            return std::make_unique<AlwaysChanged>();
+        }
+        return std::make_unique<DataVersionMonitor>(handle, stmt);
+    }
     ConnectionPool pool;
+    std::string name;
+    bool memory = false;
 };
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<Database> open_sqlite(const std::string& path, int pool_size, Error* error) {
     bool memory = path == ":memory:";
@@ -98,21 +155,24 @@ std::unique_ptr<Database> open_sqlite(const std::string& path, int pool_size, Er
     }
     auto db = std::make_unique<SqliteDatabase>();
     // A private in-memory database exists once per connection: share one via a named cache.
-    std::string name = memory ? "file:codepilot-memdb-" + std::to_string(reinterpret_cast<uintptr_t>(db.get())) +
-                                    "?mode=memory&cache=shared"
-                              : path;
+    std::string name = memory
+                           ? "file:codepilot-memdb-" + std::to_string(reinterpret_cast<uintptr_t>(db.get())) +
+                                 "?mode=memory&cache=shared"
+                           : path;
     for (int i = 0; i < std::max(1, pool_size); ++i) {
         sqlite3* handle = nullptr;
         int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
         if (sqlite3_open_v2(name.c_str(), &handle, flags, nullptr) != SQLITE_OK) {
-            *error = make_error(ErrorCode::unavailable, "cannot open SQLite database " + path + ": " +
-                                                            (handle ? sqlite3_errmsg(handle) : "out of memory"));
+            *error =
+                make_error(ErrorCode::unavailable, "cannot open SQLite database " + path + ": " +
+                                                       (handle ? sqlite3_errmsg(handle) : "out of memory"));
             sqlite3_close_v2(handle);
             return nullptr;
         }
         sqlite3_busy_timeout(handle, 5000);
         auto conn = std::make_unique<SqliteConnection>(handle);
-        for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+        for (const char* pragma :
+             {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
             if (memory && std::string_view(pragma).find("journal") != std::string_view::npos) continue;
             if (auto r = conn->query(pragma, {}); !r) {
                 *error = r.error();
@@ -121,7 +181,9 @@ std::unique_ptr<Database> open_sqlite(const std::string& path, int pool_size, Er
         }
         db->pool.add(std::move(conn));
     }
+    db->name = name;
+    db->memory = memory;
     return db;
 }
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -11,4 +11,4 @@ namespace codepilot::store {
 // Opens the database and applies missing migrations.
 Result<std::unique_ptr<Database>> open_and_migrate(const std::string& url, int pool_size = 4);
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

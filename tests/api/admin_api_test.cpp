@@ -1,8 +1,8 @@
 // The admin REST surface: tenants, members, keys and settings, with the finer rules a
 // product needs (keys shown once, only owners make owners, the last owner stays).
-#include <gtest/gtest.h>
-
 #include "support/auth_fixture.h"
+
+#include <gtest/gtest.h>
 
 namespace codepilot::testenv {
 namespace {
@@ -24,13 +24,14 @@ TEST_F(AdminApi, OwnerCreatesTenantsWithValidNames) {
     EXPECT_EQ(call("POST", "/admin/v1/tenants", owner_key_, json::array()).status, 400);
     EXPECT_EQ(call("POST", "/admin/v1/tenants", owner_key_, {{"name", 7}}).status, 400);
     auto listed = call("GET", "/admin/v1/tenants", owner_key_).json()["data"];
-    EXPECT_EQ(listed.size(), 2u);  // default and acme
+    EXPECT_EQ(listed.size(), 2u); // default and acme
 }
 
 TEST_F(AdminApi, MembersKeysAndSignInEndToEnd) {
     tenant("acme");
-    auto added = call("POST", "/admin/v1/tenants/acme/members", owner_key_,
-                      {{"username", "dora"}, {"role", "developer"}, {"password", "dora-password-1"}, {"email", "d@x"}});
+    auto added = call(
+        "POST", "/admin/v1/tenants/acme/members", owner_key_,
+        {{"username", "dora"}, {"role", "developer"}, {"password", "dora-password-1"}, {"email", "d@x"}});
     ASSERT_EQ(added.status, 201) << added.body;
     EXPECT_EQ(added.json()["created_user"], true);
     EXPECT_EQ(added.json().contains("password_hash"), false);
@@ -38,10 +39,13 @@ TEST_F(AdminApi, MembersKeysAndSignInEndToEnd) {
                      {{"username", "weak"}, {"role", "developer"}, {"password", "short"}});
     EXPECT_EQ(weak.status, 400);
     EXPECT_EQ(weak.json()["error"]["param"], "password");
-    EXPECT_EQ(call("POST", "/admin/v1/tenants/acme/members", owner_key_, {{"username", "x"}, {"role", "god"}}).status, 400);
+    EXPECT_EQ(call("POST", "/admin/v1/tenants/acme/members", owner_key_, {{"username", "x"}, {"role", "god"}})
+                  .status,
+              400);
 
     std::string session =
-        post_json(port(), "/auth/login", {{"username", "dora"}, {"password", "dora-password-1"}}).json()["token"];
+        post_json(port(), "/auth/login", {{"username", "dora"}, {"password", "dora-password-1"}})
+            .json()["token"];
     auto created = call("POST", "/admin/v1/tenants/acme/keys", session,
                         {{"scopes", json::array({"completion"})}, {"expires_in", "30d"}, {"name", "laptop"}});
     ASSERT_EQ(created.status, 201) << created.body;
@@ -56,12 +60,16 @@ TEST_F(AdminApi, MembersKeysAndSignInEndToEnd) {
     EXPECT_EQ(listed.body.find(plaintext.substr(13)), std::string::npos);
     EXPECT_EQ(listed.json()["data"][0]["prefix"], created.json()["prefix"]);
     // A developer creates keys only for themselves.
-    auto for_other = call("POST", "/admin/v1/tenants/acme/keys", session, {{"user", "owner"}, {"scopes", "completion"}});
+    auto for_other =
+        call("POST", "/admin/v1/tenants/acme/keys", session, {{"user", "owner"}, {"scopes", "completion"}});
     EXPECT_EQ(for_other.status, 403);
     auto bad_scope = call("POST", "/admin/v1/tenants/acme/keys", session, {{"scopes", "completion,root"}});
     EXPECT_EQ(bad_scope.status, 400);
     EXPECT_NE(bad_scope.json()["error"]["message"].get<std::string>().find("'root'"), std::string::npos);
-    EXPECT_EQ(call("POST", "/admin/v1/tenants/acme/keys", session, {{"scopes", "chat"}, {"expires_in", "-3d"}}).status, 400);
+    EXPECT_EQ(
+        call("POST", "/admin/v1/tenants/acme/keys", session, {{"scopes", "chat"}, {"expires_in", "-3d"}})
+            .status,
+        400);
     // A completion-only key cannot mint a chat key.
     auto escalate = call("POST", "/admin/v1/tenants/acme/keys", plaintext, {{"scopes", "chat"}});
     EXPECT_EQ(escalate.status, 403);
@@ -75,16 +83,23 @@ TEST_F(AdminApi, MembersKeysAndSignInEndToEnd) {
 
 TEST_F(AdminApi, ServiceAccountsGetKeysButNoPassword) {
     tenant("ci");
-    auto bot = call("POST", "/admin/v1/tenants/ci/members", owner_key_, {{"username", "ci-bot"}, {"role", "developer"}, {"kind", "service"}});
+    auto bot = call("POST", "/admin/v1/tenants/ci/members", owner_key_,
+                    {{"username", "ci-bot"}, {"role", "developer"}, {"kind", "service"}});
     ASSERT_EQ(bot.status, 201) << bot.body;
     EXPECT_EQ(bot.json()["kind"], "service");
     auto with_pw = call("POST", "/admin/v1/tenants/ci/members", owner_key_,
-                        {{"username", "ci-bot2"}, {"role", "developer"}, {"kind", "service"}, {"password", "a-long-password"}});
+                        {{"username", "ci-bot2"},
+                         {"role", "developer"},
+                         {"kind", "service"},
+                         {"password", "a-long-password"}});
     EXPECT_EQ(with_pw.status, 400);
-    auto k = call("POST", "/admin/v1/tenants/ci/keys", owner_key_, {{"user", "ci-bot"}, {"scopes", "completion"}});
+    auto k =
+        call("POST", "/admin/v1/tenants/ci/keys", owner_key_, {{"user", "ci-bot"}, {"scopes", "completion"}});
     ASSERT_EQ(k.status, 201) << k.body;
     EXPECT_EQ(call("GET", "/v1/models", k.json()["key"].get<std::string>()).status, 200);
-    EXPECT_EQ(post_json(port(), "/auth/login", {{"username", "ci-bot"}, {"password", "anything-at-all"}}).status, 401);
+    EXPECT_EQ(
+        post_json(port(), "/auth/login", {{"username", "ci-bot"}, {"password", "anything-at-all"}}).status,
+        401);
 }
 
 TEST_F(AdminApi, OnlyOwnersMakeOwnersAndTheLastOwnerStays) {
@@ -98,7 +113,8 @@ TEST_F(AdminApi, OnlyOwnersMakeOwnersAndTheLastOwnerStays) {
     EXPECT_EQ(call("DELETE", "/admin/v1/tenants/acme/members/olga", admin).status, 403);
     auto demote_self = call("PUT", "/admin/v1/tenants/acme/members/olga", owner, {{"role", "admin"}});
     EXPECT_EQ(demote_self.status, 400);
-    EXPECT_NE(demote_self.json()["error"]["message"].get<std::string>().find("at least one owner"), std::string::npos);
+    EXPECT_NE(demote_self.json()["error"]["message"].get<std::string>().find("at least one owner"),
+              std::string::npos);
     EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/members/dev", owner, {{"role", "owner"}}).status, 200);
     EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/members/olga", owner, {{"role", "admin"}}).status, 200);
     EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/members/nobody", owner, {{"role", "admin"}}).status, 404);
@@ -109,16 +125,24 @@ TEST_F(AdminApi, OnlyOwnersMakeOwnersAndTheLastOwnerStays) {
 }
 
 TEST_F(AdminApi, LdapAndOidcSettingsAreValidatedMaskedAndPersisted) {
-    auto put = call("PUT", "/admin/v1/settings/ldap", owner_key_,
-                    {{"enabled", true}, {"url", "ldap://127.0.0.1:1"}, {"base_dn", "dc=x"}, {"bind_dn", "cn=svc,dc=x"},
-                     {"bind_password", "s3cret-pw"}, {"group_map", json::array({{{"group", "cn=g,dc=x"}, {"tenant", "t"}, {"role", "viewer"}}})}});
+    auto put =
+        call("PUT", "/admin/v1/settings/ldap", owner_key_,
+             {{"enabled", true},
+              {"url", "ldap://127.0.0.1:1"},
+              {"base_dn", "dc=x"},
+              {"bind_dn", "cn=svc,dc=x"},
+              {"bind_password", "s3cret-pw"},
+              {"group_map", json::array({{{"group", "cn=g,dc=x"}, {"tenant", "t"}, {"role", "viewer"}}})}});
     ASSERT_EQ(put.status, 200) << put.body;
     EXPECT_EQ(put.json()["bind_password"], "********");
     auto got = call("GET", "/admin/v1/settings/ldap", owner_key_);
     EXPECT_EQ(got.body.find("s3cret-pw"), std::string::npos);
     EXPECT_EQ(app().authenticator().ldap_settings().bind_password, "s3cret-pw");
     // Sending the mask back keeps the secret.
-    ASSERT_EQ(call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"bind_password", "********"}, {"timeout_ms", 900}}).status, 200);
+    ASSERT_EQ(call("PUT", "/admin/v1/settings/ldap", owner_key_,
+                   {{"bind_password", "********"}, {"timeout_ms", 900}})
+                  .status,
+              200);
     EXPECT_EQ(app().authenticator().ldap_settings().bind_password, "s3cret-pw");
     EXPECT_EQ(app().authenticator().ldap_settings().timeout_ms, 900);
     auto stored = ids().get_setting("ldap");
@@ -131,7 +155,11 @@ TEST_F(AdminApi, LdapAndOidcSettingsAreValidatedMaskedAndPersisted) {
     auto bad_filter = call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"user_filter", "(uid=alice)"}});
     EXPECT_EQ(bad_filter.status, 400);
     auto bad_alg = call("PUT", "/admin/v1/settings/oidc", owner_key_,
-                        {{"enabled", true}, {"issuer", "i"}, {"audience", "a"}, {"jwks_file", "/x"}, {"algorithms", {"HS256"}}});
+                        {{"enabled", true},
+                         {"issuer", "i"},
+                         {"audience", "a"},
+                         {"jwks_file", "/x"},
+                         {"algorithms", {"HS256"}}});
     EXPECT_EQ(bad_alg.status, 400);
     EXPECT_NE(bad_alg.json()["error"]["message"].get<std::string>().find("HS256"), std::string::npos);
     EXPECT_EQ(call("GET", "/admin/v1/settings/smtp", owner_key_).status, 404);
@@ -145,5 +173,5 @@ TEST_F(AdminApi, RolesAreListed) {
     EXPECT_EQ(roles.json()["roles"][3]["permissions"], json::array({"audit.read", "usage.read"}));
 }
 
-}  // namespace
-}  // namespace codepilot::testenv
+} // namespace
+} // namespace codepilot::testenv

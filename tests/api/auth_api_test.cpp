@@ -1,17 +1,17 @@
 // Authentication and RBAC on the real server: every kind of credential, every refusal, the
 // 404-not-403 rule between tenants, and the counters on /metrics.
-#include <filesystem>
-#include <fstream>
-#include <gtest/gtest.h>
-#include <set>
-#include <unistd.h>
-
 #include "auth/access_rules.h"
 #include "auth/credentials.h"
 #include "auth/settings_json.h"
 #include "support/auth_fixture.h"
 #include "support/jwt_signer.h"
 #include "support/ldap_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <set>
+#include <unistd.h>
 
 namespace codepilot::testenv {
 namespace {
@@ -22,7 +22,7 @@ class AuthApi : public AuthServerTest {};
 
 TEST_F(AuthApi, TheBootstrapOwnerKeyWorksAndProbesArePublic) {
     EXPECT_EQ(http(port(), "GET", "/health").status, 200);
-    EXPECT_EQ(http(port(), "GET", "/metrics").status, 200);  // auth.metrics_public
+    EXPECT_EQ(http(port(), "GET", "/metrics").status, 200); // auth.metrics_public
     auto me = call("GET", "/auth/me", owner_key_);
     ASSERT_EQ(me.status, 200) << me.body;
     EXPECT_EQ(me.json()["username"], "owner");
@@ -36,9 +36,11 @@ TEST_F(AuthApi, MissingAndMalformedCredentialsGet401) {
     EXPECT_EQ(none.status, 401);
     EXPECT_EQ(none.header("www-authenticate"), "Bearer realm=\"codepilot\"");
     EXPECT_EQ(none.json()["error"]["type"], "authentication_error");
-    EXPECT_NE(none.json()["error"]["message"].get<std::string>().find("Authorization: Bearer"), std::string::npos);
-    for (const std::string& header : std::vector<std::string>{"Basic b3duZXI6cHc=", "Bearer", "Bearer ", "Token " + owner_key_, "Bearer a b",
-                               "Bearer " + owner_key_ + "x", "Bearer cpk_AAAAAAAA_" + std::string(40, 'A'), owner_key_}) {
+    EXPECT_NE(none.json()["error"]["message"].get<std::string>().find("Authorization: Bearer"),
+              std::string::npos);
+    for (const std::string& header : std::vector<std::string>{
+             "Basic b3duZXI6cHc=", "Bearer", "Bearer ", "Token " + owner_key_, "Bearer a b",
+             "Bearer " + owner_key_ + "x", "Bearer cpk_AAAAAAAA_" + std::string(40, 'A'), owner_key_}) {
         auto r = http(port(), "GET", "/v1/models", "", {{"Authorization", header}});
         EXPECT_EQ(r.status, 401) << header;
         EXPECT_EQ(r.json()["error"]["message"], "invalid credentials") << header;
@@ -70,15 +72,17 @@ TEST_F(AuthApi, ScopesAndRolesLimitInference) {
                      {{"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}, {"max_tokens", 1}});
     EXPECT_EQ(chat.status, 403);
     EXPECT_EQ(chat.json()["error"]["type"], "permission_error");
-    EXPECT_NE(chat.json()["error"]["message"].get<std::string>().find("scopes (completion)"), std::string::npos);
+    EXPECT_NE(chat.json()["error"]["message"].get<std::string>().find("scopes (completion)"),
+              std::string::npos);
     auto done = call("POST", "/v1/completions", completion_only, {{"prompt", "x"}, {"max_tokens", 1}});
     EXPECT_EQ(done.status, 200) << done.body;
 
     std::string auditor = key("acme", "audrey");
     auto refused = call("POST", "/v1/completions", auditor, {{"prompt", "x"}, {"max_tokens", 1}});
     EXPECT_EQ(refused.status, 403);
-    EXPECT_NE(refused.json()["error"]["message"].get<std::string>().find("role 'auditor'"), std::string::npos);
-    EXPECT_EQ(call("GET", "/v1/models", auditor).status, 403);  // auditors read audit and usage, nothing else
+    EXPECT_NE(refused.json()["error"]["message"].get<std::string>().find("role 'auditor'"),
+              std::string::npos);
+    EXPECT_EQ(call("GET", "/v1/models", auditor).status, 403); // auditors read audit and usage, nothing else
 }
 
 TEST_F(AuthApi, AnotherTenantsResourcesAreNotFoundNotForbidden) {
@@ -92,7 +96,7 @@ TEST_F(AuthApi, AnotherTenantsResourcesAreNotFoundNotForbidden) {
     EXPECT_EQ(probe.json()["error"]["message"], "tenant 'globex' not found");
     auto missing = call("GET", "/admin/v1/tenants/no-such-tenant/members", acme_admin);
     EXPECT_EQ(missing.status, 404);
-    EXPECT_EQ(missing.json()["error"]["message"], "tenant 'no-such-tenant' not found");  // indistinguishable
+    EXPECT_EQ(missing.json()["error"]["message"], "tenant 'no-such-tenant' not found"); // indistinguishable
     // Revoking globex's key through acme's path: not found, and the key still works.
     auto prefix = *auth::api_key_prefix(globex_key);
     EXPECT_EQ(call("DELETE", "/admin/v1/tenants/acme/keys/" + prefix, acme_admin).status, 404);
@@ -106,9 +110,11 @@ TEST_F(AuthApi, AnotherTenantsResourcesAreNotFoundNotForbidden) {
 TEST_F(AuthApi, ARoleTryingAnAdminRouteIsForbidden) {
     member("acme", "dev", "developer");
     member("acme", "vic", "viewer");
-    auto r = call("POST", "/admin/v1/tenants/acme/members", key("acme", "dev"), {{"username", "x"}, {"role", "developer"}});
+    auto r = call("POST", "/admin/v1/tenants/acme/members", key("acme", "dev"),
+                  {{"username", "x"}, {"role", "developer"}});
     EXPECT_EQ(r.status, 403);
-    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("'members.write' is not granted to role 'developer'"),
+    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find(
+                  "'members.write' is not granted to role 'developer'"),
               std::string::npos);
     EXPECT_EQ(call("POST", "/admin/v1/tenants", key("acme", "vic"), {{"name", "mine"}}).status, 403);
     EXPECT_EQ(call("GET", "/admin/v1/settings/ldap", key("acme", "dev")).status, 403);
@@ -147,12 +153,13 @@ TEST_F(AuthApi, SignInFailuresAllSayOnlyInvalidCredentials) {
         EXPECT_EQ(r.status, 401) << user;
         bodies.insert(r.json()["error"].dump());
     }
-    EXPECT_EQ(bodies.size(), 1u);  // identical answers: nothing says which part was wrong
+    EXPECT_EQ(bodies.size(), 1u); // identical answers: nothing says which part was wrong
     EXPECT_EQ(json::parse(*bodies.begin())["message"], "invalid credentials");
     auto missing = post_json(port(), "/auth/login", {{"username", "pat"}});
     EXPECT_EQ(missing.status, 400);
     EXPECT_EQ(missing.json()["error"]["param"], "password");
-    auto bad_tenant = post_json(port(), "/auth/login", {{"username", "pat"}, {"password", "pat-password-123"}, {"tenant", "globex"}});
+    auto bad_tenant = post_json(
+        port(), "/auth/login", {{"username", "pat"}, {"password", "pat-password-123"}, {"tenant", "globex"}});
     EXPECT_EQ(bad_tenant.status, 404);
     (void)pat;
 }
@@ -171,7 +178,8 @@ TEST_F(AuthApi, EveryRegisteredRouteHasAnAccessRule) {
         EXPECT_NE(auth::find_route_rule(method, pattern), nullptr) << method << " " << pattern;
     for (const auto& rule : auth::route_rules()) {
         bool registered = false;
-        for (const auto& [method, pattern] : app().routes()) registered |= method == rule.method && pattern == rule.pattern;
+        for (const auto& [method, pattern] : app().routes())
+            registered |= method == rule.method && pattern == rule.pattern;
         EXPECT_TRUE(registered) << "stale rule " << rule.method << " " << rule.pattern;
     }
 }
@@ -181,11 +189,15 @@ TEST_F(AuthApi, DecisionsAreCountedWithoutNames) {
     call("GET", "/v1/models", owner_key_);
     call("GET", "/v1/models", "cpk_AAAAAAAA_" + std::string(40, 'A'));
     post_json(port(), "/auth/login", {{"username", "quinzel"}, {"password", "nope-nope-nope"}});
-    call("POST", "/admin/v1/tenants/acme/members", key("acme", "quinzel"), {{"username", "x"}, {"role", "viewer"}});
+    call("POST", "/admin/v1/tenants/acme/members", key("acme", "quinzel"),
+         {{"username", "x"}, {"role", "viewer"}});
     auto metrics = http(port(), "GET", "/metrics").body;
-    EXPECT_NE(metrics.find(R"(codepilot_auth_attempts_total{method="api_key",result="success"})"), std::string::npos);
-    EXPECT_NE(metrics.find(R"(codepilot_auth_attempts_total{method="api_key",result="failure"} 1)"), std::string::npos);
-    EXPECT_NE(metrics.find(R"(codepilot_auth_attempts_total{method="password",result="failure"} 1)"), std::string::npos);
+    EXPECT_NE(metrics.find(R"(codepilot_auth_attempts_total{method="api_key",result="success"})"),
+              std::string::npos);
+    EXPECT_NE(metrics.find(R"(codepilot_auth_attempts_total{method="api_key",result="failure"} 1)"),
+              std::string::npos);
+    EXPECT_NE(metrics.find(R"(codepilot_auth_attempts_total{method="password",result="failure"} 1)"),
+              std::string::npos);
     EXPECT_NE(metrics.find(R"(codepilot_authz_denied_total{reason="role"} 1)"), std::string::npos);
     EXPECT_EQ(metrics.find("quinzel"), std::string::npos);
     EXPECT_EQ(metrics.find("acme"), std::string::npos);
@@ -200,7 +212,7 @@ TEST(AuthOff, IsRefusedUnlessTheServerListensOnLoopback) {
     EXPECT_NE(app.error().message.find("loopback"), std::string::npos);
     c.server.host = "127.0.0.1";
     TestServer local(c);
-    EXPECT_EQ(http(local.port(), "GET", "/v1/models").status, 200);  // no credentials needed
+    EXPECT_EQ(http(local.port(), "GET", "/v1/models").status, 200); // no credentials needed
 }
 
 // LDAP sign-in through the API, and what happens when the directory goes away.
@@ -209,19 +221,23 @@ class LdapAuthApi : public AuthServerTest {
 };
 
 TEST_F(LdapAuthApi, DirectoryUsersAreProvisionedWithMappedRoles) {
-    auto login = post_json(port(), "/auth/login", {{"username", "alice"}, {"password", "alice-pass"}, {"tenant", "platform"}});
+    auto login = post_json(port(), "/auth/login",
+                           {{"username", "alice"}, {"password", "alice-pass"}, {"tenant", "platform"}});
     ASSERT_EQ(login.status, 200) << login.body;
     EXPECT_EQ(login.json()["role"], "admin");
     std::string token = login.json()["token"];
     auto me = call("GET", "/auth/me", token).json();
-    EXPECT_EQ(me["memberships"].size(), 2u);  // platform (admin) and payments (developer)
+    EXPECT_EQ(me["memberships"].size(), 2u); // platform (admin) and payments (developer)
     auto user = ids().find_user("alice");
     ASSERT_TRUE(user && *user);
     EXPECT_EQ((*user)->source, "ldap");
     EXPECT_EQ((*user)->email, "alice@codepilot.test");
     // An admin of platform manages it; payments only as a developer.
     EXPECT_EQ(call("GET", "/admin/v1/tenants/platform/members", token).status, 200);
-    EXPECT_EQ(call("POST", "/admin/v1/tenants/payments/members", token, {{"username", "x"}, {"role", "viewer"}}).status, 403);
+    EXPECT_EQ(
+        call("POST", "/admin/v1/tenants/payments/members", token, {{"username", "x"}, {"role", "viewer"}})
+            .status,
+        403);
     // Injection names are invalid credentials, not a match-all.
     auto injected = post_json(port(), "/auth/login", {{"username", "*)(uid=*"}, {"password", "alice-pass"}});
     EXPECT_EQ(injected.status, 401);
@@ -238,7 +254,8 @@ TEST_F(LdapAuthApi, DirectoryDownMeans503ForSignInWhileKeysKeepWorking) {
     auto r = post_json(port(), "/auth/login", {{"username", "alice"}, {"password", "alice-pass"}});
     EXPECT_EQ(r.status, 503);
     EXPECT_EQ(r.header("retry-after"), "1");
-    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("API keys keep working"), std::string::npos);
+    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("API keys keep working"),
+              std::string::npos);
     EXPECT_EQ(call("GET", "/v1/models", k).status, 200);
 }
 
@@ -246,18 +263,28 @@ TEST_F(LdapAuthApi, DirectoryDownMeans503ForSignInWhileKeysKeepWorking) {
 class OidcAuthApi : public AuthServerTest {
 protected:
     void configure(config::Config& c) override {
-        jwks_ = std::filesystem::temp_directory_path() / ("cp-api-jwks-" + std::to_string(::getpid()) + ".json");
+        jwks_ =
+            std::filesystem::temp_directory_path() / ("cp-api-jwks-" + std::to_string(::getpid()) + ".json");
         std::ofstream(jwks_) << jwks_of({&signer_}).dump();
         c.auth.oidc.enabled = true;
         c.auth.oidc.issuer = "https://idp.test";
         c.auth.oidc.audience = "codepilot";
         c.auth.oidc.jwks_file = jwks_.string();
     }
-    void TearDown() override { std::filesystem::remove(jwks_); }
+    void TearDown() override {
+        AuthServerTest::TearDown();
+        std::filesystem::remove(jwks_);
+    }
     json claims(const std::string& tenant, const std::string& role) {
         int64_t now = std::time(nullptr);
-        return {{"iss", "https://idp.test"}, {"aud", "codepilot"}, {"sub", "sub-7"}, {"preferred_username", "erin"},
-                {"tenant", tenant}, {"role", role}, {"exp", now + 600}, {"iat", now}};
+        return {{"iss", "https://idp.test"},
+                {"aud", "codepilot"},
+                {"sub", "sub-7"},
+                {"preferred_username", "erin"},
+                {"tenant", tenant},
+                {"role", role},
+                {"exp", now + 600},
+                {"iat", now}};
     }
     std::filesystem::path jwks_;
     static inline JwtSigner signer_{JwtSigner::Kind::ec, "api-ec"};
@@ -272,7 +299,9 @@ TEST_F(OidcAuthApi, TokensMapClaimsToUserTenantAndRole) {
     EXPECT_EQ(me.json()["username"], "erin");
     EXPECT_EQ(me.json()["role"], "developer");
     EXPECT_EQ(call("GET", "/v1/models", dev).status, 200);
-    EXPECT_EQ(call("POST", "/admin/v1/tenants/acme/members", dev, {{"username", "x"}, {"role", "viewer"}}).status, 403);
+    EXPECT_EQ(
+        call("POST", "/admin/v1/tenants/acme/members", dev, {{"username", "x"}, {"role", "viewer"}}).status,
+        403);
     std::string admin = signer_.sign(claims("acme", "admin"));
     EXPECT_EQ(call("GET", "/admin/v1/tenants/acme/members", admin).status, 200);
     EXPECT_EQ((*ids().find_user("erin"))->source, "oidc");
@@ -284,14 +313,14 @@ TEST_F(OidcAuthApi, BadTokensAreInvalidCredentials) {
     expired["exp"] = std::time(nullptr) - 3600;
     json wrong_aud = claims("acme", "developer");
     wrong_aud["aud"] = "other";
-    for (const auto& token : {signer_.sign(expired), signer_.sign(wrong_aud), signer_.sign(claims("nowhere", "developer")),
-                              unsigned_token(claims("acme", "developer")),
-                              signer_.sign(claims("acme", "emperor"))}) {
+    for (const auto& token :
+         {signer_.sign(expired), signer_.sign(wrong_aud), signer_.sign(claims("nowhere", "developer")),
+          unsigned_token(claims("acme", "developer")), signer_.sign(claims("acme", "emperor"))}) {
         auto r = call("GET", "/v1/models", token);
         EXPECT_EQ(r.status, 401) << token;
         EXPECT_EQ(r.json()["error"]["message"], "invalid credentials");
     }
 }
 
-}  // namespace
-}  // namespace codepilot::testenv
+} // namespace
+} // namespace codepilot::testenv

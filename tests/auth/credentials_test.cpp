@@ -1,12 +1,12 @@
 // Pure auth logic: token shapes, digests, passwords, filter escaping, durations, RBAC tables.
-#include <gtest/gtest.h>
-#include <set>
-
 #include "auth/access_rules.h"
 #include "auth/auth.h"
 #include "auth/credentials.h"
 #include "auth/ldap_directory.h"
 #include "auth/password.h"
+
+#include <gtest/gtest.h>
+#include <set>
 
 namespace codepilot::auth {
 namespace {
@@ -35,7 +35,8 @@ TEST(Credentials, TokenKinds) {
 }
 
 TEST(Credentials, Base64UrlRoundTripsAndRejectsJunk) {
-    for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\xff\xfe\x00\x01", 4)})
+    for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar",
+                                                         std::string("\xff\xfe\x00\x01", 4)})
         EXPECT_EQ(base64url_decode(base64url_encode(s)), std::optional<std::string>(s));
     EXPECT_EQ(base64url_encode("\xfb\xff"), "-_8");
     EXPECT_FALSE(base64url_decode("ab+c"));
@@ -49,7 +50,7 @@ TEST(Passwords, Argon2idHashesVerifyAndDiffer) {
     auto h2 = hash_password("correct horse battery", cheap);
     ASSERT_TRUE(h1 && h2);
     EXPECT_EQ(h1->rfind("$argon2id$v=19$m=1024,t=1,p=1$", 0), 0u) << *h1;
-    EXPECT_NE(*h1, *h2);  // salted
+    EXPECT_NE(*h1, *h2); // salted
     EXPECT_TRUE(verify_password("correct horse battery", *h1));
     EXPECT_FALSE(verify_password("correct horse batterY", *h1));
     EXPECT_FALSE(verify_password("correct horse battery", "$2b$10$bcrypt-is-not-accepted"));
@@ -126,7 +127,7 @@ TEST(Rbac, ScopesLimitWhatAKeyCanDo) {
     EXPECT_FALSE(perms & bit(Permission::chat));
     EXPECT_FALSE(perms & bit(Permission::members_write));
     p.server_owner = true;
-    EXPECT_FALSE(p.permissions(std::nullopt) & bit(Permission::server_admin));  // needs the admin scope
+    EXPECT_FALSE(p.permissions(std::nullopt) & bit(Permission::server_admin)); // needs the admin scope
     p.scopes = kAllScopes;
     EXPECT_TRUE(p.permissions(std::nullopt) & bit(Permission::server_admin));
 }
@@ -136,12 +137,13 @@ TEST(Rbac, TheRouteTableHasOneRulePerRoute) {
     for (const auto& r : route_rules()) {
         EXPECT_TRUE(seen.insert(std::string(r.method) + " " + r.pattern).second) << r.pattern;
         if (r.tenant_param) {
-            EXPECT_NE(std::string(r.pattern).find(std::string("{") + r.tenant_param + "}"), std::string::npos);
+            EXPECT_NE(std::string(r.pattern).find(std::string("{") + r.tenant_param + "}"),
+                      std::string::npos);
         }
     }
     EXPECT_EQ(find_route_rule("POST", "/v1/chat/completions")->permission, Permission::chat);
     EXPECT_EQ(find_route_rule("DELETE", "/v1/chat/completions"), nullptr);
 }
 
-}  // namespace
-}  // namespace codepilot::auth
+} // namespace
+} // namespace codepilot::auth

@@ -1,16 +1,16 @@
 // OIDC bearer tokens against real RSA and EC keys: what verifies, and every way a token
 // must not.
+#include "auth/credentials.h"
+#include "auth/jwt.h"
+#include "server/server.h"
+#include "support/jwt_signer.h"
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <gtest/gtest.h>
 #include <unistd.h>
-
-#include "auth/credentials.h"
-#include "auth/jwt.h"
-#include "server/server.h"
-#include "support/jwt_signer.h"
 
 namespace codepilot::auth {
 namespace {
@@ -37,10 +37,13 @@ protected:
         std::ofstream(jwks_path_) << testenv::jwks_of(signers).dump();
     }
     json claims() const {
-        return {{"iss", config_.issuer}, {"aud", "codepilot"}, {"sub", "u-123"}, {"preferred_username", "dana"},
-                {"iat", now_ - 10}, {"nbf", now_ - 10}, {"exp", now_ + 300}};
+        return {
+            {"iss", config_.issuer}, {"aud", "codepilot"}, {"sub", "u-123"},   {"preferred_username", "dana"},
+            {"iat", now_ - 10},      {"nbf", now_ - 10},   {"exp", now_ + 300}};
     }
-    JwtVerifier verifier() { return JwtVerifier(config_, [this] { return now_; }); }
+    JwtVerifier verifier() {
+        return JwtVerifier(config_, [this] { return now_; });
+    }
     std::string why(JwtVerifier& v, const std::string& token) {
         auto r = v.verify(token);
         return r ? "ok" : r.error().message;
@@ -69,7 +72,7 @@ TEST_F(JwtTest, AcceptsRs256AndEs256) {
 TEST_F(JwtTest, TimeClaimsHonourTheLeeway) {
     auto v = verifier();
     json c = claims();
-    c["exp"] = now_ - 20;  // within 30 s leeway
+    c["exp"] = now_ - 20; // within 30 s leeway
     EXPECT_EQ(why(v, rsa_.sign(c)), "ok");
     c["exp"] = now_ - 31;
     EXPECT_EQ(why(v, rsa_.sign(c)), "token expired");
@@ -127,11 +130,11 @@ TEST_F(JwtTest, UnknownKidRefetchesTheJwksAtMostOncePerInterval) {
     auto v = verifier();
     ASSERT_EQ(why(v, rsa_.sign(claims())), "ok");
     JwtSigner rotated(JwtSigner::Kind::ec, "ec-2");
-    EXPECT_EQ(why(v, rotated.sign(claims())), "no key with kid 'ec-2'");  // fetched now: still old
+    EXPECT_EQ(why(v, rotated.sign(claims())), "no key with kid 'ec-2'"); // fetched now: still old
     write_jwks({&rsa_, &ec_, &rotated});
-    EXPECT_EQ(why(v, rotated.sign(claims())), "no key with kid 'ec-2'");  // within the interval: no refetch
+    EXPECT_EQ(why(v, rotated.sign(claims())), "no key with kid 'ec-2'"); // within the interval: no refetch
     now_ += 61;
-    EXPECT_EQ(why(v, rotated.sign(claims())), "ok");  // refetched on the unknown kid
+    EXPECT_EQ(why(v, rotated.sign(claims())), "ok"); // refetched on the unknown kid
 }
 
 TEST_F(JwtTest, JwksFromAnInternalUrl) {
@@ -151,7 +154,7 @@ TEST_F(JwtTest, JwksFromAnInternalUrl) {
     server::HttpServer http(io, so, router);
     ASSERT_TRUE(http.listen());
     http.start();
-    auto work = asio::make_work_guard(io);  // keeps run() going until the server has shut down
+    auto work = asio::make_work_guard(io); // keeps run() going until the server has shut down
     std::thread runner([&] { io.run(); });
 
     config_.jwks_file.clear();
@@ -159,13 +162,13 @@ TEST_F(JwtTest, JwksFromAnInternalUrl) {
     auto v = verifier();
     EXPECT_EQ(why(v, ec_.sign(claims())), "ok");
     EXPECT_EQ(why(v, rsa_.sign(claims())), "ok");
-    EXPECT_EQ(fetches.load(), 1);  // cached
+    EXPECT_EQ(fetches.load(), 1); // cached
 
     config_.jwks_url = "http://127.0.0.1:" + std::to_string(http.port()) + "/missing";
     auto broken = verifier();
     auto r = broken.verify(ec_.sign(claims()));
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, ErrorCode::unavailable);  // 503 for the caller, not 401
+    EXPECT_EQ(r.error().code, ErrorCode::unavailable); // 503 for the caller, not 401
     std::promise<void> done;
     http.shutdown(std::chrono::milliseconds(100), [&] { done.set_value(); });
     EXPECT_EQ(done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
@@ -178,10 +181,10 @@ TEST(Jwks, SkipsKeysItCannotUse) {
     auto jwks = Jwks::parse(R"({"keys":[{"kty":"oct","k":"c2VjcmV0"},{"kty":"RSA","n":"AQAB","e":"AQAB"},
                                         {"kty":"EC","crv":"P-384","x":"AA","y":"AA"}]})");
     ASSERT_TRUE(jwks);
-    EXPECT_EQ(jwks->size(), 0u);  // symmetric, short RSA and other curves are all refused
+    EXPECT_EQ(jwks->size(), 0u); // symmetric, short RSA and other curves are all refused
     EXPECT_FALSE(Jwks::parse("[]"));
     EXPECT_FALSE(Jwks::parse("{\"keys\":{}}"));
 }
 
-}  // namespace
-}  // namespace codepilot::auth
+} // namespace
+} // namespace codepilot::auth

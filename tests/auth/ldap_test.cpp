@@ -1,9 +1,9 @@
 // LDAP sign-in against a real OpenLDAP slapd seeded with users and groups
 // (scripts/test_services.sh, tests/services/directory.ldif).
-#include <gtest/gtest.h>
-
 #include "auth/ldap_directory.h"
 #include "support/ldap_config.h"
+
+#include <gtest/gtest.h>
 
 namespace codepilot::auth {
 namespace {
@@ -19,7 +19,7 @@ TEST(LdapDirectory, FindsBindsAndReadsGroupsBothWays) {
     auto grants = d.map_groups(alice->groups);
     ASSERT_EQ(grants.size(), 2u);
     EXPECT_EQ(grants[0], (std::pair<std::string, std::string>{"payments", "developer"}));
-    EXPECT_EQ(grants[1], (std::pair<std::string, std::string>{"platform", "admin"}));  // the higher role wins
+    EXPECT_EQ(grants[1], (std::pair<std::string, std::string>{"platform", "admin"})); // the higher role wins
 
     auto bob = d.authenticate("bob", "bob-pass");
     ASSERT_TRUE(bob) << bob.error().message;
@@ -34,7 +34,8 @@ TEST(LdapDirectory, FindsBindsAndReadsGroupsBothWays) {
 
 TEST(LdapDirectory, WrongPasswordUnknownUserAndEmptyPasswordAreInvalid) {
     LdapDirectory d(testenv::test_ldap_config());
-    for (auto [user, pass] : {std::pair{"alice", "wrong"}, std::pair{"nobody", "alice-pass"}, std::pair{"alice", ""}}) {
+    for (auto [user, pass] :
+         {std::pair{"alice", "wrong"}, std::pair{"nobody", "alice-pass"}, std::pair{"alice", ""}}) {
         auto r = d.authenticate(user, pass);
         ASSERT_FALSE(r) << user;
         EXPECT_EQ(r.error().code, ErrorCode::invalid_argument) << user;
@@ -72,14 +73,37 @@ TEST(LdapDirectory, UnreachableOrMisconfiguredDirectoryIsUnavailable) {
     EXPECT_NE(s.error().message.find("service bind"), std::string::npos);
 }
 
-TEST(LdapDirectory, StartTlsAgainstAPlainServerFailsClosed) {
+TEST(LdapDirectory, StartTlsAndLdapsWithTheCompanyCa) {
+    auto start_tls = testenv::test_ldap_config();
+    start_tls.start_tls = true;
+    start_tls.ca_file = testenv::service_url("CODEPILOT_TEST_LDAP_CA");
+    auto r = LdapDirectory(start_tls).authenticate("alice", "alice-pass");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->display_name, "Alice Liddell");
+
+    auto ldaps = start_tls;
+    ldaps.start_tls = false;
+    ldaps.url = testenv::service_url("CODEPILOT_TEST_LDAPS_URL");
+    auto s = LdapDirectory(ldaps).authenticate("bob", "bob-pass");
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_FALSE(LdapDirectory(ldaps).authenticate("bob", "wrong"));
+}
+
+TEST(LdapDirectory, AnUntrustedCertificateFailsClosed) {
+    // Without the CA the server's certificate is not trusted: no sign-in, and never a fallback
+    // to sending the password in clear.
     auto tls = testenv::test_ldap_config();
     tls.start_tls = true;
     auto r = LdapDirectory(tls).authenticate("alice", "alice-pass");
-    ASSERT_FALSE(r);  // never falls back to sending the password in clear
+    ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ErrorCode::unavailable);
     EXPECT_NE(r.error().message.find("StartTLS"), std::string::npos);
+    auto ldaps = testenv::test_ldap_config();
+    ldaps.url = testenv::service_url("CODEPILOT_TEST_LDAPS_URL");
+    auto s = LdapDirectory(ldaps).authenticate("alice", "alice-pass");
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, ErrorCode::unavailable);
 }
 
-}  // namespace
-}  // namespace codepilot::auth
+} // namespace
+} // namespace codepilot::auth

@@ -1,13 +1,13 @@
 // The admin CLI on a store shared with a running server: what the CLI creates or revokes
 // takes effect on the server's next request.
+#include "support/http_client.h"
+#include "support/test_env.h"
+
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "support/http_client.h"
-#include "support/test_env.h"
 
 namespace codepilot::testenv {
 namespace {
@@ -38,8 +38,9 @@ Run cli(const std::string& args, const std::string& stdin_text = "") {
 class AdminCli : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = std::filesystem::temp_directory_path() / ("cp-cli-" + std::to_string(::getpid()) + "-" +
-                                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        dir_ = std::filesystem::temp_directory_path() /
+               ("cp-cli-" + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_);
         flags_ = " --data-dir " + dir_.string();
@@ -53,25 +54,27 @@ TEST_F(AdminCli, BootstrapsAStoreAndManagesKeysThatARunningServerHonours) {
     auto migrate = cli("migrate" + flags_);
     ASSERT_EQ(migrate.code, 0) << migrate.out;
     EXPECT_NE(migrate.out.find("applied 0001_identity"), std::string::npos);
-    EXPECT_EQ(cli("migrate" + flags_).last_line(), "schema version 1 (up to date)");
+    EXPECT_EQ(cli("migrate" + flags_).last_line(), "schema version 2 (up to date)");
 
     ASSERT_EQ(cli("tenant create acme" + flags_).code, 0);
     auto dup = cli("tenant create acme" + flags_);
     EXPECT_EQ(dup.code, 1);
     EXPECT_NE(dup.out.find("already exists"), std::string::npos);
     EXPECT_EQ(cli("tenant create Bad!" + flags_).code, 2);
-    auto user = cli("user create dana --tenant acme --role developer --password-stdin" + flags_, "dana-password-1");
+    auto user =
+        cli("user create dana --tenant acme --role developer --password-stdin" + flags_, "dana-password-1");
     ASSERT_EQ(user.code, 0) << user.out;
-    EXPECT_NE(cli("user create eve --tenant acme --role emperor" + flags_).code, 0);  // CLI11 rejects the role
+    EXPECT_NE(cli("user create eve --tenant acme --role emperor" + flags_).code, 0); // CLI11 rejects the role
     auto weak = cli("user create weak --tenant acme --password-stdin" + flags_, "short");
     EXPECT_EQ(weak.code, 2);
     EXPECT_NE(weak.out.find("12 characters"), std::string::npos);
     ASSERT_EQ(cli("user create ci-bot --tenant acme --service" + flags_).code, 0);
 
-    auto created = cli("key create --tenant acme --user ci-bot --scopes completion --expires 30d --name build" + flags_);
+    auto created =
+        cli("key create --tenant acme --user ci-bot --scopes completion --expires 30d --name build" + flags_);
     ASSERT_EQ(created.code, 0) << created.out;
     std::string key = created.last_line();
-    ASSERT_EQ(key.rfind("cpk_", 0), 0u) << created.out;  // the key alone on the last line
+    ASSERT_EQ(key.rfind("cpk_", 0), 0u) << created.out; // the key alone on the last line
     EXPECT_EQ(cli("key create --tenant acme --user nobody" + flags_).code, 1);
     EXPECT_EQ(cli("key create --tenant acme --user ci-bot --scopes root" + flags_).code, 2);
     EXPECT_EQ(cli("key create --tenant acme --user ci-bot --expires soon" + flags_).code, 2);
@@ -82,7 +85,7 @@ TEST_F(AdminCli, BootstrapsAStoreAndManagesKeysThatARunningServerHonours) {
     c.data_dir = dir_.string();
     c.store.url = "";
     TestServer server(c);
-    EXPECT_FALSE(server.app().bootstrap_key());  // users exist: no bootstrap
+    EXPECT_FALSE(server.app().bootstrap_key()); // users exist: no bootstrap
     std::map<std::string, std::string> auth{{"Authorization", "Bearer " + key}};
     EXPECT_EQ(http(server.port(), "GET", "/v1/models", "", auth).status, 200);
     auto me = http(server.port(), "GET", "/auth/me", "", auth).json();
@@ -102,7 +105,8 @@ TEST_F(AdminCli, BootstrapsAStoreAndManagesKeysThatARunningServerHonours) {
     EXPECT_EQ(cli("key revoke cpk_nothere0" + flags_).code, 1);
 
     // The password set through the CLI signs in.
-    auto login = post_json(server.port(), "/auth/login", {{"username", "dana"}, {"password", "dana-password-1"}});
+    auto login =
+        post_json(server.port(), "/auth/login", {{"username", "dana"}, {"password", "dana-password-1"}});
     EXPECT_EQ(login.status, 200) << login.body;
 }
 
@@ -118,5 +122,5 @@ TEST_F(AdminCli, AWrongStoreUrlIsAClearError) {
     EXPECT_NE(r.out.find("sqlite:// or postgresql://"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace codepilot::testenv
+} // namespace
+} // namespace codepilot::testenv

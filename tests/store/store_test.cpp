@@ -1,12 +1,12 @@
 // The store against both engines: SQLite in a temporary file and a real PostgreSQL 15 (a
 // fresh database per test). Same schema, same behaviour.
+#include "store/store.h"
+#include "support/test_services.h"
+
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <thread>
 #include <unistd.h>
-
-#include "store/store.h"
-#include "support/test_services.h"
 
 namespace codepilot::store {
 namespace {
@@ -15,8 +15,8 @@ class StoreTest : public ::testing::TestWithParam<Dialect> {
 protected:
     void SetUp() override {
         if (GetParam() == Dialect::sqlite) {
-            path_ = std::filesystem::temp_directory_path() /
-                    ("cp-store-" + std::to_string(::getpid()) + "-" + IdentityStore::new_id().substr(0, 8) + ".db");
+            path_ = std::filesystem::temp_directory_path() / ("cp-store-" + std::to_string(::getpid()) + "-" +
+                                                              IdentityStore::new_id().substr(0, 8) + ".db");
             url_ = "sqlite://" + path_.string();
         } else {
             pg_ = std::make_unique<testenv::PostgresDatabase>();
@@ -141,7 +141,7 @@ TEST_P(StoreTest, MembershipsJoinTenantsAndUsers) {
     auto alice = person("alice");
     ASSERT_TRUE(ids_->set_membership(a.id, alice.id, "admin"));
     ASSERT_TRUE(ids_->set_membership(b.id, alice.id, "viewer"));
-    ASSERT_TRUE(ids_->set_membership(b.id, alice.id, "developer"));  // upsert changes the role
+    ASSERT_TRUE(ids_->set_membership(b.id, alice.id, "developer")); // upsert changes the role
     auto mine = ids_->memberships_of_user(alice.id);
     ASSERT_TRUE(mine);
     ASSERT_EQ(mine->size(), 2u);
@@ -149,7 +149,7 @@ TEST_P(StoreTest, MembershipsJoinTenantsAndUsers) {
     EXPECT_EQ((*mine)[0].role, "admin");
     EXPECT_EQ((*mine)[1].role, "developer");
     auto bad_role = ids_->set_membership(a.id, alice.id, "emperor");
-    EXPECT_FALSE(bad_role);  // CHECK constraint
+    EXPECT_FALSE(bad_role); // CHECK constraint
     auto removed = ids_->remove_membership(a.id, alice.id);
     ASSERT_TRUE(removed);
     EXPECT_TRUE(*removed);
@@ -161,11 +161,11 @@ TEST_P(StoreTest, DirectorySyncReplacesOnlyItsOwnMemberships) {
     auto b = *ids_->create_tenant("beta");
     auto c = *ids_->create_tenant("gamma");
     auto bob = person("bob");
-    ASSERT_TRUE(ids_->set_membership(a.id, bob.id, "owner"));  // set by hand
+    ASSERT_TRUE(ids_->set_membership(a.id, bob.id, "owner")); // set by hand
     ASSERT_TRUE(ids_->sync_memberships(bob.id, "ldap", {{a.id, "viewer"}, {b.id, "developer"}}));
     auto first = *ids_->memberships_of_user(bob.id);
     ASSERT_EQ(first.size(), 2u);
-    EXPECT_EQ(first[0].role, "owner");  // the manual one wins
+    EXPECT_EQ(first[0].role, "owner"); // the manual one wins
     EXPECT_EQ(first[0].source, "manual");
     EXPECT_EQ(first[1].source, "ldap");
     ASSERT_TRUE(ids_->sync_memberships(bob.id, "ldap", {{c.id, "auditor"}}));
@@ -189,7 +189,7 @@ TEST_P(StoreTest, KeyGrantCarriesTheOwnersCurrentRole) {
     ASSERT_TRUE(ids_->remove_membership(t.id, dev.id));
     grant = ids_->find_key_grant("hash-cpk_AAAA0001");
     ASSERT_TRUE(grant && *grant);
-    EXPECT_FALSE((*grant)->role);  // left the tenant: the key grants nothing
+    EXPECT_FALSE((*grant)->role); // left the tenant: the key grants nothing
     EXPECT_FALSE(*ids_->find_key_grant("hash-unknown"));
 }
 
@@ -202,7 +202,7 @@ TEST_P(StoreTest, RevokeAndTouchKeys) {
     auto revoked = ids_->revoke_key(k.id);
     ASSERT_TRUE(revoked);
     EXPECT_TRUE(*revoked);
-    EXPECT_FALSE(*ids_->revoke_key(k.id));  // only once
+    EXPECT_FALSE(*ids_->revoke_key(k.id)); // only once
     auto listed = ids_->list_keys(t.id);
     ASSERT_TRUE(listed);
     ASSERT_EQ(listed->size(), 1u);
@@ -219,7 +219,7 @@ TEST_P(StoreTest, DeletingATenantRemovesItsKeysAndMemberships) {
     ASSERT_TRUE(ids_->delete_tenant(t.id));
     EXPECT_FALSE(*ids_->find_key_by_prefix("cpk_AAAA0003"));
     EXPECT_TRUE(ids_->memberships_of_user(dev.id)->empty());
-    EXPECT_TRUE(*ids_->find_user("dev"));  // people outlive tenants
+    EXPECT_TRUE(*ids_->find_user("dev")); // people outlive tenants
 }
 
 TEST_P(StoreTest, SessionsAndSettings) {
@@ -245,6 +245,28 @@ TEST_P(StoreTest, SessionsAndSettings) {
     EXPECT_EQ(**ids_->get_setting("ldap"), R"({"enabled":true})");
 }
 
+TEST_P(StoreTest, ChangeMonitorSeesCommitsFromOtherConnections) {
+    auto monitor = db_->watch_changes();
+    auto before = monitor->generation();
+    for (int i = 0; i < 20; ++i) { // nothing changed: the same number, call after call
+        ASSERT_EQ(monitor->generation(), before) << i;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    // A commit through another process-like connection (a second pool, as the CLI would).
+    auto other = open_database(url_, 1);
+    ASSERT_TRUE(other);
+    IdentityStore elsewhere(**other);
+    ASSERT_TRUE(elsewhere.create_tenant("changed"));
+    bool moved = false;
+    for (int i = 0; i < 200 && !moved; ++i) { // a NOTIFY arrives a moment after the commit
+        moved = monitor->generation() != before;
+        if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(moved);
+    auto settled = monitor->generation();
+    EXPECT_EQ(monitor->generation(), settled);
+}
+
 TEST_P(StoreTest, ConcurrentWritersAllLand) {
     auto t = *ids_->create_tenant("busy");
     std::vector<std::thread> threads;
@@ -264,7 +286,9 @@ TEST_P(StoreTest, ConcurrentWritersAllLand) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StoreTest, ::testing::Values(Dialect::sqlite, Dialect::postgresql),
-                         [](const auto& info) { return info.param == Dialect::sqlite ? "SQLite" : "PostgreSQL"; });
+                         [](const auto& info) {
+                             return info.param == Dialect::sqlite ? "SQLite" : "PostgreSQL";
+                         });
 
 TEST(StoreUrl, RejectsUnknownSchemesAndUnreachableServers) {
     auto bad = open_database("mysql://x");
@@ -273,8 +297,8 @@ TEST(StoreUrl, RejectsUnknownSchemesAndUnreachableServers) {
     auto down = open_database("postgresql://nobody:secret-pw@127.0.0.1:1/none?connect_timeout=2");
     ASSERT_FALSE(down);
     EXPECT_EQ(down.error().code, ErrorCode::unavailable);
-    EXPECT_EQ(down.error().message.find("secret-pw"), std::string::npos);  // never echo the password
+    EXPECT_EQ(down.error().message.find("secret-pw"), std::string::npos); // never echo the password
 }
 
-}  // namespace
-}  // namespace codepilot::store
+} // namespace
+} // namespace codepilot::store

@@ -2,13 +2,15 @@
 // keys directly in its store, then call it over HTTP with a bearer token.
 #pragma once
 
-#include <gtest/gtest.h>
-#include <memory>
-
 #include "auth/auth.h"
 #include "auth/password.h"
 #include "support/http_client.h"
 #include "support/test_env.h"
+
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <memory>
+#include <unistd.h>
 
 namespace codepilot::testenv {
 
@@ -19,6 +21,11 @@ protected:
     void SetUp() override {
         auto c = test_config();
         c.auth.enabled = true;
+        // A file, as in production, so that credential caching runs on PRAGMA data_version.
+        data_dir_ = std::filesystem::temp_directory_path() / ("cp-auth-" + std::to_string(::getpid()) + "-" +
+                                                              store::IdentityStore::new_id().substr(0, 8));
+        c.data_dir = data_dir_.string();
+        c.store.url = "";
         configure(c);
         server_ = std::make_unique<TestServer>(c);
         ASSERT_TRUE(app().bootstrap_key());
@@ -53,9 +60,11 @@ protected:
         return u;
     }
 
-    std::string key(const std::string& tenant_name, const std::string& username, const std::string& scopes = "completion,chat,embeddings,admin",
+    std::string key(const std::string& tenant_name, const std::string& username,
+                    const std::string& scopes = "completion,chat,embeddings,admin",
                     std::optional<int64_t> ttl = std::nullopt) {
-        auto k = auth::issue_api_key(ids(), tenant_name, username, *auth::parse_scopes(scopes), ttl, "test", "test");
+        auto k = auth::issue_api_key(ids(), tenant_name, username, *auth::parse_scopes(scopes), ttl, "test",
+                                     "test");
         EXPECT_TRUE(k) << k.error().message;
         return k ? k->plaintext : "";
     }
@@ -68,8 +77,14 @@ protected:
         return http(port(), method, path, body.is_null() ? "" : body.dump(), headers);
     }
 
+    void TearDown() override {
+        server_.reset();
+        std::filesystem::remove_all(data_dir_);
+    }
+
+    std::filesystem::path data_dir_;
     std::unique_ptr<TestServer> server_;
     std::string owner_key_;
 };
 
-}  // namespace codepilot::testenv
+} // namespace codepilot::testenv

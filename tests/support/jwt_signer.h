@@ -34,4 +34,4 @@ nlohmann::json jwks_of(const std::vector<const JwtSigner*>& signers);
 std::string sign_hs256(const nlohmann::json& header, const nlohmann::json& claims, const std::string& secret);
 std::string unsigned_token(const nlohmann::json& claims);
 
-}  // namespace codepilot::testenv
+} // namespace codepilot::testenv

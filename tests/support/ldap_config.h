@@ -24,4 +24,4 @@ inline config::LdapConfig test_ldap_config() {
     return c;
 }
 
-}  // namespace codepilot::testenv
+} // namespace codepilot::testenv

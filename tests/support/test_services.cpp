@@ -1,10 +1,10 @@
 #include "support/test_services.h"
 
+#include "store/store.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <gtest/gtest.h>
-
-#include "store/store.h"
 
 namespace codepilot::testenv {
 
@@ -14,7 +14,8 @@ std::string service_url(const std::string& name) {
     std::string line;
     while (std::getline(in, line))
         if (line.rfind(name + "=", 0) == 0) return line.substr(name.size() + 1);
-    ADD_FAILURE() << name << " is not set: start the test services with `scripts/test_services.sh start build` "
+    ADD_FAILURE() << name
+                  << " is not set: start the test services with `scripts/test_services.sh start build` "
                   << "(make test does it)";
     return "";
 }
@@ -28,7 +29,7 @@ PostgresDatabase::PostgresDatabase() {
         ADD_FAILURE() << "cannot reach the test PostgreSQL: " << admin.error().message;
         return;
     }
-    if (auto r = (*admin)->query("CREATE DATABASE " + name_); !r) {  // a name we made: no user input
+    if (auto r = (*admin)->query("CREATE DATABASE " + name_); !r) { // a name we made: no user input
         ADD_FAILURE() << "CREATE DATABASE failed: " << r.error().message;
         return;
     }
@@ -42,4 +43,4 @@ PostgresDatabase::~PostgresDatabase() {
     if (admin) (void)(*admin)->query("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
 }
 
-}  // namespace codepilot::testenv
+} // namespace codepilot::testenv

@@ -22,4 +22,4 @@ private:
     std::string admin_url_, name_, url_;
 };
 
-}  // namespace codepilot::testenv
+} // namespace codepilot::testenv
