@@ -2,6 +2,7 @@
 // table (auth/access_rules.cpp) before any handler runs. Routes without a rule are refused.
 #include "api/api.h"
 #include "api/errors.h"
+#include "server/async_queue.h"
 
 #include <spdlog/spdlog.h>
 
@@ -49,6 +50,56 @@ std::string denial(const auth::Principal& p, auth::Permission needed, std::optio
            std::string(auth::to_string(*role)) + "' in tenant '" + tenant + "'";
 }
 
+bool is_inference(const auth::RouteRule& rule) {
+    return rule.access == auth::Access::permission &&
+           (rule.permission == auth::Permission::completion || rule.permission == auth::Permission::chat ||
+            rule.permission == auth::Permission::embeddings);
+}
+
+audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::http::status st,
+                          std::chrono::steady_clock::time_point started, const auth::RouteRule& rule) {
+    audit::Record r;
+    r.kind = "call";
+    r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    r.request_id = ex.request_id();
+    if (ex.caller) {
+        const auto& p = caller_of(ex);
+        r.tenant = p.tenant_name;
+        r.username = p.username;
+        r.key_prefix = p.key_prefix;
+        r.auth_method = p.method;
+    }
+    r.client_ip = ex.remote_address();
+    auto agent = ex.request()[server::http::field::user_agent];
+    r.user_agent = std::string(agent.substr(0, 256));
+    r.method = std::string(ex.request().method_string());
+    r.route = std::string(ex.path());
+    if (is_inference(rule)) r.model = ctx.model_id;
+    r.status = static_cast<int>(st);
+    r.prompt_tokens = ex.usage.prompt_tokens;
+    r.completion_tokens = ex.usage.completion_tokens;
+    r.cached_tokens = ex.usage.cached_tokens;
+    r.latency_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    return r;
+}
+
+// The finisher: the call's audit record, committed before the response ends when durability
+// is `sync`; queued for the next group commit when `batched`.
+awaitable<bool> audit_call(ApiContext* ctx, Exchange& ex, server::http::status st,
+                           std::chrono::steady_clock::time_point started, const auth::RouteRule* rule) {
+    auto record = call_record(*ctx, ex, st, started, *rule);
+    if (ctx->audit->durability() != audit::Durability::sync) co_return ctx->audit->append(std::move(record));
+    auto executor = co_await server::asio::this_coro::executor;
+    auto committed = std::make_shared<server::AsyncQueue<Status>>(executor);
+    if (!ctx->audit->append(std::move(record), [committed](Status s) { committed->push(std::move(s)); }))
+        co_return false;
+    std::optional<Status> result;
+    while (!result) result = co_await committed->pop();
+    co_return result->ok();
+}
+
 awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, const std::string& pattern) {
     const auto* rule = auth::find_route_rule(server::http::to_string(method), pattern);
     if (!rule) {
@@ -56,6 +107,21 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
                       pattern);
         co_await ex.respond_error(status::internal_server_error, "this route has no access rule");
         co_return false;
+    }
+    const bool probe = rule->access == auth::Access::public_route && rule->pattern != std::string_view("/auth/login");
+    if (!probe && rule->access != auth::Access::metrics_scrape && ctx.audit &&
+        ctx.audit->durability() != audit::Durability::off) {
+        if (!ctx.audit->accepting()) {  // refuse before doing any work that could not be recorded
+            co_await ex.respond_error(status::service_unavailable,
+                                      "the audit trail is behind (its store is unavailable); try again shortly", {},
+                                      retry_after());
+            co_return false;
+        }
+        auto* context = &ctx;
+        auto started = std::chrono::steady_clock::now();
+        ex.set_finisher([context, started, rule](Exchange& e, server::http::status st) -> awaitable<bool> {
+            co_return co_await audit_call(context, e, st, started, rule);
+        });
     }
     if (rule->access == auth::Access::public_route) co_return true;
     if (rule->access == auth::Access::metrics_scrape && ctx.auth && ctx.auth->config().metrics_public)

@@ -13,10 +13,29 @@ using server::Exchange;
 using server::http::status;
 using server::http::verb;
 
-void log_admin_change(const Exchange& ex, const std::string& action, const std::string& object) {
+void record_admin_change(ApiContext& ctx, const Exchange& ex, const std::string& action, const std::string& object,
+                         json before, json after) {
     const auto& p = caller_of(ex);
     spdlog::info("admin: {} {} by {} ({}{}) request {}", action, object, p.username, p.method,
                  p.key_prefix.empty() ? "" : " " + p.key_prefix, ex.request_id());
+    if (!ctx.audit) return;
+    audit::Record r;
+    r.kind = "admin";
+    r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    r.request_id = ex.request_id();
+    r.tenant = p.tenant_name;
+    r.username = p.username;
+    r.key_prefix = p.key_prefix;
+    r.auth_method = p.method;
+    r.client_ip = ex.remote_address();
+    r.user_agent = std::string(ex.request()[server::http::field::user_agent].substr(0, 256));
+    r.action = action;
+    r.object = object;
+    r.before = std::move(before);
+    r.after = std::move(after);
+    // Queued ahead of the call's own record, which the response waits for under `sync`.
+    if (!ctx.audit->append(std::move(r))) spdlog::error("audit: buffer full, admin change {} {} not recorded", action, object);
 }
 
 json tenant_json(const store::Tenant& t) {
@@ -94,7 +113,7 @@ Reply create_tenant(ApiContext& ctx, const Exchange& ex) {
             "must be 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"));
     auto tenant = ctx.auth->store().create_tenant(*name);
     if (!tenant) return reply_error(tenant.error());
-    log_admin_change(ex, "tenant.create", *name);
+    record_admin_change(ctx, ex, "tenant.create", *name, nullptr, tenant_json(*tenant));
     return reply(tenant_json(*tenant), status::created);
 }
 
@@ -113,7 +132,7 @@ Reply delete_tenant(ApiContext& ctx, const Exchange& ex) {
     auto access = path_tenant(ctx, ex);
     if (!access) return reply_error(access.error());
     if (auto st = ctx.auth->store().delete_tenant(access->tenant.id); !st) return reply_error(st.error());
-    log_admin_change(ex, "tenant.delete", access->tenant.name);
+    record_admin_change(ctx, ex, "tenant.delete", access->tenant.name, tenant_json(access->tenant), nullptr);
     return reply(json{{"name", access->tenant.name}, {"deleted", true}});
 }
 
@@ -224,8 +243,8 @@ Reply add_member(ApiContext& ctx, const Exchange& ex) {
                                                    std::string(auth::to_string(*role)));
         !st)
         return reply_error(st.error());
-    log_admin_change(ex, "member.add",
-                     access->tenant.name + "/" + *username + " as " + std::string(auth::to_string(*role)));
+    record_admin_change(ctx, ex, "member.add", access->tenant.name + "/" + *username, nullptr,
+                        json{{"role", auth::to_string(*role)}, {"created_user", created}});
     json out = user_json(member);
     out["role"] = std::string(auth::to_string(*role));
     out["created_user"] = created;
@@ -262,9 +281,8 @@ Reply change_member(ApiContext& ctx, const Exchange& ex) {
                                                    std::string(auth::to_string(*role)));
         !st)
         return reply_error(st.error());
-    log_admin_change(ex, "member.role",
-                     access->tenant.name + "/" + member->username + ": " + member->role + " -> " +
-                         std::string(auth::to_string(*role)));
+    record_admin_change(ctx, ex, "member.role", access->tenant.name + "/" + member->username,
+                        json{{"role", member->role}}, json{{"role", auth::to_string(*role)}});
     return reply(json{{"username", member->username}, {"role", auth::to_string(*role)}});
 }
 
@@ -279,7 +297,8 @@ Reply remove_member(ApiContext& ctx, const Exchange& ex) {
         return reply_error(st.error());
     auto removed = ctx.auth->store().remove_membership(access->tenant.id, member->user_id);
     if (!removed) return reply_error(removed.error());
-    log_admin_change(ex, "member.remove", access->tenant.name + "/" + member->username);
+    record_admin_change(ctx, ex, "member.remove", access->tenant.name + "/" + member->username,
+                        json{{"role", member->role}}, nullptr);
     return reply(json{{"username", member->username}, {"removed", true}});
 }
 
@@ -290,7 +309,7 @@ Reply create_user(ApiContext& ctx, const Exchange& ex) {
     if (!username) return reply_error(username.error());
     auto user = create_local_user(ctx, *body, *username);
     if (!user) return reply_error(user.error());
-    log_admin_change(ex, "user.create", *username);
+    record_admin_change(ctx, ex, "user.create", *username, nullptr, user_json(*user));
     return reply(user_json(*user), status::created);
 }
 
@@ -339,10 +358,9 @@ Reply update_user(ApiContext& ctx, const Exchange& ex) {
         u.password_hash = *hash;
     }
     if (auto st = ctx.auth->store().update_user(u); !st) return reply_error(st.error());
-    std::string changes;
-    for (const auto& [key, value] : body->items())
-        changes += (changes.empty() ? "" : ", ") + key + (key == "password" ? "=(new)" : "=" + value.dump());
-    log_admin_change(ex, "user.update", u.username + " {" + changes + "}");
+    json after = user_json(u);
+    if (*password) after["password"] = "(changed)";  // never the password or its hash
+    record_admin_change(ctx, ex, "user.update", u.username, user_json(**user), after);
     return reply(user_json(u));
 }
 
@@ -361,6 +379,8 @@ Reply put_setting(ApiContext& ctx, const Exchange& ex) {
     if (!body) return reply_error(body.error());
     std::string stored;
     json shown;
+    const json before = name == "ldap" ? auth::ldap_to_json(ctx.auth->ldap_settings(), true)
+                                       : auth::oidc_to_json(ctx.auth->oidc_settings());
     if (name == "ldap") {
         auto parsed = auth::ldap_from_json(*body, ctx.auth->ldap_settings());
         if (!parsed) return reply_error(parsed.error());
@@ -378,7 +398,7 @@ Reply put_setting(ApiContext& ctx, const Exchange& ex) {
             return reply_error(st.error());
         ctx.auth->set_oidc(*parsed);
     }
-    log_admin_change(ex, "settings.update", name);
+    record_admin_change(ctx, ex, "settings.update", name, before, shown);
     return reply(shown);
 }
 

@@ -108,10 +108,8 @@ Reply create_key(ApiContext& ctx, const Exchange& ex) {
     auto issued = auth::issue_api_key(ctx.auth->store(), access->tenant.name, username, *scopes, ttl,
                                       name->value_or(""), p.username);
     if (!issued) return reply_error(issued.error());
-    log_admin_change(ex, "key.create",
-                     issued->record.prefix + " for " + access->tenant.name + "/" + username + " scopes " +
-                         issued->record.scopes);
     json out = key_json(issued->record, ctx.auth->store().now());
+    record_admin_change(ctx, ex, "key.create", issued->record.prefix, nullptr, out);  // before the secret is added
     out["key"] = issued->plaintext;
     return reply(out, status::created);
 }
@@ -129,10 +127,11 @@ Reply revoke_key(ApiContext& ctx, const Exchange& ex) {
             make_error(ErrorCode::not_found, "key '" + ex.path_param("prefix") + "' not found"));
     auto revoked = ctx.auth->store().revoke_key((*key)->id);
     if (!revoked) return reply_error(revoked.error());
-    log_admin_change(ex, "key.revoke", (*key)->prefix);
     auto after = ctx.auth->store().find_key_by_prefix((*key)->prefix);
     if (!after || !*after) return reply_error(make_error(ErrorCode::internal, "key vanished while revoking"));
-    return reply(key_json(**after, ctx.auth->store().now()));
+    json shown = key_json(**after, ctx.auth->store().now());
+    record_admin_change(ctx, ex, "key.revoke", (*key)->prefix, key_json(**key, ctx.auth->store().now()), shown);
+    return reply(shown);
 }
 
 } // namespace

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "engine/engine.h"
 #include "metrics/metrics.h"
@@ -26,6 +27,7 @@ struct ApiContext {
     std::atomic<bool> ready{false}; // model loaded and serving
     auth::Authenticator* auth = nullptr;  // identity and RBAC; the store behind it
     bool auth_enabled = true;             // false: every caller is a local server owner (loopback only)
+    audit::AuditLog* audit = nullptr;     // one record per call and per admin change
 };
 
 // Registers `handler` for `method` `path`, bound to `context`.

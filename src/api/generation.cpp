@@ -6,6 +6,15 @@ namespace codepilot::api {
 
 using engine::GenerationEvent;
 
+// What the calls consumed, as the engine counted it, for the audit trail and usage.
+void record_usage(server::Exchange& exchange, const std::vector<Outcome>& outcomes) {
+    for (const auto& o : outcomes) {
+        exchange.usage.prompt_tokens += o.usage.prompt_tokens;
+        exchange.usage.completion_tokens += o.usage.completion_tokens;
+        exchange.usage.cached_tokens += o.usage.cached_tokens;
+    }
+}
+
 server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Exchange& exchange,
                                                                        engine::Engine& engine,
                                                                        std::vector<engine::GenerationRequest> requests,
@@ -66,6 +75,7 @@ server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Ex
             break;
         }
     }
+    record_usage(exchange, outcomes);
     co_return outcomes;
 }
 

@@ -304,6 +304,7 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
     }
     int prompt_tokens = 0;
     for (const auto& in : inputs) prompt_tokens += static_cast<int>(in.size());
+    ex.usage.prompt_tokens += prompt_tokens;
 
     auto executor = co_await server::asio::this_coro::executor;
     auto queue = std::make_shared<server::AsyncQueue<Result<engine::Engine::Embeddings>>>(executor);

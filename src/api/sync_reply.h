@@ -34,8 +34,10 @@ server::asio::awaitable<void> send_reply(server::Exchange& ex, ApiContext& ctx) 
     co_await ex.respond(r.status, std::move(r.body), "application/json", r.headers);
 }
 
-// Admin changes go to the log with the actor until the audit trail records them.
-void log_admin_change(const server::Exchange& ex, const std::string& action, const std::string& object);
+// An admin change: to the log and, as a record with the actor and the object before and
+// after (secrets masked by the caller), to the audit trail.
+void record_admin_change(ApiContext& ctx, const server::Exchange& ex, const std::string& action,
+                         const std::string& object, json before, json after);
 
 json tenant_json(const store::Tenant& t);
 json key_json(const store::ApiKey& k, int64_t now);

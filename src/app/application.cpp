@@ -30,6 +30,7 @@ struct Application::Parts {
     std::unique_ptr<store::Database> database;
     std::unique_ptr<store::IdentityStore> identities;
     std::unique_ptr<auth::Authenticator> authenticator;
+    std::unique_ptr<audit::AuditLog> audit;  // after the database: destroyed (and flushed) first
     std::optional<std::string> bootstrap_key;
     std::shared_ptr<server::Router> router;
     std::shared_ptr<api::ApiContext> api;
@@ -123,6 +124,7 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->metrics = &parts->metrics;
     parts->api->auth = parts->authenticator.get();
     parts->api->auth_enabled = config.auth.enabled;
+    parts->api->audit = parts->audit.get();
 #ifdef CODEPILOT_VERSION
     parts->api->version = CODEPILOT_VERSION;
 #endif
@@ -201,6 +203,11 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     parts.database = std::move(*db);
     parts.identities = std::make_unique<store::IdentityStore>(*parts.database);
     parts.authenticator = std::make_unique<auth::Authenticator>(*parts.identities, config.auth, &parts.metrics);
+    audit::Options ao;
+    ao.durability = *audit::parse_durability(config.audit.durability);
+    ao.flush_ms = config.audit.flush_ms;
+    ao.capacity = static_cast<size_t>(config.audit.capacity);
+    parts.audit = std::make_unique<audit::AuditLog>(*parts.database, ao, &parts.metrics);
     if (auto st = parts.authenticator->load_saved_settings(); !st) return st.error();
     auto key = auth::bootstrap_owner(*parts.identities);
     if (!key) return make_error(key.error().code, "bootstrap: " + key.error().message);
@@ -269,6 +276,8 @@ void Application::shutdown() {
         parts_->server->shutdown(std::chrono::seconds(parts_->config.server.shutdown_grace_s),
                                  [&drained] { drained.set_value(); });
         drained.get_future().wait();
+        if (!parts_->audit->flush())  // a clean shutdown loses no audit record
+            spdlog::error("audit: records still queued at shutdown: the store is unavailable");
         parts_->engine->stop();
         parts_->work.reset();
         parts_->io.stop();

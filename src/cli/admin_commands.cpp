@@ -1,14 +1,18 @@
 #include "cli/admin_commands.h"
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "auth/password.h"
 #include "config/config.h"
 #include "store/store.h"
 
 #include <ctime>
+#include <fstream>
+#include <future>
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <unistd.h>
 
 namespace codepilot::cli {
 namespace {
@@ -32,6 +36,29 @@ int fail(const std::string& message, int code = 1) {
 struct OpenStore {
     std::unique_ptr<store::Database> db;
     std::unique_ptr<store::IdentityStore> identities;
+
+    // A change made from the command line, recorded in the audit trail like the API's
+    // (actor "cli:<OS user>"); waits for the commit.
+    Status record(const std::string& action, const std::string& object, nlohmann::json before, nlohmann::json after) {
+        audit::Options options;
+        options.durability = audit::Durability::sync;
+        audit::AuditLog log(*db, options, nullptr);
+        audit::Record r;
+        r.kind = "admin";
+        r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+        const char* user = std::getenv("USER");
+        r.username = std::string("cli:") + (user ? user : std::to_string(::getuid()));
+        r.auth_method = "cli";
+        r.action = action;
+        r.object = object;
+        r.before = std::move(before);
+        r.after = std::move(after);
+        Status result = make_error(ErrorCode::unavailable, "the audit record was not committed");
+        std::promise<Status> committed;
+        log.append(std::move(r), [&committed](Status s) { committed.set_value(std::move(s)); });
+        return committed.get_future().get();
+    }
 };
 
 Result<OpenStore> open_store(const StoreFlags& f) {
@@ -61,7 +88,20 @@ std::string when(std::optional<int64_t> t) {
     return out.str();
 }
 
-} // namespace
+// "2026-11-01", "2026-11-01T12:00:00Z" or unix seconds → unix milliseconds (UTC).
+std::optional<int64_t> parse_instant_ms(const std::string& text) {
+    if (!text.empty() && text.size() <= 12 &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::stoll(text) * 1000;
+    std::tm tm{};
+    std::istringstream in(text);
+    if (text.size() == 10) in >> std::get_time(&tm, "%Y-%m-%d");
+    else in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+    if (in.fail()) return std::nullopt;
+    return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
+}  // namespace
 
 std::function<int()> add_admin_commands(CLI::App& app) {
     auto flags = std::make_shared<StoreFlags>();
@@ -104,6 +144,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         if (!s) return fail(s.error().message);
         auto t = s->identities->create_tenant(*tenant_name);
         if (!t) return fail(t.error().message);
+        if (auto st = s->record("tenant.create", t->name, nullptr, {{"name", t->name}}); !st)
+            return fail("tenant created, but its audit record failed: " + st.error().message);
         std::cout << "created tenant " << t->name << "\n";
         return 0;
     });
@@ -172,6 +214,9 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         }
         if (auto st = s->identities->set_membership((*t)->id, u.id, ua->role); !st)
             return fail(st.error().message);
+        nlohmann::json after = {{"role", ua->role}, {"kind", u.kind}, {"created_user", !*existing}};
+        if (auto st = s->record("member.add", ua->tenant + "/" + u.username, nullptr, after); !st)
+            return fail("member added, but its audit record failed: " + st.error().message);
         std::cout << (*existing ? "added " : "created ")
                   << (u.kind == "service" ? "service account " : "user ") << u.username << " to "
                   << ua->tenant << " as " << ua->role << "\n";
@@ -206,6 +251,10 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         auto issued =
             auth::issue_api_key(*s->identities, ka->tenant, ka->user, *scopes, ttl, ka->name, "cli");
         if (!issued) return fail(issued.error().message);
+        nlohmann::json after = {{"prefix", issued->record.prefix}, {"user", ka->user}, {"tenant", ka->tenant},
+                                {"scopes", issued->record.scopes}};
+        if (auto st = s->record("key.create", issued->record.prefix, nullptr, after); !st)
+            return fail("key created, but its audit record failed: " + st.error().message);
         std::cout << "created key " << issued->record.prefix << " for " << ka->user << " in " << ka->tenant
                   << " (scopes " << issued->record.scopes << ", expires " << when(issued->record.expires_at)
                   << "); it is shown only now:\n"
@@ -224,6 +273,9 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         if (!*k) return fail("no key with prefix '" + ka->prefix + "'");
         auto revoked = s->identities->revoke_key((*k)->id);
         if (!revoked) return fail(revoked.error().message);
+        if (*revoked)
+            if (auto st = s->record("key.revoke", ka->prefix, {{"state", "active"}}, {{"state", "revoked"}}); !st)
+                return fail("key revoked, but its audit record failed: " + st.error().message);
         std::cout << (*revoked ? "revoked " : "already revoked: ") << ka->prefix << "\n";
         return 0;
     });
@@ -251,6 +303,52 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         return 0;
     });
 
+    struct AuditArgs {
+        std::string from, to, output;
+    };
+    auto aa = std::make_shared<AuditArgs>();
+    auto* audit_cmd = app.add_subcommand("audit", "The hash-chained audit trail");
+    audit_cmd->require_subcommand(1);
+    auto* verify = audit_cmd->add_subcommand("verify", "Check every record's link; exit 1 naming the first bad one");
+    add_store_flags(verify, *flags);
+    commands.emplace_back(verify, [flags] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto report = audit::verify(*s->db);
+        if (!report) return fail(report.error().message);
+        if (report->first_bad_seq) {
+            std::cout << "audit chain BROKEN at record " << *report->first_bad_seq << ": " << report->problem << "\n";
+            return 1;
+        }
+        std::cout << "audit chain intact: " << report->rows << " records\n";
+        return 0;
+    });
+    auto* export_cmd = audit_cmd->add_subcommand("export", "Write records as JSON lines (for a SIEM)");
+    export_cmd->add_option("--from", aa->from, "first day or instant: 2026-11-01, 2026-11-01T12:00:00Z or unix seconds");
+    export_cmd->add_option("--to", aa->to, "end (exclusive), same forms; default: now");
+    export_cmd->add_option("--output", aa->output, "file (default: stdout)");
+    add_store_flags(export_cmd, *flags);
+    commands.emplace_back(export_cmd, [flags, aa] {
+        const int64_t now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        auto from = aa->from.empty() ? std::optional<int64_t>(0) : parse_instant_ms(aa->from);
+        auto to = aa->to.empty() ? std::optional<int64_t>(now_ms + 1) : parse_instant_ms(aa->to);
+        if (!from || !to)
+            return fail("--from/--to must be a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z) or unix seconds", 2);
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        std::ofstream file;
+        if (!aa->output.empty()) {
+            file.open(aa->output);
+            if (!file) return fail("cannot write " + aa->output);
+        }
+        auto n = audit::export_jsonl(*s->db, *from, *to, aa->output.empty() ? std::cout : file);
+        if (!n) return fail(n.error().message);
+        std::cerr << "exported " << *n << " records\n";
+        return 0;
+    });
+
     return [commands] {
         for (const auto& [cmd, run] : commands)
             if (cmd->parsed()) return run();
@@ -258,4 +356,4 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     };
 }
 
-} // namespace codepilot::cli
+}  // namespace codepilot::cli

@@ -113,6 +113,9 @@ std::map<std::string, Setter> setters(Config& c) {
         {"completion.repo_name", string(c.completion.repo_name)},
         {"completion.current_line_after_middle", boolean(c.completion.current_line_after_middle)},
         {"store.url", string(c.store.url)},
+        {"audit.durability", string(c.audit.durability)},
+        {"audit.flush_ms", integer(c.audit.flush_ms, 1, 10000)},
+        {"audit.capacity", integer(c.audit.capacity, 16, 10000000)},
         {"store.pool_size", integer(c.store.pool_size, 1, 256)},
         {"auth.enabled", boolean(c.auth.enabled)},
         {"auth.session_ttl_s", integer(c.auth.session_ttl_s, 60, 90 * 86400)},
@@ -203,6 +206,8 @@ Status validate(const Config& c) {
     if (c.model.ctx < c.model.parallel * 16)
         return bad("model.ctx (" + std::to_string(c.model.ctx) + ") is too small for model.parallel (" +
                    std::to_string(c.model.parallel) + "): each sequence needs at least 16 cells");
+    if (c.audit.durability != "sync" && c.audit.durability != "batched" && c.audit.durability != "off")
+        return bad("audit.durability must be sync, batched or off (got '" + c.audit.durability + "')");
     if (auto st = validate_ldap(c.auth.ldap); !st) return st;
     if (auto st = validate_oidc(c.auth.oidc); !st) return st;
     return Ok{};

@@ -103,6 +103,12 @@ struct AuthConfig {
     OidcConfig oidc;
 };
 
+struct AuditConfig {
+    std::string durability = "batched";  // sync: a response waits for its record's commit | batched | off
+    int flush_ms = 100;                  // batched: the longest a record waits for its group commit
+    int capacity = 65536;                // records waiting; beyond it requests get 503
+};
+
 struct Config {
     std::string data_dir = "./data";
     ServerConfig server;
@@ -110,6 +116,7 @@ struct Config {
     CompletionConfig completion;
     StoreConfig store;
     AuthConfig auth;
+    AuditConfig audit;
 };
 
 // The store URL in effect: store.url, or SQLite under data_dir.

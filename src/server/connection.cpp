@@ -135,6 +135,7 @@ asio::awaitable<void> Connection::handle(Request& request) {
     if (!exchange.responded() && !gone) {
         co_await exchange.respond_error(http::status::internal_server_error, "the handler sent no response");
     }
+    co_await exchange.settle();  // a client that left mid-request is accounted for too
     handling_ = false;
     beast::error_code ec;
     stream_.socket().cancel(ec);  // ends watch_disconnect

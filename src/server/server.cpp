@@ -103,8 +103,35 @@ void Exchange::common_headers(http::fields& fields) {
     if (connection_.shared().draining.load()) connection_.keep_alive = false;
 }
 
+namespace {
+Headers retry_after_headers() { return {{"Retry-After", "1"}}; }
+}  // namespace
+
+asio::awaitable<bool> Exchange::run_finisher(http::status status) {
+    if (!finisher_) co_return true;
+    auto finisher = std::move(finisher_);
+    finisher_ = nullptr;
+    co_return co_await finisher(*this, status);
+}
+
+asio::awaitable<void> Exchange::settle() {
+    if (finisher_) (void)co_await run_finisher(connection_.gone ? static_cast<http::status>(499) : status_);
+}
+
 asio::awaitable<void> Exchange::respond(http::status status, std::string body, std::string_view content_type,
                                         const Headers& extra) {
+    if (!co_await run_finisher(status)) {
+        const auto unavailable = http::status::service_unavailable;
+        co_await write_response(unavailable,
+                                error_body(unavailable, "the audit trail cannot record this request right now; try again shortly"),
+                                "application/json", retry_after_headers());
+        co_return;
+    }
+    co_await write_response(status, std::move(body), content_type, extra);
+}
+
+asio::awaitable<void> Exchange::write_response(http::status status, std::string body, std::string_view content_type,
+                                               const Headers& extra) {
     status_ = status;
     responded_ = true;
     http::response<http::string_body> res{status, request_.version()};
@@ -160,6 +187,13 @@ asio::awaitable<bool> Exchange::write_chunk(std::string_view data) {
 
 asio::awaitable<void> Exchange::end_stream() {
     if (connection_.gone) co_return;
+    if (!co_await run_finisher(status_)) {
+        connection_.keep_alive = false;
+        connection_.gone = true;
+        beast::error_code ignored;
+        connection_.stream().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        co_return;
+    }
     auto& stream = connection_.stream();
     stream.expires_after(connection_.shared().options.read_timeout);
     auto [ec, n] = co_await asio::async_write(stream, http::make_chunk_last(), as_tuple);

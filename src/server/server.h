@@ -72,8 +72,29 @@ public:
     // Who is calling, set by the router's gate (an auth::Principal; opaque to this module).
     std::shared_ptr<const void> caller;
 
+    // What an inference call consumed, set by the handler (for the audit trail and usage).
+    struct CallUsage {
+        std::string model;
+        int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+    };
+    CallUsage usage;
+
+    // Runs once, just before the end of the response goes out: in respond() before anything
+    // is written, in end_stream() before the last chunk. Returning false turns a respond()
+    // into a 503 and makes end_stream() drop the connection instead of ending the stream, so
+    // that no client receives a complete answer the finisher could not account for.
+    using Finisher = std::function<asio::awaitable<bool>(Exchange&, http::status)>;
+    void set_finisher(Finisher finisher) { finisher_ = std::move(finisher); }
+    // Runs a finisher that never ran (the client left): with status 499, nginx's "client
+    // closed request".
+    asio::awaitable<void> settle();
+
 private:
     void common_headers(http::fields& fields);
+    asio::awaitable<bool> run_finisher(http::status status);
+    asio::awaitable<void> write_response(http::status status, std::string body, std::string_view content_type,
+                                         const Headers& extra);
+    Finisher finisher_;
     Connection& connection_;
     Request& request_;
     std::string request_id_;

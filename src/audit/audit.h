@@ -1,0 +1,96 @@
+// The audit trail: one record per API call and per admin change, written by a writer thread
+// in group commits and hash-chained in the store. `sync` durability answers a request only
+// after its record is committed; `batched` commits at least every flush interval.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <optional>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/result.h"
+#include "metrics/metrics.h"
+#include "store/audit_store.h"
+
+namespace codepilot::audit {
+
+struct Record {
+    std::string kind = "call";  // call | admin
+    int64_t at_ms = 0;
+    std::string request_id, tenant, username, key_prefix, auth_method;
+    std::string client_ip, user_agent;
+    // calls
+    std::string method, route, model;
+    int status = 0;
+    int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0, latency_ms = 0;
+    // admin changes (secrets masked by the caller)
+    std::string action, object;
+    nlohmann::json before, after;
+};
+
+// Canonical JSON (sorted keys, no whitespace): what is stored and hashed.
+std::string canonical_body(const Record& r);
+
+enum class Durability { off, sync, batched };
+std::optional<Durability> parse_durability(std::string_view text);
+
+struct Options {
+    Durability durability = Durability::batched;
+    int flush_ms = 100;       // batched: the longest a record waits for its commit
+    size_t capacity = 65536;  // records waiting; beyond it new requests are refused (503)
+};
+
+class AuditLog {
+public:
+    AuditLog(store::Database& db, Options options, metrics::Registry* metrics);
+    ~AuditLog();  // commits everything still queued
+
+    Durability durability() const { return options_.durability; }
+    // Whether a new record would fit (callers answer 503 before doing work when not).
+    bool accepting() const;
+    // Queues a record. `committed` (optional) is called from the writer thread once the
+    // record is durable, or with the error that kept it from being so. Returns false when
+    // the buffer is full (the record is not taken).
+    bool append(Record record, std::function<void(Status)> committed = {});
+    // Blocks until everything queued so far is committed; false when `limit` passed first
+    // (the store is unavailable).
+    bool flush(std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+private:
+    void run();
+    struct Pending {
+        store::AuditEntry entry;
+        std::function<void(Status)> committed;
+    };
+    store::AuditStore store_;
+    Options options_;
+    metrics::Registry* metrics_;
+    metrics::Histogram* write_seconds_ = nullptr;
+    metrics::Counter* write_failures_ = nullptr;
+    metrics::Counter* records_ = nullptr;
+    mutable std::mutex mu_;
+    std::condition_variable wake_, drained_;
+    std::vector<Pending> queue_;
+    size_t in_flight_ = 0;
+    bool urgent_ = false, stopping_ = false;
+    std::thread writer_;
+};
+
+struct VerifyReport {
+    int64_t rows = 0;
+    std::optional<int64_t> first_bad_seq;  // none: the chain is intact
+    std::string problem;
+};
+// Walks the whole chain: every row's link, its sequence number, and the head.
+Result<VerifyReport> verify(store::Database& db);
+// JSON lines (the record plus seq and hash) with from_ms <= time < to_ms.
+Result<int64_t> export_jsonl(store::Database& db, int64_t from_ms, int64_t to_ms, std::ostream& out);
+
+}  // namespace codepilot::audit

@@ -1,0 +1,43 @@
+// AuditStore: the hash-chained audit table. Appends link each row to the one before inside
+// one transaction (replicas serialize on the head row); scans feed verify and export.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "store/database.h"
+
+namespace codepilot::store {
+
+struct AuditEntry {
+    int64_t at_ms = 0;
+    std::string kind;    // call | admin
+    std::string tenant;  // "" when none
+    std::string body;    // canonical JSON
+};
+
+struct AuditRow {
+    int64_t seq = 0, at_ms = 0;
+    std::string kind, tenant, body, prev_hash, hash;
+};
+
+inline constexpr const char* kAuditGenesis = "0000000000000000000000000000000000000000000000000000000000000000";
+// The link: sha256(prev_hash + "\n" + body), hex.
+std::string audit_link(const std::string& prev_hash, const std::string& body);
+
+class AuditStore {
+public:
+    explicit AuditStore(Database& db) : db_(db) {}
+    // Appends in order, in one transaction; returns the seq of the last row.
+    Result<int64_t> append(const std::vector<AuditEntry>& entries);
+    // Rows with from_ms <= at_ms < to_ms (all when both are 0), in seq order, `page` at a time.
+    Status scan(int64_t from_ms, int64_t to_ms, const std::function<Status(const AuditRow&)>& visit);
+    // The newest link as recorded in audit_head.
+    Result<std::pair<int64_t, std::string>> head();
+
+private:
+    Database& db_;
+};
+
+}  // namespace codepilot::store
