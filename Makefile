@@ -9,7 +9,7 @@ ARGS       ?=
 export CCACHE_BASEDIR  := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps llama configure build run test bench bench-typing bench-auth clean format
+.PHONY: all deps llama configure build run test bench bench-typing bench-auth bench-audit clean format
 
 all: build
 
@@ -47,6 +47,13 @@ bench-auth: llama
 	@scripts/test_services.sh start $(BUILD)
 	@PG_URL=$$(grep PG_URL $(BUILD)/test-services.env | cut -d= -f2-) scripts/bench_auth.sh; rc=$$?; \
 		scripts/test_services.sh stop $(BUILD); exit $$rc
+
+# Quota + audit overhead: batched vs sync vs off, SQLite and PostgreSQL.
+bench-audit: llama
+	@scripts/test_services.sh start $(BUILD)
+	@PG_URL=$$(grep PG_URL $(BUILD)/test-services.env | cut -d= -f2-) \
+		CONFIGS="off sqlite sqlite-batched sqlite-sync postgresql postgresql-batched postgresql-sync" \
+		scripts/bench_auth.sh; rc=$$?; scripts/test_services.sh stop $(BUILD); exit $$rc
 
 clean:
 	rm -rf $(BUILD)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Authentication + RBAC overhead (issue 4): wrk on GET /v1/models (no inference) against
-# codepilot with auth off, and on with an API key checked against SQLite and (when a
-# PostgreSQL URL is given) PostgreSQL, alternating round by round in one run; medians.
-#   PG_URL=postgresql://... scripts/bench_auth.sh     (make bench-auth starts a throw-away PostgreSQL)
+# Per-request overhead of the policy layer: wrk on GET /v1/models (no inference) against one
+# codepilot at a time, configurations alternating round by round in one run; medians.
+#   off                      auth, quotas' bookkeeping and audit all off
+#   sqlite | postgresql      auth + RBAC with an API key (issue 4), audit off
+#   STORE-batched|STORE-sync auth + RBAC + a tenant quota + the audit trail (issue 5)
+#   PG_URL=postgresql://... CONFIGS="off sqlite sqlite-batched" scripts/bench_auth.sh
+# make bench-auth and make bench-audit start a throw-away PostgreSQL and pick the configs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,21 +26,25 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing (apt install wrk)" >&
 mkdir -p bench/results
 raw="bench/results/auth-$(date -u +%Y%m%dT%H%M%SZ).txt"
 port=18800
-configs="off sqlite"
-[ -n "$PG_URL" ] && configs="$configs postgresql"
+configs=${CONFIGS:-"off sqlite postgresql"}
+[ -z "$PG_URL" ] && configs=$(echo "$configs" | tr ' ' '\n' | grep -v postgresql | tr '\n' ' ')
 
 # Prepares a store with a developer key and prints the key.
 prepare() {  # config dir
-    local url=""
+    local url="" durability=off
     case "$1" in
-        sqlite) url="sqlite://$2/codepilot.db" ;;
-        postgresql) url="$PG_URL" ;;
+        sqlite*) url="sqlite://$2/codepilot.db" ;;
+        postgresql*) url="$PG_URL" ;;
         off) echo ""; return ;;
     esac
-    printf '[store]\nurl = "%s"\n' "$url" > "$2/bench.toml"
+    case "$1" in *-batched) durability=batched ;; *-sync) durability=sync ;; esac
+    printf '[store]\nurl = "%s"\n[audit]\ndurability = "%s"\n' "$url" "$durability" > "$2/bench.toml"
     local cli=("$BUILD/src/codepilot")
     "${cli[@]}" tenant create bench --config "$2/bench.toml" >/dev/null 2>&1 || true
     "${cli[@]}" user create dev --tenant bench --role developer --config "$2/bench.toml" >/dev/null
+    # With the audit trail on, a generous tenant quota so that admission runs too.
+    [ "$durability" != off ] && "${cli[@]}" quota set --tenant bench --rpm 1000000000 --concurrency 100000 \
+        --config "$2/bench.toml" >/dev/null
     "${cli[@]}" key create --tenant bench --user dev --scopes completion,chat --config "$2/bench.toml" | tail -n 1
 }
 
@@ -55,7 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
         dir=$(mktemp -d)
         key=$(prepare "$config" "$dir")
         auth_flag=(--auth on)
-        [ "$config" = off ] && auth_flag=(--auth off)
+        [ "$config" = off ] && auth_flag=(--auth off --config "$root/scripts/bench-audit-off.toml")
         config_flag=()
         [ "$config" != off ] && config_flag=(--config "$dir/bench.toml")
         "$BUILD/src/codepilot" serve "${config_flag[@]}" "${auth_flag[@]}" --model "$MODEL" --port $port --threads 1 \

@@ -7,7 +7,7 @@ packages=(
     libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     libsqlite3-dev libpq-dev libargon2-dev libldap-dev
-    postgresql slapd ldap-utils openssl
+    postgresql slapd ldap-utils openssl prometheus
     curl wrk python3
 )
 missing=()

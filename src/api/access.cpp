@@ -28,6 +28,7 @@ const auth::Principal& local_owner() {
 server::Headers retry_after() {
     return {{"Retry-After", "1"}};
 }
+server::Headers retry_after_seconds(int64_t s) { return {{"Retry-After", std::to_string(s)}}; }
 server::Headers bearer_challenge() {
     return {{"WWW-Authenticate", "Bearer realm=\"codepilot\""}};
 }
@@ -85,10 +86,63 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
     return r;
 }
 
-// The finisher: the call's audit record, committed before the response ends when durability
-// is `sync`; queued for the next group commit when `batched`.
-awaitable<bool> audit_call(ApiContext* ctx, Exchange& ex, server::http::status st,
-                           std::chrono::steady_clock::time_point started, const auth::RouteRule* rule) {
+// Request counts by route and status, latency by route, and per model the engine's view:
+// queue time, time to first token, inter-token latency and tokens. Never labelled by user.
+void observe_call(ApiContext& ctx, const Exchange& ex, server::http::status st,
+                  std::chrono::steady_clock::time_point started, const auth::RouteRule& rule) {
+    if (!ctx.metrics) return;
+    auto& m = *ctx.metrics;
+    const std::string route = rule.pattern, method = rule.method;
+    m.counter("codepilot_http_requests_total", "HTTP requests by route, method and status",
+              {{"route", route}, {"method", method}, {"status", std::to_string(static_cast<int>(st))}})
+        .inc();
+    m.histogram("codepilot_http_request_duration_seconds", "End-to-end request latency by route",
+                {{"route", route}, {"method", method}}, metrics::Registry::latency_buckets_seconds())
+        .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (!is_inference(rule)) return;
+    const metrics::Labels model{{"model", ctx.model_id}};
+    const auto& buckets = metrics::Registry::latency_buckets_seconds();
+    for (const auto& g : ex.usage.generations) {
+        m.histogram("codepilot_queue_time_seconds", "Time a generation waited for a sequence", model, buckets)
+            .observe(g.queue_ms / 1000.0);
+        if (g.first_token_ms > 0)
+            m.histogram("codepilot_time_to_first_token_seconds", "Time from submission to the first token", model, buckets)
+                .observe(g.first_token_ms / 1000.0);
+        if (g.inter_token_ms > 0)
+            m.histogram("codepilot_inter_token_latency_seconds", "Mean time between generated tokens, per generation",
+                        model, buckets)
+                .observe(g.inter_token_ms / 1000.0);
+    }
+    m.counter("codepilot_prompt_tokens_total", "Prompt tokens, as the engine counted them", model)
+        .inc(static_cast<double>(ex.usage.prompt_tokens));
+    m.counter("codepilot_completion_tokens_total", "Generated tokens", model)
+        .inc(static_cast<double>(ex.usage.completion_tokens));
+    m.counter("codepilot_cached_prompt_tokens_total", "Prompt tokens reused from the KV cache", model)
+        .inc(static_cast<double>(ex.usage.cached_tokens));
+}
+
+// What the finisher needs to know about a call that the gate learns after installing it.
+struct CallState {
+    std::shared_ptr<quota::Ticket> ticket;
+};
+
+quota::Subject subject_of(const auth::Principal& p) {
+    return quota::Subject{p.tenant_id, p.tenant_name, p.user_id, p.username, p.key_prefix};
+}
+
+// The finisher: gives back the call's quota slot and debits its usage, then writes its audit
+// record, committed before the response ends when durability is `sync`, queued for the next
+// group commit when `batched`.
+awaitable<bool> finish_call(ApiContext* ctx, Exchange& ex, server::http::status st,
+                            std::chrono::steady_clock::time_point started, const auth::RouteRule* rule,
+                            std::shared_ptr<CallState> state) {
+    observe_call(*ctx, ex, st, started, *rule);
+    const int64_t tokens = ex.usage.prompt_tokens + ex.usage.completion_tokens;
+    if (state->ticket) state->ticket->finish(tokens);
+    if (state->ticket && ctx->quotas)  // admitted calls only: a refused one consumed nothing
+        ctx->quotas->account(subject_of(caller_of(ex)), ctx->model_id, ex.usage.prompt_tokens,
+                             ex.usage.completion_tokens, ex.usage.cached_tokens);
+    if (!ctx->audit || ctx->audit->durability() == audit::Durability::off) co_return true;
     auto record = call_record(*ctx, ex, st, started, *rule);
     if (ctx->audit->durability() != audit::Durability::sync) co_return ctx->audit->append(std::move(record));
     auto executor = co_await server::asio::this_coro::executor;
@@ -109,19 +163,23 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         co_return false;
     }
     const bool probe = rule->access == auth::Access::public_route && rule->pattern != std::string_view("/auth/login");
-    if (!probe && rule->access != auth::Access::metrics_scrape && ctx.audit &&
-        ctx.audit->durability() != audit::Durability::off) {
+    const bool audited = !probe && rule->access != auth::Access::metrics_scrape && ctx.audit &&
+                         ctx.audit->durability() != audit::Durability::off;
+    auto state = std::make_shared<CallState>();
+    if (!probe && rule->access != auth::Access::metrics_scrape) {
+        auto* context = &ctx;
+        auto started = std::chrono::steady_clock::now();
+        ex.set_finisher([context, started, rule, state](Exchange& e, server::http::status st) -> awaitable<bool> {
+            co_return co_await finish_call(context, e, st, started, rule, state);
+        });
+    }
+    if (audited) {
         if (!ctx.audit->accepting()) {  // refuse before doing any work that could not be recorded
             co_await ex.respond_error(status::service_unavailable,
                                       "the audit trail is behind (its store is unavailable); try again shortly", {},
                                       retry_after());
             co_return false;
         }
-        auto* context = &ctx;
-        auto started = std::chrono::steady_clock::now();
-        ex.set_finisher([context, started, rule](Exchange& e, server::http::status st) -> awaitable<bool> {
-            co_return co_await audit_call(context, e, st, started, rule);
-        });
     }
     if (rule->access == auth::Access::public_route) co_return true;
     if (rule->access == auth::Access::metrics_scrape && ctx.auth && ctx.auth->config().metrics_public)
@@ -159,6 +217,7 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         auth::PermissionSet granted = 0;
         if (rule->tenant_param) {
             tenant = ex.path_param(rule->tenant_param);
+            if (tenant.empty()) tenant = ex.query_param(rule->tenant_param);  // e.g. /admin/v1/usage?tenant=
             auto access = ctx.auth ? ctx.auth->access_in(principal, tenant)
                                    : Result<std::optional<auth::TenantAccess>>(
                                          make_error(ErrorCode::unavailable, "no store"));
@@ -186,6 +245,16 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         }
     }
     ex.caller = std::move(caller);
+    if (ctx.quotas && is_inference(*rule) && !principal.tenant_id.empty()) {
+        auto decision = ctx.quotas->admit(subject_of(principal));
+        for (auto& h : decision.headers) ex.response_headers.push_back(std::move(h));
+        if (!decision.allowed) {
+            co_await ex.respond_error(status::too_many_requests, decision.message, {},
+                                      retry_after_seconds(decision.retry_after_s));
+            co_return false;
+        }
+        state->ticket = std::move(decision.ticket);
+    }
     co_return true;
 }
 

@@ -78,7 +78,7 @@ Reply roles(ApiContext&, const Exchange&) {
     for (const auto& name : config::role_names()) {
         json perms = json::array();
         auto set = auth::role_permissions(*auth::parse_role(name));
-        for (uint32_t b = 1; b <= auth::bit(auth::Permission::server_admin); b <<= 1)
+        for (uint32_t b = 1; b <= auth::bit(auth::kLastPermission); b <<= 1)
             if (set & b) perms.push_back(std::string(auth::to_string(static_cast<auth::Permission>(b))));
         out.push_back(json{{"name", name}, {"permissions", perms}});
     }
@@ -423,6 +423,7 @@ void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> c
     route(verb::get, "/admin/v1/settings/{name}", send_reply<get_setting>);
     route(verb::put, "/admin/v1/settings/{name}", send_reply<put_setting>);
     register_admin_key_routes(router, context);
+    register_admin_quota_routes(router, context);
 }
 
 } // namespace codepilot::api

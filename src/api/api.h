@@ -7,6 +7,7 @@
 
 #include "audit/audit.h"
 #include "auth/auth.h"
+#include "quota/quota.h"
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 #include "server/server.h"
@@ -28,6 +29,7 @@ struct ApiContext {
     auth::Authenticator* auth = nullptr;  // identity and RBAC; the store behind it
     bool auth_enabled = true;             // false: every caller is a local server owner (loopback only)
     audit::AuditLog* audit = nullptr;     // one record per call and per admin change
+    quota::QuotaLedger* quotas = nullptr; // limits on inference calls, and usage accounting
 };
 
 // Registers `handler` for `method` `path`, bound to `context`.

@@ -72,7 +72,7 @@ Reply me(ApiContext& ctx, const Exchange& ex) {
     }
     json perms = json::array();
     auto granted = p.permissions(p.role);
-    for (uint32_t b = 1; b != 0 && b <= auth::bit(auth::Permission::server_admin); b <<= 1)
+    for (uint32_t b = 1; b != 0 && b <= auth::bit(auth::kLastPermission); b <<= 1)
         if (granted & b) perms.push_back(std::string(auth::to_string(static_cast<auth::Permission>(b))));
     json out = {{"username", p.username},
                 {"method", p.method},

@@ -44,5 +44,6 @@ json key_json(const store::ApiKey& k, int64_t now);
 json user_json(const store::User& u);
 
 void register_admin_key_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+void register_admin_quota_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 
 } // namespace codepilot::api

@@ -14,6 +14,7 @@
 #include "metrics/metrics.h"
 #include "engine/model_synth.h"
 #include "server/server.h"
+#include "store/quota_store.h"
 #include "store/store.h"
 
 namespace codepilot::app {
@@ -31,6 +32,8 @@ struct Application::Parts {
     std::unique_ptr<store::IdentityStore> identities;
     std::unique_ptr<auth::Authenticator> authenticator;
     std::unique_ptr<audit::AuditLog> audit;  // after the database: destroyed (and flushed) first
+    std::unique_ptr<store::QuotaStore> quota_store;
+    std::unique_ptr<quota::QuotaLedger> quotas;
     std::optional<std::string> bootstrap_key;
     std::shared_ptr<server::Router> router;
     std::shared_ptr<api::ApiContext> api;
@@ -125,6 +128,7 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->auth = parts->authenticator.get();
     parts->api->auth_enabled = config.auth.enabled;
     parts->api->audit = parts->audit.get();
+    parts->api->quotas = parts->quotas.get();
 #ifdef CODEPILOT_VERSION
     parts->api->version = CODEPILOT_VERSION;
 #endif
@@ -208,6 +212,8 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     ao.flush_ms = config.audit.flush_ms;
     ao.capacity = static_cast<size_t>(config.audit.capacity);
     parts.audit = std::make_unique<audit::AuditLog>(*parts.database, ao, &parts.metrics);
+    parts.quota_store = std::make_unique<store::QuotaStore>(*parts.database);
+    parts.quotas = std::make_unique<quota::QuotaLedger>(*parts.quota_store, &parts.metrics);
     if (auto st = parts.authenticator->load_saved_settings(); !st) return st.error();
     auto key = auth::bootstrap_owner(*parts.identities);
     if (!key) return make_error(key.error().code, "bootstrap: " + key.error().message);

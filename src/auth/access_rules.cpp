@@ -32,6 +32,8 @@ std::string_view to_string(Permission p) {
         return "tenant.delete";
     case P::server_admin:
         return "server.admin";
+    case P::quotas_write:
+        return "quotas.write";
     }
     return "?";
 }
@@ -42,7 +44,7 @@ constexpr PermissionSet kInference =
     uint32_t(P::models_read) | uint32_t(P::completion) | uint32_t(P::chat) | uint32_t(P::embeddings);
 constexpr PermissionSet kTenantAdmin = kInference | uint32_t(P::tenant_read) | uint32_t(P::members_write) |
                                        uint32_t(P::keys_own) | uint32_t(P::keys_manage) |
-                                       uint32_t(P::audit_read) | uint32_t(P::usage_read);
+                                       uint32_t(P::audit_read) | uint32_t(P::usage_read) | uint32_t(P::quotas_write);
 } // namespace
 
 std::optional<Role> parse_role(std::string_view name) {
@@ -132,7 +134,7 @@ PermissionSet scope_permissions(ScopeSet scopes, bool server_owner) {
     if (scopes & uint32_t(Scope::embeddings)) out |= bit(P::embeddings);
     if (scopes & uint32_t(Scope::admin)) {
         out |= bit(P::members_write) | bit(P::keys_manage) | bit(P::audit_read) | bit(P::usage_read) |
-               bit(P::tenant_delete);
+               bit(P::tenant_delete) | bit(P::quotas_write);
         if (server_owner) out |= bit(P::server_admin);
     }
     return out;
@@ -165,6 +167,9 @@ const std::vector<RouteRule>& route_rules() {
         {"POST", "/v1/engines/{engine}/completions", A::permission, P::completion},
         // Administration.
         {"GET", "/admin/v1/roles", A::authenticated},
+        {"GET", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::tenant_read, "tenant"},
+        {"PUT", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::quotas_write, "tenant"},
+        {"GET", "/admin/v1/usage", A::permission, P::usage_read, "tenant"},
         {"GET", "/admin/v1/tenants", A::authenticated}, // lists only what the caller may see
         {"POST", "/admin/v1/tenants", A::permission, P::server_admin},
         {"GET", "/admin/v1/tenants/{tenant}", A::permission, P::tenant_read, "tenant"},

@@ -22,8 +22,10 @@ enum class Permission : uint32_t {
     usage_read = 1u << 9,
     tenant_delete = 1u << 10,
     server_admin = 1u << 11, // tenants, users, LDAP/OIDC settings (server owners only)
+    quotas_write = 1u << 12, // set the tenant's quotas
 };
 using PermissionSet = uint32_t;
+inline constexpr Permission kLastPermission = Permission::quotas_write;
 inline PermissionSet bit(Permission p) {
     return static_cast<uint32_t>(p);
 }

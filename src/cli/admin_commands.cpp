@@ -4,9 +4,12 @@
 #include "auth/auth.h"
 #include "auth/password.h"
 #include "config/config.h"
+#include "store/quota_store.h"
 #include "store/store.h"
 
+#include <charconv>
 #include <ctime>
+#include <map>
 #include <fstream>
 #include <future>
 #include <iomanip>
@@ -299,6 +302,103 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             std::cout << k.prefix << "\t" << k.username << "\t" << k.scopes << "\t" << state << "\t"
                       << when(k.created_at) << "\t" << when(k.expires_at) << "\t" << when(k.last_used_at)
                       << "\t" << k.name << "\n";
+        }
+        return 0;
+    });
+
+    struct QuotaArgs {
+        std::string tenant, user, key;
+        std::map<std::string, std::string> values;  // flag → "N" or "none"
+    };
+    auto qa = std::make_shared<QuotaArgs>();
+    auto* quota_cmd = app.add_subcommand("quota", "Rate limits and token budgets of tenants, users and keys");
+    quota_cmd->require_subcommand(1);
+    auto* quota_set = quota_cmd->add_subcommand("set", "Set limits (others keep their value; 'none' removes one)");
+    quota_set->add_option("--tenant", qa->tenant, "tenant")->required();
+    auto* for_user = quota_set->add_option("--user", qa->user, "a member of the tenant (default: the whole tenant)");
+    quota_set->add_option("--key", qa->key, "a key prefix of the tenant")->excludes(for_user);
+    for (const char* flag : {"rpm", "tpm", "daily-tokens", "monthly-tokens", "concurrency"})
+        quota_set->add_option(std::string("--") + flag, qa->values[flag], "a whole number from 1, or none");
+    add_store_flags(quota_set, *flags);
+    commands.emplace_back(quota_set, [flags, qa] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto t = s->identities->find_tenant(qa->tenant);
+        if (!t) return fail(t.error().message);
+        if (!*t) return fail("tenant '" + qa->tenant + "' not found");
+        store::QuotaRow row{(*t)->id, "tenant", "", {}, 0};
+        std::string label = "tenant " + qa->tenant;
+        if (!qa->user.empty()) {
+            auto members = s->identities->members_of_tenant((*t)->id);
+            if (!members) return fail(members.error().message);
+            for (const auto& m : *members)
+                if (m.username == qa->user) row.subject = m.user_id;
+            if (row.subject.empty()) return fail("'" + qa->user + "' is not a member of " + qa->tenant);
+            row.scope = "user";
+            label = qa->tenant + "/" + qa->user;
+        } else if (!qa->key.empty()) {
+            auto k = s->identities->find_key_by_prefix(qa->key);
+            if (!k) return fail(k.error().message);
+            if (!*k || (*k)->tenant_id != (*t)->id) return fail("no key " + qa->key + " in " + qa->tenant);
+            row.scope = "key";
+            row.subject = qa->key;
+            label = qa->key;
+        }
+        store::QuotaStore qs(*s->db);
+        auto existing = qs.quotas((*t)->id);
+        if (!existing) return fail(existing.error().message);
+        for (const auto& q : *existing)
+            if (q.scope == row.scope && q.subject == row.subject) row.limits = q.limits;
+        const auto before = row.limits;
+        auto& l = row.limits;
+        for (auto [flag, field] : {std::pair{"rpm", &l.rpm}, std::pair{"tpm", &l.tpm}, std::pair{"daily-tokens", &l.daily_tokens},
+                                   std::pair{"monthly-tokens", &l.monthly_tokens}, std::pair{"concurrency", &l.concurrency}}) {
+            const auto& text = qa->values[flag];
+            if (text.empty()) continue;
+            if (text == "none") {
+                field->reset();
+                continue;
+            }
+            int64_t n = 0;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+            if (ec != std::errc() || end != text.data() + text.size() || n < 1 || n > (int64_t{1} << 40))
+                return fail(std::string("--") + flag + " must be a whole number from 1 to 1099511627776, or none (got '" +
+                                text + "')",
+                            2);
+            *field = n;
+        }
+        if (auto st = qs.set_quota(row); !st) return fail(st.error().message);
+        auto as_json = [](const store::QuotaLimits& x) {
+            auto v = [](const std::optional<int64_t>& o) { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
+            return nlohmann::json{{"rpm", v(x.rpm)}, {"tpm", v(x.tpm)}, {"daily_tokens", v(x.daily_tokens)},
+                                  {"monthly_tokens", v(x.monthly_tokens)}, {"concurrency", v(x.concurrency)}};
+        };
+        if (auto st = s->record("quota.set", label, as_json(before), as_json(row.limits)); !st)
+            return fail("quota set, but its audit record failed: " + st.error().message);
+        std::cout << label << ": " << as_json(row.limits).dump() << " (running servers apply it within a second)\n";
+        return 0;
+    });
+    auto* quota_show = quota_cmd->add_subcommand("show", "Show a tenant's limits");
+    quota_show->add_option("--tenant", qa->tenant, "tenant")->required();
+    add_store_flags(quota_show, *flags);
+    commands.emplace_back(quota_show, [flags, qa] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto t = s->identities->find_tenant(qa->tenant);
+        if (!t) return fail(t.error().message);
+        if (!*t) return fail("tenant '" + qa->tenant + "' not found");
+        store::QuotaStore qs(*s->db);
+        auto rows = qs.quotas((*t)->id);
+        if (!rows) return fail(rows.error().message);
+        auto cell = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("-"); };
+        std::cout << "SCOPE\tSUBJECT\tRPM\tTPM\tDAILY\tMONTHLY\tCONCURRENCY\n";
+        for (const auto& q : *rows) {
+            std::string subject = q.subject;
+            if (q.scope == "user")
+                if (auto u = s->identities->find_user_by_id(q.subject); u && *u) subject = (*u)->username;
+            std::cout << q.scope << "\t" << (subject.empty() ? "-" : subject) << "\t" << cell(q.limits.rpm) << "\t"
+                      << cell(q.limits.tpm) << "\t" << cell(q.limits.daily_tokens) << "\t" << cell(q.limits.monthly_tokens)
+                      << "\t" << cell(q.limits.concurrency) << "\n";
         }
         return 0;
     });

@@ -137,6 +137,7 @@ asio::awaitable<void> Exchange::write_response(http::status status, std::string 
     http::response<http::string_body> res{status, request_.version()};
     common_headers(res.base());
     res.set(http::field::content_type, content_type);
+    for (const auto& [k, v] : response_headers) res.set(k, v);
     for (const auto& [k, v] : extra) res.set(k, v);
     res.keep_alive(connection_.keep_alive);
     res.body() = std::move(body);
@@ -161,6 +162,7 @@ asio::awaitable<bool> Exchange::begin_stream(std::string_view content_type) {
     res.set(http::field::content_type, content_type);
     res.set(http::field::cache_control, "no-cache");
     res.set("x-accel-buffering", "no");
+    for (const auto& [k, v] : response_headers) res.set(k, v);
     res.keep_alive(connection_.keep_alive);
     res.chunked(true);
     http::response_serializer<http::empty_body> sr{res};

@@ -76,8 +76,14 @@ public:
     struct CallUsage {
         std::string model;
         int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+        struct Timing {
+            double queue_ms = 0, first_token_ms = 0, inter_token_ms = 0;  // inter_token_ms: 0 with < 2 tokens
+        };
+        std::vector<Timing> generations;
     };
     CallUsage usage;
+    // Added to whatever response this exchange sends (e.g. x-ratelimit-*).
+    Headers response_headers;
 
     // Runs once, just before the end of the response goes out: in respond() before anything
     // is written, in end_stream() before the last chunk. Returning false turns a respond()

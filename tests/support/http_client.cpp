@@ -158,7 +158,10 @@ SseStream::SseStream(int port, const std::string& target, const nlohmann::json& 
     if (head.header("transfer-encoding") != "chunked") {
         body_ = raw_;  // an error response
         ended_ = true;
+        return;
     }
+    // A fast server's whole stream may have come with the head.
+    if (!raw_.empty() && dechunk(raw_, body_)) ended_ = true;
 }
 
 bool SseStream::fill(std::chrono::milliseconds timeout) {

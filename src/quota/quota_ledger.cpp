@@ -1,0 +1,312 @@
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <spdlog/spdlog.h>
+
+#include "quota/quota.h"
+
+namespace codepilot::quota {
+
+std::string_view to_string(Kind kind) {
+    switch (kind) {
+        case Kind::requests: return "requests";
+        case Kind::tokens: return "tokens";
+        case Kind::daily_tokens: return "daily_tokens";
+        case Kind::monthly_tokens: return "monthly_tokens";
+        case Kind::concurrency: return "concurrency";
+    }
+    return "?";
+}
+
+namespace {
+
+std::string format_time(int64_t ms, const char* format) {
+    std::time_t t = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, format, &tm);
+    return buf;
+}
+
+// OpenAI's reset format: "1s", "6m0s".
+std::string duration_text(double seconds) {
+    int64_t s = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(seconds)));
+    if (s < 60) return std::to_string(s) + "s";
+    return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
+}
+
+int64_t seconds_to_next_day(int64_t now_ms) {
+    return 86400 - (now_ms / 1000) % 86400;
+}
+
+int64_t seconds_to_next_month(int64_t now_ms) {
+    std::time_t t = static_cast<std::time_t>(now_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    tm.tm_mon += 1;
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    return static_cast<int64_t>(timegm(&tm)) - now_ms / 1000;
+}
+
+std::string limit_key(const std::string& tenant_id, const std::string& scope, const std::string& subject) {
+    return tenant_id + "|" + scope + "|" + subject;
+}
+
+}  // namespace
+
+std::string day_of(int64_t ms) { return format_time(ms, "%Y-%m-%d"); }
+std::string month_of(int64_t ms) { return format_time(ms, "%Y-%m"); }
+
+Ticket::~Ticket() { finish(0); }
+
+void Ticket::finish(int64_t tokens) {
+    if (finished_ || !ledger_) return;
+    finished_ = true;
+    ledger_->release(scopes_, tokens);
+}
+
+QuotaLedger::QuotaLedger(store::QuotaStore& store, metrics::Registry* metrics, Clock clock)
+    : store_(store), metrics_(metrics), clock_(std::move(clock)) {
+    if (!clock_)
+        clock_ = [] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        };
+    if (metrics_)
+        for (auto k : {Kind::requests, Kind::tokens, Kind::daily_tokens, Kind::monthly_tokens, Kind::concurrency})
+            metrics_->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
+                              {{"kind", std::string(to_string(k))}});
+    if (auto st = reload(); !st) spdlog::error("quota: cannot read limits: {}", st.error().message);
+    worker_ = std::thread([this] { run(); });
+}
+
+QuotaLedger::~QuotaLedger() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    if (auto st = flush_usage(); !st) spdlog::error("quota: usage not written at shutdown: {}", st.error().message);
+}
+
+void QuotaLedger::run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+        wake_.wait_for(lock, std::chrono::seconds(1));
+        if (stopping_) break;
+        lock.unlock();
+        if (auto st = reload(); !st) spdlog::warn("quota: cannot reload limits: {}", st.error().message);
+        if (auto st = flush_usage(); !st) spdlog::warn("quota: usage kept for the next write: {}", st.error().message);
+        lock.lock();
+    }
+}
+
+Status QuotaLedger::reload() {
+    auto rows = store_.quotas();
+    if (!rows) return rows.error();
+    std::map<std::string, store::QuotaLimits> fresh;
+    for (const auto& q : *rows) fresh[limit_key(q.tenant_id, q.scope, q.subject)] = q.limits;
+    std::lock_guard lock(mu_);
+    limits_.swap(fresh);
+    return Ok{};
+}
+
+Status QuotaLedger::flush_usage() {
+    std::map<std::string, store::UsageDelta> batch;
+    {
+        std::lock_guard lock(mu_);
+        batch.swap(pending_usage_);
+    }
+    if (batch.empty()) return Ok{};
+    std::vector<store::UsageDelta> deltas;
+    for (auto& [_, d] : batch) deltas.push_back(d);
+    auto st = store_.add_usage(deltas);
+    if (!st) {  // keep them: added back to whatever arrived meanwhile
+        std::lock_guard lock(mu_);
+        for (auto& [k, d] : batch) {
+            auto& p = pending_usage_[k];
+            if (p.day.empty()) p = d;
+            else {
+                p.requests += d.requests;
+                p.prompt_tokens += d.prompt_tokens;
+                p.completion_tokens += d.completion_tokens;
+                p.cached_tokens += d.cached_tokens;
+            }
+        }
+    }
+    return st;
+}
+
+std::optional<store::QuotaLimits> QuotaLedger::limits_of(const std::string& tenant_id, const std::string& scope,
+                                                         const std::string& subject) const {
+    std::lock_guard lock(mu_);
+    auto it = limits_.find(limit_key(tenant_id, scope, subject));
+    if (it == limits_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::vector<QuotaLedger::Scope> QuotaLedger::scopes_for(const Subject& s) const {
+    std::vector<Scope> out;
+    auto add = [&](const std::string& scope, const std::string& subject, std::string label, std::string user,
+                   std::string key) {
+        auto it = limits_.find(limit_key(s.tenant_id, scope, subject));
+        if (it != limits_.end())
+            out.push_back(Scope{limit_key(s.tenant_id, scope, subject), std::move(label), it->second, std::move(user),
+                                std::move(key)});
+    };
+    add("tenant", "", "tenant '" + s.tenant + "'", "", "");
+    if (!s.user_id.empty()) add("user", s.user_id, "user '" + s.username + "' in tenant '" + s.tenant + "'", s.username, "");
+    if (!s.key_prefix.empty()) add("key", s.key_prefix, "key " + s.key_prefix, "", s.key_prefix);
+    return out;
+}
+
+void QuotaLedger::refill(Bucket& b, double capacity, int64_t now) const {
+    if (!b.primed) {
+        b = Bucket{capacity, now, true};
+        return;
+    }
+    double rate = capacity / 60000.0;  // per millisecond: the whole capacity per minute
+    b.tokens = std::min(capacity, b.tokens + rate * static_cast<double>(now - b.at_ms));
+    b.at_ms = now;
+}
+
+Result<int64_t> QuotaLedger::budget_used(const Scope& scope, const Subject& subject, bool monthly,
+                                         const std::string& period) {
+    // Once per scope and period: what the store has, plus what this process has not written yet.
+    const std::string from = monthly ? period + "-01" : period;
+    const std::string to = monthly ? period + "-31" : period;
+    auto stored = store_.tokens_used(subject.tenant, scope.usage_user, scope.usage_key, from, to);
+    if (!stored) return stored.error();
+    int64_t used = *stored;
+    for (const auto& [_, d] : pending_usage_)
+        if (d.tenant == subject.tenant && d.day >= from && d.day <= to &&
+            (scope.usage_user.empty() || d.username == scope.usage_user) &&
+            (scope.usage_key.empty() || d.key_prefix == scope.usage_key))
+            used += d.prompt_tokens + d.completion_tokens;
+    return used;
+}
+
+Decision QuotaLedger::admit(const Subject& subject) {
+    const int64_t now = clock_();
+    Decision d;
+    std::lock_guard lock(mu_);
+    auto scopes = scopes_for(subject);
+    auto refuse = [&](Kind kind, std::string message, int64_t retry) {
+        d.allowed = false;
+        d.kind = kind;
+        d.message = std::move(message);
+        d.retry_after_s = std::max<int64_t>(1, retry);
+        if (metrics_)
+            metrics_->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
+                              {{"kind", std::string(to_string(kind))}})
+                .inc();
+        return d;
+    };
+    const std::string day = day_of(now), month = month_of(now);
+    std::optional<std::pair<double, Scope*>> tightest_rpm, tightest_tpm;
+    for (auto& s : scopes) {
+        const auto& l = s.limits;
+        if (l.concurrency && in_flight_[s.key] >= *l.concurrency)
+            return refuse(Kind::concurrency,
+                          s.label + " already has " + std::to_string(*l.concurrency) + " requests running (its limit)", 1);
+        if (l.rpm) {
+            auto& b = requests_[s.key];
+            refill(b, static_cast<double>(*l.rpm), now);
+            if (b.tokens < 1.0) {
+                d.headers.emplace_back("x-ratelimit-limit-requests", std::to_string(*l.rpm));
+                d.headers.emplace_back("x-ratelimit-remaining-requests", "0");
+                d.headers.emplace_back("x-ratelimit-reset-requests", duration_text((*l.rpm - b.tokens) / (*l.rpm / 60.0)));
+                return refuse(Kind::requests, s.label + " is over its " + std::to_string(*l.rpm) + " requests per minute",
+                              static_cast<int64_t>(std::ceil((1.0 - b.tokens) / (*l.rpm / 60.0))));
+            }
+            if (!tightest_rpm || b.tokens < tightest_rpm->first) tightest_rpm = std::make_pair(b.tokens, &s);
+        }
+        if (l.tpm) {
+            auto& b = tokens_[s.key];
+            refill(b, static_cast<double>(*l.tpm), now);
+            if (b.tokens <= 0.0) {
+                d.headers.emplace_back("x-ratelimit-limit-tokens", std::to_string(*l.tpm));
+                d.headers.emplace_back("x-ratelimit-remaining-tokens", "0");
+                d.headers.emplace_back("x-ratelimit-reset-tokens", duration_text((*l.tpm - b.tokens) / (*l.tpm / 60.0)));
+                return refuse(Kind::tokens, s.label + " is over its " + std::to_string(*l.tpm) + " tokens per minute",
+                              static_cast<int64_t>(std::ceil((1.0 - b.tokens) / (*l.tpm / 60.0))));
+            }
+            if (!tightest_tpm || b.tokens < tightest_tpm->first) tightest_tpm = std::make_pair(b.tokens, &s);
+        }
+        for (bool monthly : {false, true}) {
+            const auto& limit = monthly ? l.monthly_tokens : l.daily_tokens;
+            if (!limit) continue;
+            auto& budget = (monthly ? monthly_ : daily_)[s.key];
+            const std::string& period = monthly ? month : day;
+            if (budget.period != period) {
+                auto used = budget_used(s, subject, monthly, period);
+                if (!used) {
+                    spdlog::warn("quota: cannot read usage for {}: {} (not enforced for this call)", s.label,
+                                 used.error().message);
+                    continue;
+                }
+                budget = Budget{period, *used};
+            }
+            const char* what = monthly ? "monthly" : "daily";
+            if (budget.used >= *limit)
+                return refuse(monthly ? Kind::monthly_tokens : Kind::daily_tokens,
+                              s.label + " has used its " + what + " budget of " + std::to_string(*limit) + " tokens",
+                              monthly ? seconds_to_next_month(now) : seconds_to_next_day(now));
+            if (budget.used * 10 >= *limit * 8)
+                d.headers.emplace_back("x-codepilot-budget-warning",
+                                       std::string(what) + " token budget of " + s.label + " is " +
+                                           std::to_string(budget.used * 100 / *limit) + "% used");
+        }
+    }
+    auto ticket = std::make_shared<Ticket>();
+    ticket->ledger_ = this;
+    for (auto& s : scopes) {
+        if (s.limits.rpm) requests_[s.key].tokens -= 1.0;
+        ++in_flight_[s.key];
+        ticket->scopes_.push_back(s.key);
+    }
+    if (tightest_rpm) {
+        auto& s = *tightest_rpm->second;
+        double left = requests_[s.key].tokens;
+        d.headers.emplace_back("x-ratelimit-limit-requests", std::to_string(*s.limits.rpm));
+        d.headers.emplace_back("x-ratelimit-remaining-requests", std::to_string(static_cast<int64_t>(std::max(0.0, left))));
+        d.headers.emplace_back("x-ratelimit-reset-requests", duration_text((*s.limits.rpm - left) / (*s.limits.rpm / 60.0)));
+    }
+    if (tightest_tpm) {
+        auto& s = *tightest_tpm->second;
+        double left = tokens_[s.key].tokens;
+        d.headers.emplace_back("x-ratelimit-limit-tokens", std::to_string(*s.limits.tpm));
+        d.headers.emplace_back("x-ratelimit-remaining-tokens", std::to_string(static_cast<int64_t>(std::max(0.0, left))));
+        d.headers.emplace_back("x-ratelimit-reset-tokens", duration_text((*s.limits.tpm - left) / (*s.limits.tpm / 60.0)));
+    }
+    d.ticket = std::move(ticket);
+    return d;
+}
+
+void QuotaLedger::release(const std::vector<std::string>& keys, int64_t tokens) {
+    std::lock_guard lock(mu_);
+    for (const auto& key : keys) {
+        if (auto it = in_flight_.find(key); it != in_flight_.end() && it->second > 0) --it->second;
+        if (tokens <= 0) continue;
+        if (auto it = tokens_.find(key); it != tokens_.end()) it->second.tokens -= static_cast<double>(tokens);
+        if (auto it = daily_.find(key); it != daily_.end()) it->second.used += tokens;
+        if (auto it = monthly_.find(key); it != monthly_.end()) it->second.used += tokens;
+    }
+}
+
+void QuotaLedger::account(const Subject& s, const std::string& model, int64_t prompt_tokens, int64_t completion_tokens,
+                          int64_t cached_tokens) {
+    const std::string day = day_of(clock_());
+    std::lock_guard lock(mu_);
+    auto& d = pending_usage_[day + "|" + s.tenant + "|" + s.username + "|" + s.key_prefix + "|" + model];
+    if (d.day.empty()) d = store::UsageDelta{day, s.tenant, s.username, s.key_prefix, model, 0, 0, 0, 0};
+    d.requests += 1;
+    d.prompt_tokens += prompt_tokens;
+    d.completion_tokens += completion_tokens;
+    d.cached_tokens += cached_tokens;
+}
+
+}  // namespace codepilot::quota
