@@ -1,5 +1,6 @@
 // The access gate: authenticates the caller and checks the route's rule from the one RBAC
 // table (auth/access_rules.cpp) before any handler runs. Routes without a rule are refused.
+#include "core/clock.h"
 #include "api/api.h"
 #include "api/errors.h"
 #include "server/async_queue.h"
@@ -61,8 +62,7 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
                           std::chrono::steady_clock::time_point started, const auth::RouteRule& rule) {
     audit::Record r;
     r.kind = "call";
-    r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+    r.at_ms = unix_millis();
     r.request_id = ex.request_id();
     if (ex.caller) {
         const auto& p = caller_of(ex);

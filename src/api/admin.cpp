@@ -1,6 +1,7 @@
 // Admin REST under /admin/v1: tenants, members, users, roles and the LDAP/OIDC settings. The
 // gate has already checked the route's permission in the tenant the path names; handlers add
 // the finer rules (only owners make owners, the last owner stays, secrets never leave).
+#include "core/clock.h"
 #include "api/sync_reply.h"
 #include "auth/password.h"
 #include "auth/settings_json.h"
@@ -21,8 +22,7 @@ void record_admin_change(ApiContext& ctx, const Exchange& ex, const std::string&
     if (!ctx.audit) return;
     audit::Record r;
     r.kind = "admin";
-    r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+    r.at_ms = unix_millis();
     r.request_id = ex.request_id();
     r.tenant = p.tenant_name;
     r.username = p.username;

@@ -1,9 +1,10 @@
 // Quotas of a tenant (GET/PUT /admin/v1/tenants/{tenant}/quotas) and usage reports
 // (GET /admin/v1/usage?tenant=…&from=…&to=…&group_by=user|model|key|day[&format=csv]).
-#include <set>
-
 #include "api/sync_reply.h"
+#include "core/clock.h"
 #include "quota/quota.h"
+
+#include <set>
 
 namespace codepilot::api {
 
@@ -13,7 +14,7 @@ using server::http::verb;
 
 namespace {
 
-constexpr int64_t kMaxLimit = int64_t{1} << 40;  // beyond any real use: a typo, not a limit
+constexpr int64_t kMaxLimit = int64_t{1} << 40; // beyond any real use: a typo, not a limit
 
 json limits_json(const store::QuotaLimits& l) {
     auto v = [](const std::optional<int64_t>& x) { return x ? json(*x) : json(nullptr); };
@@ -27,7 +28,8 @@ json limits_json(const store::QuotaLimits& l) {
 Result<auth::TenantAccess> quota_tenant(ApiContext& ctx, const Exchange& ex) {
     auto access = ctx.auth->access_in(caller_of(ex), ex.path_param("tenant"));
     if (!access) return access.error();
-    if (!*access) return make_error(ErrorCode::not_found, "tenant '" + ex.path_param("tenant") + "' not found");
+    if (!*access)
+        return make_error(ErrorCode::not_found, "tenant '" + ex.path_param("tenant") + "' not found");
     return **access;
 }
 
@@ -58,10 +60,12 @@ Reply put_quotas(ApiContext& ctx, const Exchange& ex) {
     if (!access) return reply_error(access.error());
     auto body = parse_object(ex.request().body());
     if (!body) return reply_error(body.error());
-    static const std::set<std::string> known = {"user", "key", "rpm", "tpm", "daily_tokens", "monthly_tokens", "concurrency"};
+    static const std::set<std::string> known = {"user",           "key",        "rpm", "tpm", "daily_tokens",
+                                                "monthly_tokens", "concurrency"};
     for (const auto& [k, _] : body->items())
         if (!known.count(k))
-            return reply_error(field_error(k, "is not a quota field (user, key, rpm, tpm, daily_tokens, monthly_tokens, concurrency)"));
+            return reply_error(field_error(
+                k, "is not a quota field (user, key, rpm, tpm, daily_tokens, monthly_tokens, concurrency)"));
     store::QuotaRow row;
     row.tenant_id = access->tenant.id;
     row.scope = "tenant";
@@ -69,14 +73,16 @@ Reply put_quotas(ApiContext& ctx, const Exchange& ex) {
     if (!user) return reply_error(user.error());
     auto key = opt_string(*body, "key");
     if (!key) return reply_error(key.error());
-    if (*user && *key) return reply_error(field_error("key", "set a quota for a user or for a key, not both"));
+    if (*user && *key)
+        return reply_error(field_error("key", "set a quota for a user or for a key, not both"));
     std::string label = "tenant " + access->tenant.name;
-    if (*user) {  // a member of this tenant, else not found (as for other tenants' people)
+    if (*user) { // a member of this tenant, else not found (as for other tenants' people)
         auto members = ctx.auth->store().members_of_tenant(access->tenant.id);
         if (!members) return reply_error(members.error());
         for (const auto& m : *members)
             if (m.username == **user) row.subject = m.user_id;
-        if (row.subject.empty()) return reply_error(make_error(ErrorCode::not_found, "member '" + **user + "' not found", "user"));
+        if (row.subject.empty())
+            return reply_error(make_error(ErrorCode::not_found, "member '" + **user + "' not found", "user"));
         row.scope = "user";
         label = access->tenant.name + "/" + **user;
     }
@@ -91,7 +97,8 @@ Reply put_quotas(ApiContext& ctx, const Exchange& ex) {
     }
     // Absent fields keep their value, null removes that limit, a number sets it.
     store::QuotaLimits before;
-    if (auto current = ctx.quotas ? ctx.quotas->limits_of(row.tenant_id, row.scope, row.subject) : std::nullopt)
+    if (auto current =
+            ctx.quotas ? ctx.quotas->limits_of(row.tenant_id, row.scope, row.subject) : std::nullopt)
         before = *current;
     row.limits = before;
     for (auto [name, field] : {std::pair{"rpm", &row.limits.rpm}, std::pair{"tpm", &row.limits.tpm},
@@ -105,13 +112,14 @@ Reply put_quotas(ApiContext& ctx, const Exchange& ex) {
             continue;
         }
         if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > kMaxLimit)
-            return reply_error(field_error(name, "must be a whole number from 1 to 1099511627776, or null for no limit"));
+            return reply_error(
+                field_error(name, "must be a whole number from 1 to 1099511627776, or null for no limit"));
         *field = it->get<int64_t>();
     }
     store::QuotaStore qs(ctx.auth->store().database());
     if (auto st = qs.set_quota(row); !st) return reply_error(st.error());
     if (ctx.quotas)
-        if (auto st = ctx.quotas->reload(); !st) return reply_error(st.error());  // in force at once here
+        if (auto st = ctx.quotas->reload(); !st) return reply_error(st.error()); // in force at once here
     record_admin_change(ctx, ex, "quota.set", label, limits_json(before), limits_json(row.limits));
     json out = limits_json(row.limits);
     out["scope"] = row.scope;
@@ -136,27 +144,28 @@ Reply usage(ApiContext& ctx, const Exchange& ex) {
     const std::string tenant = ex.query_param("tenant");
     auto access = ctx.auth->access_in(caller_of(ex), tenant);
     if (!access) return reply_error(access.error());
-    if (!*access) return reply_error(make_error(ErrorCode::not_found, "tenant '" + tenant + "' not found", "tenant"));
-    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+    if (!*access)
+        return reply_error(make_error(ErrorCode::not_found, "tenant '" + tenant + "' not found", "tenant"));
+    const int64_t now_ms = unix_millis();
     std::string from_text = ex.query_param("from"), to_text = ex.query_param("to");
-    auto from = from_text.empty() ? std::optional<std::string>(quota::month_of(now_ms) + "-01") : day_param(from_text);
+    auto from = from_text.empty() ? std::optional<std::string>(quota::month_of(now_ms) + "-01")
+                                  : day_param(from_text);
     auto to = to_text.empty() ? std::optional<std::string>(quota::day_of(now_ms)) : day_param(to_text);
     if (!from) return reply_error(field_error("from", "must be a day like 2026-11-01"));
     if (!to) return reply_error(field_error("to", "must be a day like 2026-11-30"));
     if (*to < *from) return reply_error(field_error("to", "is before 'from'"));
     std::string group_by = ex.query_param("group_by");
     if (group_by.empty()) group_by = "day";
-    if (ctx.quotas) (void)ctx.quotas->flush_usage();  // include what this server has not written yet
+    if (ctx.quotas) (void)ctx.quotas->flush_usage(); // include what this server has not written yet
     store::QuotaStore qs(ctx.auth->store().database());
     auto totals = qs.usage(tenant, *from, *to, group_by);
     if (!totals) return reply_error(totals.error());
     if (ex.query_param("format") == "csv") {
         std::string csv = group_by + ",requests,prompt_tokens,completion_tokens,cached_tokens\n";
         for (const auto& t : *totals)
-            csv += csv_field(t.group) + "," + std::to_string(t.requests) + "," + std::to_string(t.prompt_tokens) + "," +
-                   std::to_string(t.completion_tokens) + "," + std::to_string(t.cached_tokens) + "\n";
+            csv += csv_field(t.group) + "," + std::to_string(t.requests) + "," +
+                   std::to_string(t.prompt_tokens) + "," + std::to_string(t.completion_tokens) + "," +
+                   std::to_string(t.cached_tokens) + "\n";
         Reply r{status::ok, std::move(csv), {}};
         r.headers.emplace_back("Content-Type", "text/csv; charset=utf-8");
         return r;
@@ -168,10 +177,11 @@ Reply usage(ApiContext& ctx, const Exchange& ex) {
                             {"prompt_tokens", t.prompt_tokens},
                             {"completion_tokens", t.completion_tokens},
                             {"cached_tokens", t.cached_tokens}});
-    return reply(json{{"tenant", tenant}, {"from", *from}, {"to", *to}, {"group_by", group_by}, {"data", data}});
+    return reply(
+        json{{"tenant", tenant}, {"from", *from}, {"to", *to}, {"group_by", group_by}, {"data", data}});
 }
 
-}  // namespace
+} // namespace
 
 void register_admin_quota_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
     add_route(router, verb::get, "/admin/v1/tenants/{tenant}/quotas", context, send_reply<get_quotas>);
@@ -179,4 +189,4 @@ void register_admin_quota_routes(server::Router& router, std::shared_ptr<ApiCont
     add_route(router, verb::get, "/admin/v1/usage", context, send_reply<usage>);
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -3,26 +3,26 @@
 // after its record is committed; `batched` commits at least every flush interval.
 #pragma once
 
+#include "core/result.h"
+#include "metrics/metrics.h"
+#include "store/audit_store.h"
+
 #include <chrono>
 #include <condition_variable>
-#include <optional>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "core/result.h"
-#include "metrics/metrics.h"
-#include "store/audit_store.h"
-
 namespace codepilot::audit {
 
 struct Record {
-    std::string kind = "call";  // call | admin
+    std::string kind = "call"; // call | admin
     int64_t at_ms = 0;
     std::string request_id, tenant, username, key_prefix, auth_method;
     std::string client_ip, user_agent;
@@ -43,14 +43,14 @@ std::optional<Durability> parse_durability(std::string_view text);
 
 struct Options {
     Durability durability = Durability::batched;
-    int flush_ms = 100;       // batched: the longest a record waits for its commit
-    size_t capacity = 65536;  // records waiting; beyond it new requests are refused (503)
+    int flush_ms = 100;      // batched: the longest a record waits for its commit
+    size_t capacity = 65536; // records waiting; beyond it new requests are refused (503)
 };
 
 class AuditLog {
 public:
     AuditLog(store::Database& db, Options options, metrics::Registry* metrics);
-    ~AuditLog();  // commits everything still queued
+    ~AuditLog(); // commits everything still queued
 
     Durability durability() const { return options_.durability; }
     // Whether a new record would fit (callers answer 503 before doing work when not).
@@ -85,7 +85,7 @@ private:
 
 struct VerifyReport {
     int64_t rows = 0;
-    std::optional<int64_t> first_bad_seq;  // none: the chain is intact
+    std::optional<int64_t> first_bad_seq; // none: the chain is intact
     std::string problem;
 };
 // Walks the whole chain: every row's link, its sequence number, and the head.
@@ -93,4 +93,4 @@ Result<VerifyReport> verify(store::Database& db);
 // JSON lines (the record plus seq and hash) with from_ms <= time < to_ms.
 Result<int64_t> export_jsonl(store::Database& db, int64_t from_ms, int64_t to_ms, std::ostream& out);
 
-}  // namespace codepilot::audit
+} // namespace codepilot::audit

@@ -1,17 +1,19 @@
+#include "audit/audit.h"
+
 #include <chrono>
 #include <spdlog/spdlog.h>
-
-#include "audit/audit.h"
 
 namespace codepilot::audit {
 
 AuditLog::AuditLog(store::Database& db, Options options, metrics::Registry* metrics)
     : store_(db), options_(options), metrics_(metrics) {
     if (metrics_) {
-        write_seconds_ = &metrics_->histogram("codepilot_audit_write_seconds", "Time to commit one group of audit records",
-                                              {}, metrics::Registry::latency_buckets_seconds());
-        write_failures_ = &metrics_->counter("codepilot_audit_write_failures_total",
-                                             "Audit group commits that failed (records are kept and retried)");
+        write_seconds_ =
+            &metrics_->histogram("codepilot_audit_write_seconds", "Time to commit one group of audit records",
+                                 {}, metrics::Registry::latency_buckets_seconds());
+        write_failures_ =
+            &metrics_->counter("codepilot_audit_write_failures_total",
+                               "Audit group commits that failed (records are kept and retried)");
         records_ = &metrics_->counter("codepilot_audit_records_total", "Audit records committed");
         metrics_->gauge("codepilot_audit_queue_depth", "Audit records waiting for their commit", [this] {
             std::lock_guard lock(mu_);
@@ -83,7 +85,8 @@ void AuditLog::run() {
         auto started = std::chrono::steady_clock::now();
         auto appended = store_.append(entries);
         if (write_seconds_)
-            write_seconds_->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            write_seconds_->observe(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         if (appended) {
             backoff = std::chrono::milliseconds(50);
             if (records_) records_->inc(static_cast<double>(batch.size()));
@@ -97,18 +100,20 @@ void AuditLog::run() {
         // The store is away: waiting requests (sync) learn it now and answer 503; the records
         // go back to the front of the queue and are retried, so nothing already queued is lost.
         if (write_failures_) write_failures_->inc();
-        spdlog::error("audit: cannot commit {} record(s): {} (retrying)", batch.size(), appended.error().message);
+        spdlog::error("audit: cannot commit {} record(s): {} (retrying)", batch.size(),
+                      appended.error().message);
         std::vector<Pending> keep;
         for (auto& p : batch) {
             if (p.committed) {
                 p.committed(appended.error());
-                continue;  // a sync caller answers 503: its call did not happen as far as clients know
+                continue; // a sync caller answers 503: its call did not happen as far as clients know
             }
             keep.push_back(std::move(p));
         }
         {
             std::lock_guard lock(mu_);
-            keep.insert(keep.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+            keep.insert(keep.end(), std::make_move_iterator(queue_.begin()),
+                        std::make_move_iterator(queue_.end()));
             queue_.swap(keep);
             in_flight_ = 0;
             if (stopping_ && queue_.empty()) return;
@@ -117,10 +122,11 @@ void AuditLog::run() {
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
         std::lock_guard lock(mu_);
         if (stopping_ && backoff >= std::chrono::milliseconds(2000)) {
-            spdlog::error("audit: giving up on {} record(s) at shutdown: the store is unavailable", queue_.size());
+            spdlog::error("audit: giving up on {} record(s) at shutdown: the store is unavailable",
+                          queue_.size());
             return;
         }
     }
 }
 
-}  // namespace codepilot::audit
+} // namespace codepilot::audit

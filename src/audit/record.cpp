@@ -3,7 +3,7 @@
 namespace codepilot::audit {
 
 std::string canonical_body(const Record& r) {
-    nlohmann::json j;  // object keys are kept sorted: the dump is canonical
+    nlohmann::json j; // object keys are kept sorted: the dump is canonical
     j["kind"] = r.kind;
     j["at_ms"] = r.at_ms;
     j["request_id"] = r.request_id;
@@ -38,4 +38,4 @@ std::optional<Durability> parse_durability(std::string_view text) {
     return std::nullopt;
 }
 
-}  // namespace codepilot::audit
+} // namespace codepilot::audit

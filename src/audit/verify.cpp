@@ -1,7 +1,7 @@
 // `codepilot audit verify` and `audit export`: walking the chain.
-#include <nlohmann/json.hpp>
-
 #include "audit/audit.h"
+
+#include <nlohmann/json.hpp>
 
 namespace codepilot::audit {
 
@@ -20,14 +20,17 @@ Result<VerifyReport> verify(store::Database& db) {
     auto st = audit.scan(0, 0, [&](const store::AuditRow& row) -> Status {
         ++report.rows;
         if (row.seq != expected_seq)
-            return bad(expected_seq, row.seq > expected_seq ? "row " + std::to_string(expected_seq) + " is missing (next is " +
-                                                                  std::to_string(row.seq) + ")"
-                                                            : "rows out of order");
-        if (row.prev_hash != prev) return bad(row.seq, "its link to the row before does not match (reordered or removed rows)");
-        if (store::audit_link(row.prev_hash, row.body) != row.hash) return bad(row.seq, "its content was changed");
+            return bad(expected_seq, row.seq > expected_seq
+                                         ? "row " + std::to_string(expected_seq) + " is missing (next is " +
+                                               std::to_string(row.seq) + ")"
+                                         : "rows out of order");
+        if (row.prev_hash != prev)
+            return bad(row.seq, "its link to the row before does not match (reordered or removed rows)");
+        if (store::audit_link(row.prev_hash, row.body) != row.hash)
+            return bad(row.seq, "its content was changed");
         auto body = nlohmann::json::parse(row.body, nullptr, false);
-        if (body.is_discarded() || body.value("at_ms", int64_t{-1}) != row.at_ms || body.value("kind", "") != row.kind ||
-            body.value("tenant", "") != row.tenant)
+        if (body.is_discarded() || body.value("at_ms", int64_t{-1}) != row.at_ms ||
+            body.value("kind", "") != row.kind || body.value("tenant", "") != row.tenant)
             return bad(row.seq, "its indexed columns differ from its content");
         prev = row.hash;
         ++expected_seq;
@@ -39,8 +42,9 @@ Result<VerifyReport> verify(store::Database& db) {
     if (!head) return head.error();
     if (head->first != expected_seq - 1 || head->second != prev) {
         report.first_bad_seq = expected_seq;
-        report.problem = "the chain ends at row " + std::to_string(expected_seq - 1) + " but the head says row " +
-                         std::to_string(head->first) + " (rows were cut off the end)";
+        report.problem = "the chain ends at row " + std::to_string(expected_seq - 1) +
+                         " but the head says row " + std::to_string(head->first) +
+                         " (rows were cut off the end)";
     }
     return report;
 }
@@ -62,4 +66,4 @@ Result<int64_t> export_jsonl(store::Database& db, int64_t from_ms, int64_t to_ms
     return n;
 }
 
-}  // namespace codepilot::audit
+} // namespace codepilot::audit

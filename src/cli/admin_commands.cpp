@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "cli/admin_commands.h"
 
 #include "audit/audit.h"
@@ -48,8 +49,7 @@ struct OpenStore {
         audit::AuditLog log(*db, options, nullptr);
         audit::Record r;
         r.kind = "admin";
-        r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+        r.at_ms = unix_millis();
         const char* user = std::getenv("USER");
         r.username = std::string("cli:") + (user ? user : std::to_string(::getuid()));
         r.auth_method = "cli";
@@ -430,8 +430,7 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     add_store_flags(export_cmd, *flags);
     commands.emplace_back(export_cmd, [flags, aa] {
         const int64_t now_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
+            unix_millis();
         auto from = aa->from.empty() ? std::optional<int64_t>(0) : parse_instant_ms(aa->from);
         auto to = aa->to.empty() ? std::optional<int64_t>(now_ms + 1) : parse_instant_ms(aa->to);
         if (!from || !to)

@@ -4,6 +4,9 @@
 // reloaded from the store every second, so changes apply within one.
 #pragma once
 
+#include "metrics/metrics.h"
+#include "store/quota_store.h"
+
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -13,9 +16,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "metrics/metrics.h"
-#include "store/quota_store.h"
 
 namespace codepilot::quota {
 
@@ -36,29 +36,29 @@ public:
 private:
     friend class QuotaLedger;
     class QuotaLedger* ledger_ = nullptr;
-    std::vector<std::string> scopes_;  // counter keys this call holds a slot in / debits
+    std::vector<std::string> scopes_; // counter keys this call holds a slot in / debits
     bool finished_ = false;
 };
 
 struct Decision {
     bool allowed = true;
-    Kind kind = Kind::requests;  // what refused it
+    Kind kind = Kind::requests; // what refused it
     std::string message;
     int64_t retry_after_s = 0;
-    std::vector<std::pair<std::string, std::string>> headers;  // x-ratelimit-*, budget warnings
-    std::shared_ptr<Ticket> ticket;                            // when allowed
+    std::vector<std::pair<std::string, std::string>> headers; // x-ratelimit-*, budget warnings
+    std::shared_ptr<Ticket> ticket;                           // when allowed
 };
 
 class QuotaLedger {
 public:
-    using Clock = std::function<int64_t()>;  // unix milliseconds
+    using Clock = std::function<int64_t()>; // unix milliseconds
     QuotaLedger(store::QuotaStore& store, metrics::Registry* metrics, Clock clock = {});
-    ~QuotaLedger();  // writes the usage still buffered
+    ~QuotaLedger(); // writes the usage still buffered
 
     Decision admit(const Subject& subject);
     // Debits a finished call's usage to its day (written by the flusher, at least every second).
-    void account(const Subject& subject, const std::string& model, int64_t prompt_tokens, int64_t completion_tokens,
-                 int64_t cached_tokens);
+    void account(const Subject& subject, const std::string& model, int64_t prompt_tokens,
+                 int64_t completion_tokens, int64_t cached_tokens);
     // Reads the limits again (also done every second) and writes buffered usage.
     Status reload();
     Status flush_usage();
@@ -75,17 +75,18 @@ private:
         bool primed = false;
     };
     struct Budget {
-        std::string period;  // the day or month the count is for
+        std::string period; // the day or month the count is for
         int64_t used = 0;
     };
     struct Scope {
-        std::string key, label;  // key: counters; label: "tenant 'acme'", "user 'dana'", ...
+        std::string key, label; // key: counters; label: "tenant 'acme'", "user 'dana'", ...
         store::QuotaLimits limits;
-        std::string usage_user, usage_key;  // usage_daily filter for budgets
+        std::string usage_user, usage_key; // usage_daily filter for budgets
     };
     std::vector<Scope> scopes_for(const Subject& s) const;
     void refill(Bucket& b, double capacity, int64_t now) const;
-    Result<int64_t> budget_used(const Scope& scope, const Subject& subject, bool monthly, const std::string& period);
+    Result<int64_t> budget_used(const Scope& scope, const Subject& subject, bool monthly,
+                                const std::string& period);
     void release(const std::vector<std::string>& keys, int64_t tokens);
     void run();
 
@@ -93,7 +94,7 @@ private:
     metrics::Registry* metrics_;
     Clock clock_;
     mutable std::mutex mu_;
-    std::map<std::string, store::QuotaLimits> limits_;  // "tenant_id|scope|subject"
+    std::map<std::string, store::QuotaLimits> limits_; // "tenant_id|scope|subject"
     std::map<std::string, Bucket> requests_, tokens_;
     std::map<std::string, Budget> daily_, monthly_;
     std::map<std::string, int64_t> in_flight_;
@@ -108,4 +109,4 @@ private:
 std::string day_of(int64_t ms);
 std::string month_of(int64_t ms);
 
-}  // namespace codepilot::quota
+} // namespace codepilot::quota

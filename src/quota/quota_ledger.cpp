@@ -1,19 +1,25 @@
+#include "core/clock.h"
+#include "quota/quota.h"
+
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <spdlog/spdlog.h>
 
-#include "quota/quota.h"
-
 namespace codepilot::quota {
 
 std::string_view to_string(Kind kind) {
     switch (kind) {
-        case Kind::requests: return "requests";
-        case Kind::tokens: return "tokens";
-        case Kind::daily_tokens: return "daily_tokens";
-        case Kind::monthly_tokens: return "monthly_tokens";
-        case Kind::concurrency: return "concurrency";
+    case Kind::requests:
+        return "requests";
+    case Kind::tokens:
+        return "tokens";
+    case Kind::daily_tokens:
+        return "daily_tokens";
+    case Kind::monthly_tokens:
+        return "monthly_tokens";
+    case Kind::concurrency:
+        return "concurrency";
     }
     return "?";
 }
@@ -54,12 +60,18 @@ std::string limit_key(const std::string& tenant_id, const std::string& scope, co
     return tenant_id + "|" + scope + "|" + subject;
 }
 
-}  // namespace
+} // namespace
 
-std::string day_of(int64_t ms) { return format_time(ms, "%Y-%m-%d"); }
-std::string month_of(int64_t ms) { return format_time(ms, "%Y-%m"); }
+std::string day_of(int64_t ms) {
+    return format_time(ms, "%Y-%m-%d");
+}
+std::string month_of(int64_t ms) {
+    return format_time(ms, "%Y-%m");
+}
 
-Ticket::~Ticket() { finish(0); }
+Ticket::~Ticket() {
+    finish(0);
+}
 
 void Ticket::finish(int64_t tokens) {
     if (finished_ || !ledger_) return;
@@ -69,14 +81,12 @@ void Ticket::finish(int64_t tokens) {
 
 QuotaLedger::QuotaLedger(store::QuotaStore& store, metrics::Registry* metrics, Clock clock)
     : store_(store), metrics_(metrics), clock_(std::move(clock)) {
-    if (!clock_)
-        clock_ = [] {
-            return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
-        };
+    if (!clock_) clock_ = [] { return unix_millis(); };
     if (metrics_)
-        for (auto k : {Kind::requests, Kind::tokens, Kind::daily_tokens, Kind::monthly_tokens, Kind::concurrency})
-            metrics_->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
+        for (auto k :
+             {Kind::requests, Kind::tokens, Kind::daily_tokens, Kind::monthly_tokens, Kind::concurrency})
+            metrics_->counter("codepilot_quota_rejections_total",
+                              "Inference calls refused by a quota, by kind",
                               {{"kind", std::string(to_string(k))}});
     if (auto st = reload(); !st) spdlog::error("quota: cannot read limits: {}", st.error().message);
     worker_ = std::thread([this] { run(); });
@@ -89,7 +99,8 @@ QuotaLedger::~QuotaLedger() {
     }
     wake_.notify_all();
     if (worker_.joinable()) worker_.join();
-    if (auto st = flush_usage(); !st) spdlog::error("quota: usage not written at shutdown: {}", st.error().message);
+    if (auto st = flush_usage(); !st)
+        spdlog::error("quota: usage not written at shutdown: {}", st.error().message);
 }
 
 void QuotaLedger::run() {
@@ -99,7 +110,8 @@ void QuotaLedger::run() {
         if (stopping_) break;
         lock.unlock();
         if (auto st = reload(); !st) spdlog::warn("quota: cannot reload limits: {}", st.error().message);
-        if (auto st = flush_usage(); !st) spdlog::warn("quota: usage kept for the next write: {}", st.error().message);
+        if (auto st = flush_usage(); !st)
+            spdlog::warn("quota: usage kept for the next write: {}", st.error().message);
         lock.lock();
     }
 }
@@ -124,11 +136,12 @@ Status QuotaLedger::flush_usage() {
     std::vector<store::UsageDelta> deltas;
     for (auto& [_, d] : batch) deltas.push_back(d);
     auto st = store_.add_usage(deltas);
-    if (!st) {  // keep them: added back to whatever arrived meanwhile
+    if (!st) { // keep them: added back to whatever arrived meanwhile
         std::lock_guard lock(mu_);
         for (auto& [k, d] : batch) {
             auto& p = pending_usage_[k];
-            if (p.day.empty()) p = d;
+            if (p.day.empty())
+                p = d;
             else {
                 p.requests += d.requests;
                 p.prompt_tokens += d.prompt_tokens;
@@ -140,7 +153,8 @@ Status QuotaLedger::flush_usage() {
     return st;
 }
 
-std::optional<store::QuotaLimits> QuotaLedger::limits_of(const std::string& tenant_id, const std::string& scope,
+std::optional<store::QuotaLimits> QuotaLedger::limits_of(const std::string& tenant_id,
+                                                         const std::string& scope,
                                                          const std::string& subject) const {
     std::lock_guard lock(mu_);
     auto it = limits_.find(limit_key(tenant_id, scope, subject));
@@ -154,11 +168,12 @@ std::vector<QuotaLedger::Scope> QuotaLedger::scopes_for(const Subject& s) const 
                    std::string key) {
         auto it = limits_.find(limit_key(s.tenant_id, scope, subject));
         if (it != limits_.end())
-            out.push_back(Scope{limit_key(s.tenant_id, scope, subject), std::move(label), it->second, std::move(user),
-                                std::move(key)});
+            out.push_back(Scope{limit_key(s.tenant_id, scope, subject), std::move(label), it->second,
+                                std::move(user), std::move(key)});
     };
     add("tenant", "", "tenant '" + s.tenant + "'", "", "");
-    if (!s.user_id.empty()) add("user", s.user_id, "user '" + s.username + "' in tenant '" + s.tenant + "'", s.username, "");
+    if (!s.user_id.empty())
+        add("user", s.user_id, "user '" + s.username + "' in tenant '" + s.tenant + "'", s.username, "");
     if (!s.key_prefix.empty()) add("key", s.key_prefix, "key " + s.key_prefix, "", s.key_prefix);
     return out;
 }
@@ -168,7 +183,7 @@ void QuotaLedger::refill(Bucket& b, double capacity, int64_t now) const {
         b = Bucket{capacity, now, true};
         return;
     }
-    double rate = capacity / 60000.0;  // per millisecond: the whole capacity per minute
+    double rate = capacity / 60000.0; // per millisecond: the whole capacity per minute
     b.tokens = std::min(capacity, b.tokens + rate * static_cast<double>(now - b.at_ms));
     b.at_ms = now;
 }
@@ -200,8 +215,9 @@ Decision QuotaLedger::admit(const Subject& subject) {
         d.message = std::move(message);
         d.retry_after_s = std::max<int64_t>(1, retry);
         if (metrics_)
-            metrics_->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
-                              {{"kind", std::string(to_string(kind))}})
+            metrics_
+                ->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
+                          {{"kind", std::string(to_string(kind))}})
                 .inc();
         return d;
     };
@@ -211,15 +227,19 @@ Decision QuotaLedger::admit(const Subject& subject) {
         const auto& l = s.limits;
         if (l.concurrency && in_flight_[s.key] >= *l.concurrency)
             return refuse(Kind::concurrency,
-                          s.label + " already has " + std::to_string(*l.concurrency) + " requests running (its limit)", 1);
+                          s.label + " already has " + std::to_string(*l.concurrency) +
+                              " requests running (its limit)",
+                          1);
         if (l.rpm) {
             auto& b = requests_[s.key];
             refill(b, static_cast<double>(*l.rpm), now);
             if (b.tokens < 1.0) {
                 d.headers.emplace_back("x-ratelimit-limit-requests", std::to_string(*l.rpm));
                 d.headers.emplace_back("x-ratelimit-remaining-requests", "0");
-                d.headers.emplace_back("x-ratelimit-reset-requests", duration_text((*l.rpm - b.tokens) / (*l.rpm / 60.0)));
-                return refuse(Kind::requests, s.label + " is over its " + std::to_string(*l.rpm) + " requests per minute",
+                d.headers.emplace_back("x-ratelimit-reset-requests",
+                                       duration_text((*l.rpm - b.tokens) / (*l.rpm / 60.0)));
+                return refuse(Kind::requests,
+                              s.label + " is over its " + std::to_string(*l.rpm) + " requests per minute",
                               static_cast<int64_t>(std::ceil((1.0 - b.tokens) / (*l.rpm / 60.0))));
             }
             if (!tightest_rpm || b.tokens < tightest_rpm->first) tightest_rpm = std::make_pair(b.tokens, &s);
@@ -230,8 +250,10 @@ Decision QuotaLedger::admit(const Subject& subject) {
             if (b.tokens <= 0.0) {
                 d.headers.emplace_back("x-ratelimit-limit-tokens", std::to_string(*l.tpm));
                 d.headers.emplace_back("x-ratelimit-remaining-tokens", "0");
-                d.headers.emplace_back("x-ratelimit-reset-tokens", duration_text((*l.tpm - b.tokens) / (*l.tpm / 60.0)));
-                return refuse(Kind::tokens, s.label + " is over its " + std::to_string(*l.tpm) + " tokens per minute",
+                d.headers.emplace_back("x-ratelimit-reset-tokens",
+                                       duration_text((*l.tpm - b.tokens) / (*l.tpm / 60.0)));
+                return refuse(Kind::tokens,
+                              s.label + " is over its " + std::to_string(*l.tpm) + " tokens per minute",
                               static_cast<int64_t>(std::ceil((1.0 - b.tokens) / (*l.tpm / 60.0))));
             }
             if (!tightest_tpm || b.tokens < tightest_tpm->first) tightest_tpm = std::make_pair(b.tokens, &s);
@@ -253,7 +275,8 @@ Decision QuotaLedger::admit(const Subject& subject) {
             const char* what = monthly ? "monthly" : "daily";
             if (budget.used >= *limit)
                 return refuse(monthly ? Kind::monthly_tokens : Kind::daily_tokens,
-                              s.label + " has used its " + what + " budget of " + std::to_string(*limit) + " tokens",
+                              s.label + " has used its " + what + " budget of " + std::to_string(*limit) +
+                                  " tokens",
                               monthly ? seconds_to_next_month(now) : seconds_to_next_day(now));
             if (budget.used * 10 >= *limit * 8)
                 d.headers.emplace_back("x-codepilot-budget-warning",
@@ -272,15 +295,19 @@ Decision QuotaLedger::admit(const Subject& subject) {
         auto& s = *tightest_rpm->second;
         double left = requests_[s.key].tokens;
         d.headers.emplace_back("x-ratelimit-limit-requests", std::to_string(*s.limits.rpm));
-        d.headers.emplace_back("x-ratelimit-remaining-requests", std::to_string(static_cast<int64_t>(std::max(0.0, left))));
-        d.headers.emplace_back("x-ratelimit-reset-requests", duration_text((*s.limits.rpm - left) / (*s.limits.rpm / 60.0)));
+        d.headers.emplace_back("x-ratelimit-remaining-requests",
+                               std::to_string(static_cast<int64_t>(std::max(0.0, left))));
+        d.headers.emplace_back("x-ratelimit-reset-requests",
+                               duration_text((*s.limits.rpm - left) / (*s.limits.rpm / 60.0)));
     }
     if (tightest_tpm) {
         auto& s = *tightest_tpm->second;
         double left = tokens_[s.key].tokens;
         d.headers.emplace_back("x-ratelimit-limit-tokens", std::to_string(*s.limits.tpm));
-        d.headers.emplace_back("x-ratelimit-remaining-tokens", std::to_string(static_cast<int64_t>(std::max(0.0, left))));
-        d.headers.emplace_back("x-ratelimit-reset-tokens", duration_text((*s.limits.tpm - left) / (*s.limits.tpm / 60.0)));
+        d.headers.emplace_back("x-ratelimit-remaining-tokens",
+                               std::to_string(static_cast<int64_t>(std::max(0.0, left))));
+        d.headers.emplace_back("x-ratelimit-reset-tokens",
+                               duration_text((*s.limits.tpm - left) / (*s.limits.tpm / 60.0)));
     }
     d.ticket = std::move(ticket);
     return d;
@@ -291,14 +318,15 @@ void QuotaLedger::release(const std::vector<std::string>& keys, int64_t tokens) 
     for (const auto& key : keys) {
         if (auto it = in_flight_.find(key); it != in_flight_.end() && it->second > 0) --it->second;
         if (tokens <= 0) continue;
-        if (auto it = tokens_.find(key); it != tokens_.end()) it->second.tokens -= static_cast<double>(tokens);
+        if (auto it = tokens_.find(key); it != tokens_.end())
+            it->second.tokens -= static_cast<double>(tokens);
         if (auto it = daily_.find(key); it != daily_.end()) it->second.used += tokens;
         if (auto it = monthly_.find(key); it != monthly_.end()) it->second.used += tokens;
     }
 }
 
-void QuotaLedger::account(const Subject& s, const std::string& model, int64_t prompt_tokens, int64_t completion_tokens,
-                          int64_t cached_tokens) {
+void QuotaLedger::account(const Subject& s, const std::string& model, int64_t prompt_tokens,
+                          int64_t completion_tokens, int64_t cached_tokens) {
     const std::string day = day_of(clock_());
     std::lock_guard lock(mu_);
     auto& d = pending_usage_[day + "|" + s.tenant + "|" + s.username + "|" + s.key_prefix + "|" + model];
@@ -309,4 +337,4 @@ void QuotaLedger::account(const Subject& s, const std::string& model, int64_t pr
     d.cached_tokens += cached_tokens;
 }
 
-}  // namespace codepilot::quota
+} // namespace codepilot::quota

@@ -39,7 +39,8 @@ Result<int64_t> AuditStore::append(const std::vector<AuditEntry>& entries) {
         for (const auto& e : entries) {
             ++seq;
             std::string hash = audit_link(prev, e.body);
-            auto r = c.query("INSERT INTO audit_log (seq, at_ms, kind, tenant, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            auto r = c.query("INSERT INTO audit_log (seq, at_ms, kind, tenant, body, prev_hash, hash) VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?)",
                              {seq, e.at_ms, e.kind, e.tenant, e.body, prev, hash});
             if (!r) return r.error();
             prev = std::move(hash);
@@ -58,12 +59,15 @@ Status AuditStore::scan(int64_t from_ms, int64_t to_ms, const std::function<Stat
     int64_t after = 0;
     const bool all = from_ms == 0 && to_ms == 0;
     for (;;) {
-        auto rows = all ? db_.query("SELECT seq, at_ms, kind, tenant, body, prev_hash, hash FROM audit_log WHERE seq > ? "
-                                    "ORDER BY seq LIMIT ?",
-                                    {after, kPage})
-                        : db_.query("SELECT seq, at_ms, kind, tenant, body, prev_hash, hash FROM audit_log WHERE seq > ? "
-                                    "AND at_ms >= ? AND at_ms < ? ORDER BY seq LIMIT ?",
-                                    {after, from_ms, to_ms, kPage});
+        auto rows =
+            all ? db_.query(
+                      "SELECT seq, at_ms, kind, tenant, body, prev_hash, hash FROM audit_log WHERE seq > ? "
+                      "ORDER BY seq LIMIT ?",
+                      {after, kPage})
+                : db_.query(
+                      "SELECT seq, at_ms, kind, tenant, body, prev_hash, hash FROM audit_log WHERE seq > ? "
+                      "AND at_ms >= ? AND at_ms < ? ORDER BY seq LIMIT ?",
+                      {after, from_ms, to_ms, kPage});
         if (!rows) return rows.error();
         for (const auto& r : *rows) {
             AuditRow row{r.integer(0), r.integer(1), r.text(2), r.text(3), r.text(4), r.text(5), r.text(6)};
@@ -81,4 +85,4 @@ Result<std::pair<int64_t, std::string>> AuditStore::head() {
     return std::make_pair(rows->front().integer(0), rows->front().text(1));
 }
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -2,19 +2,19 @@
 // one transaction (replicas serialize on the head row); scans feed verify and export.
 #pragma once
 
+#include "store/database.h"
+
 #include <functional>
 #include <string>
 #include <vector>
-
-#include "store/database.h"
 
 namespace codepilot::store {
 
 struct AuditEntry {
     int64_t at_ms = 0;
-    std::string kind;    // call | admin
-    std::string tenant;  // "" when none
-    std::string body;    // canonical JSON
+    std::string kind;   // call | admin
+    std::string tenant; // "" when none
+    std::string body;   // canonical JSON
 };
 
 struct AuditRow {
@@ -22,7 +22,8 @@ struct AuditRow {
     std::string kind, tenant, body, prev_hash, hash;
 };
 
-inline constexpr const char* kAuditGenesis = "0000000000000000000000000000000000000000000000000000000000000000";
+inline constexpr const char* kAuditGenesis =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 // The link: sha256(prev_hash + "\n" + body), hex.
 std::string audit_link(const std::string& prev_hash, const std::string& body);
 
@@ -40,4 +41,4 @@ private:
     Database& db_;
 };
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -4,8 +4,10 @@
 
 namespace codepilot::store {
 namespace {
-Value opt(const std::optional<int64_t>& v) { return v ? Value(*v) : Value(nullptr); }
-}  // namespace
+Value opt(const std::optional<int64_t>& v) {
+    return v ? Value(*v) : Value(nullptr);
+}
+} // namespace
 
 Status QuotaStore::set_quota(const QuotaRow& q) {
     const auto& l = q.limits;
@@ -16,8 +18,10 @@ Status QuotaStore::set_quota(const QuotaRow& q) {
         return Ok{};
     }
     auto r = db_.execute(
-        "INSERT INTO quotas (tenant_id, scope, subject, rpm, tpm, daily_tokens, monthly_tokens, concurrency, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, scope, subject) DO UPDATE SET rpm = excluded.rpm, "
+        "INSERT INTO quotas (tenant_id, scope, subject, rpm, tpm, daily_tokens, monthly_tokens, concurrency, "
+        "updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, scope, subject) DO UPDATE SET rpm = "
+        "excluded.rpm, "
         "tpm = excluded.tpm, daily_tokens = excluded.daily_tokens, monthly_tokens = excluded.monthly_tokens, "
         "concurrency = excluded.concurrency, updated_at = excluded.updated_at",
         {q.tenant_id, q.scope, q.subject, opt(l.rpm), opt(l.tpm), opt(l.daily_tokens), opt(l.monthly_tokens),
@@ -27,10 +31,12 @@ Status QuotaStore::set_quota(const QuotaRow& q) {
 }
 
 Result<std::vector<QuotaRow>> QuotaStore::quotas(const std::string& tenant_id) {
-    std::string sql = "SELECT tenant_id, scope, subject, rpm, tpm, daily_tokens, monthly_tokens, concurrency, updated_at "
-                      "FROM quotas";
-    auto rows = tenant_id.empty() ? db_.query(sql + " ORDER BY tenant_id, scope, subject")
-                                  : db_.query(sql + " WHERE tenant_id = ? ORDER BY scope, subject", {tenant_id});
+    std::string sql =
+        "SELECT tenant_id, scope, subject, rpm, tpm, daily_tokens, monthly_tokens, concurrency, updated_at "
+        "FROM quotas";
+    auto rows = tenant_id.empty()
+                    ? db_.query(sql + " ORDER BY tenant_id, scope, subject")
+                    : db_.query(sql + " WHERE tenant_id = ? ORDER BY scope, subject", {tenant_id});
     if (!rows) return rows.error();
     std::vector<QuotaRow> out;
     for (const auto& r : *rows) {
@@ -38,8 +44,8 @@ Result<std::vector<QuotaRow>> QuotaStore::quotas(const std::string& tenant_id) {
         q.tenant_id = r.text(0);
         q.scope = r.text(1);
         q.subject = r.text(2);
-        q.limits = {r.optional_integer(3), r.optional_integer(4), r.optional_integer(5), r.optional_integer(6),
-                    r.optional_integer(7)};
+        q.limits = {r.optional_integer(3), r.optional_integer(4), r.optional_integer(5),
+                    r.optional_integer(6), r.optional_integer(7)};
         q.updated_at = r.integer(8);
         out.push_back(std::move(q));
     }
@@ -58,8 +64,8 @@ Status QuotaStore::add_usage(const std::vector<UsageDelta>& deltas) {
                 "prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, "
                 "completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, "
                 "cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens",
-                {d.day, d.tenant, d.username, d.key_prefix, d.model, d.requests, d.prompt_tokens, d.completion_tokens,
-                 d.cached_tokens});
+                {d.day, d.tenant, d.username, d.key_prefix, d.model, d.requests, d.prompt_tokens,
+                 d.completion_tokens, d.cached_tokens});
             if (!r) return r.error();
         }
         return Ok{};
@@ -93,11 +99,14 @@ Result<std::vector<UsageTotal>> QuotaStore::usage(const std::string& tenant, con
                          : group_by == "key"   ? "key_prefix"
                          : group_by == "day"   ? "day"
                                                : nullptr;
-    if (!column) return make_error(ErrorCode::invalid_argument, "group_by must be user, model, key or day", "group_by");
-    std::string sql = std::string("SELECT ") + column +
-                      ", SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens) FROM usage_daily "
-                      "WHERE tenant = ? AND day >= ? AND day <= ? GROUP BY " +
-                      column + " ORDER BY " + column;
+    if (!column)
+        return make_error(ErrorCode::invalid_argument, "group_by must be user, model, key or day",
+                          "group_by");
+    std::string sql =
+        std::string("SELECT ") + column +
+        ", SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens) FROM usage_daily "
+        "WHERE tenant = ? AND day >= ? AND day <= ? GROUP BY " +
+        column + " ORDER BY " + column;
     auto rows = db_.query(sql, {tenant, from_day, to_day});
     if (!rows) return rows.error();
     std::vector<UsageTotal> out;
@@ -106,4 +115,4 @@ Result<std::vector<UsageTotal>> QuotaStore::usage(const std::string& tenant, con
     return out;
 }
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -1,11 +1,11 @@
 // QuotaStore: quota settings and daily usage rows.
 #pragma once
 
+#include "store/database.h"
+
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "store/database.h"
 
 namespace codepilot::store {
 
@@ -14,7 +14,7 @@ struct QuotaLimits {
 };
 
 struct QuotaRow {
-    std::string tenant_id, scope, subject;  // scope: tenant | user | key; subject: user id, key prefix or ""
+    std::string tenant_id, scope, subject; // scope: tenant | user | key; subject: user id, key prefix or ""
     QuotaLimits limits;
     int64_t updated_at = 0;
 };
@@ -25,7 +25,7 @@ struct UsageDelta {
 };
 
 struct UsageTotal {
-    std::string group;  // the user, model or day, per the grouping
+    std::string group; // the user, model or day, per the grouping
     int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
 };
 
@@ -38,14 +38,15 @@ public:
     // Adds the deltas in one transaction.
     Status add_usage(const std::vector<UsageDelta>& deltas);
     // Tokens (prompt + completion) of a tenant, one user or one key, for days in [from_day, to_day].
-    Result<int64_t> tokens_used(const std::string& tenant, const std::string& username, const std::string& key_prefix,
-                                const std::string& from_day, const std::string& to_day);
+    Result<int64_t> tokens_used(const std::string& tenant, const std::string& username,
+                                const std::string& key_prefix, const std::string& from_day,
+                                const std::string& to_day);
     // Totals for a tenant over [from_day, to_day], grouped by "user", "model", "key" or "day".
-    Result<std::vector<UsageTotal>> usage(const std::string& tenant, const std::string& from_day, const std::string& to_day,
-                                          const std::string& group_by);
+    Result<std::vector<UsageTotal>> usage(const std::string& tenant, const std::string& from_day,
+                                          const std::string& to_day, const std::string& group_by);
 
 private:
     Database& db_;
 };
 
-}  // namespace codepilot::store
+} // namespace codepilot::store

@@ -1,11 +1,11 @@
 // The audit trail as a client sees it: every call and admin change recorded, committed
 // before the response under `sync`, secrets never in a record, 503 when it cannot record.
-#include <gtest/gtest.h>
-
 #include "audit/audit.h"
 #include "store/store.h"
 #include "support/auth_fixture.h"
 #include "support/test_services.h"
+
+#include <gtest/gtest.h>
 
 namespace codepilot::testenv {
 namespace {
@@ -54,7 +54,8 @@ TEST_F(SyncAuditApi, EveryCallIsCommittedBeforeItsResponse) {
     EXPECT_EQ(c[0]["prompt_tokens"], done.json()["usage"]["prompt_tokens"]);
     EXPECT_EQ(c[0]["completion_tokens"], done.json()["usage"]["completion_tokens"]);
     EXPECT_GT(c[0]["prompt_tokens"].get<int>(), 0);
-    EXPECT_TRUE(by_id.count(http(port(), "GET", "/health").header("x-request-id")) == 0);  // probes are not calls
+    EXPECT_TRUE(by_id.count(http(port(), "GET", "/health").header("x-request-id")) ==
+                0); // probes are not calls
 }
 
 TEST_F(SyncAuditApi, AdminChangesRecordActorObjectBeforeAndAfterWithoutSecrets) {
@@ -65,7 +66,8 @@ TEST_F(SyncAuditApi, AdminChangesRecordActorObjectBeforeAndAfterWithoutSecrets) 
     ASSERT_EQ(added.status, 201);
     auto promoted = call("PUT", "/admin/v1/tenants/acme/members/dora", owner_key_, {{"role", "admin"}});
     ASSERT_EQ(promoted.status, 200);
-    auto key = call("POST", "/admin/v1/tenants/acme/keys", owner_key_, {{"user", "dora"}, {"scopes", "completion"}});
+    auto key =
+        call("POST", "/admin/v1/tenants/acme/keys", owner_key_, {{"user", "dora"}, {"scopes", "completion"}});
     ASSERT_EQ(key.status, 201);
     auto reset = call("PATCH", "/admin/v1/users/dora", owner_key_, {{"password", "another-password-2"}});
     ASSERT_EQ(reset.status, 200);
@@ -92,7 +94,7 @@ TEST_F(SyncAuditApi, AdminChangesRecordActorObjectBeforeAndAfterWithoutSecrets) 
     auto all = app().identities().database().query("SELECT body FROM audit_log");
     ASSERT_TRUE(all);
     for (const auto& r : *all) {
-        EXPECT_EQ(r.text(0).find(key.json()["key"].get<std::string>()), std::string::npos);  // the key itself
+        EXPECT_EQ(r.text(0).find(key.json()["key"].get<std::string>()), std::string::npos); // the key itself
         EXPECT_EQ(r.text(0).find("another-password-2"), std::string::npos);
         EXPECT_EQ(r.text(0).find("dora-password-1"), std::string::npos);
         EXPECT_EQ(r.text(0).find("$argon2id$"), std::string::npos);
@@ -119,12 +121,13 @@ protected:
 };
 
 TEST_F(SyncAuditOnPostgres, AnUnavailableStoreMeans503NotUnauditedCalls) {
-    ASSERT_EQ(call("GET", "/v1/models", owner_key_).status, 200);  // the key is now cached
+    ASSERT_EQ(call("GET", "/v1/models", owner_key_).status, 200); // the key is now cached
     auto admin = store::open_database(service_url("CODEPILOT_TEST_PG_URL"), 1);
     ASSERT_TRUE(admin);
     const std::string name = pg_->url().substr(pg_->url().rfind('/') + 1);
     ASSERT_TRUE((*admin)->query("ALTER DATABASE " + name + " ALLOW_CONNECTIONS false"));
-    ASSERT_TRUE((*admin)->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'"));
+    ASSERT_TRUE((*admin)->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                                name + "'"));
     auto refused = call("GET", "/v1/models", owner_key_);
     EXPECT_EQ(refused.status, 503);
     EXPECT_EQ(refused.header("retry-after"), "1");
@@ -140,5 +143,5 @@ TEST_F(SyncAuditOnPostgres, AnUnavailableStoreMeans503NotUnauditedCalls) {
     EXPECT_FALSE(report->first_bad_seq) << report->problem;
 }
 
-}  // namespace
-}  // namespace codepilot::testenv
+} // namespace
+} // namespace codepilot::testenv

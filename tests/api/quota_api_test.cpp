@@ -1,10 +1,10 @@
 // Quotas and usage over HTTP: 429 with Retry-After and x-ratelimit headers, one tenant's
 // limit never touching another's, the admin API's validation, changes applied within a
 // second (also from the CLI), usage reports as JSON and CSV.
+#include "support/auth_fixture.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-
-#include "support/auth_fixture.h"
 
 namespace codepilot::testenv {
 namespace {
@@ -35,8 +35,8 @@ TEST_F(QuotaApi, OverTheLimitIs429WithRetryAfterAndRateLimitHeaders) {
     EXPECT_EQ(refused.header("x-ratelimit-remaining-requests"), "0");
     EXPECT_EQ(refused.json()["error"]["type"], "rate_limit_error");
     EXPECT_EQ(refused.json()["error"]["message"], "tenant 'acme' is over its 2 requests per minute");
-    EXPECT_EQ(complete(globex_key).status, 200);  // another tenant is unaffected
-    EXPECT_EQ(call("GET", "/v1/models", acme_key).status, 200);  // only inference is limited
+    EXPECT_EQ(complete(globex_key).status, 200);                // another tenant is unaffected
+    EXPECT_EQ(call("GET", "/v1/models", acme_key).status, 200); // only inference is limited
     auto metrics = http(port(), "GET", "/metrics").body;
     EXPECT_NE(metrics.find(R"(codepilot_quota_rejections_total{kind="requests"} 1)"), std::string::npos);
 }
@@ -45,26 +45,32 @@ TEST_F(QuotaApi, BadQuotaValuesAre400AndOtherTenantsSubjectsAre404) {
     member("acme", "dev", "developer");
     member("globex", "gus", "developer");
     std::string globex_key = key("globex", "gus");
-    for (const json& body : {json{{"rpm", -1}}, json{{"rpm", 0}}, json{{"tpm", 1e18}}, json{{"daily_tokens", "lots"}},
-                             json{{"concurrency", 2.5}}, json{{"burst", 3}}, json{{"user", "dev"}, {"key", "x"}}}) {
+    for (const json& body :
+         {json{{"rpm", -1}}, json{{"rpm", 0}}, json{{"tpm", 1e18}}, json{{"daily_tokens", "lots"}},
+          json{{"concurrency", 2.5}}, json{{"burst", 3}}, json{{"user", "dev"}, {"key", "x"}}}) {
         auto r = call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_, body);
         EXPECT_EQ(r.status, 400) << body.dump() << " " << r.body;
     }
-    EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_, {{"user", "gus"}, {"rpm", 5}}).status, 404);
+    EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_, {{"user", "gus"}, {"rpm", 5}}).status,
+              404);
     EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_,
                    {{"key", globex_key.substr(0, 12)}, {"rpm", 5}})
                   .status,
               404);
     EXPECT_EQ(call("PUT", "/admin/v1/tenants/acme/quotas", key("acme", "dev"), {{"rpm", 5}}).status, 403);
-    ASSERT_EQ(call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_, {{"user", "dev"}, {"tpm", 500}, {"concurrency", 2}}).status,
+    ASSERT_EQ(call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_,
+                   {{"user", "dev"}, {"tpm", 500}, {"concurrency", 2}})
+                  .status,
               200);
-    ASSERT_EQ(call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_, {{"user", "dev"}, {"concurrency", nullptr}}).status,
-              200);
+    ASSERT_EQ(
+        call("PUT", "/admin/v1/tenants/acme/quotas", owner_key_, {{"user", "dev"}, {"concurrency", nullptr}})
+            .status,
+        200);
     auto listed = call("GET", "/admin/v1/tenants/acme/quotas", owner_key_).json()["data"];
     ASSERT_EQ(listed.size(), 1u);
     EXPECT_EQ(listed[0]["user"], "dev");
     EXPECT_EQ(listed[0]["tpm"], 500);
-    EXPECT_TRUE(listed[0]["concurrency"].is_null());  // null removed it, tpm was kept
+    EXPECT_TRUE(listed[0]["concurrency"].is_null()); // null removed it, tpm was kept
 }
 
 TEST_F(QuotaApi, UsageIsReportedByUserModelAndDayAsJsonAndCsv) {
@@ -73,7 +79,8 @@ TEST_F(QuotaApi, UsageIsReportedByUserModelAndDayAsJsonAndCsv) {
     std::string k = key("acme", "dev");
     auto a = complete(k), b = complete(k);
     ASSERT_EQ(a.status, 200);
-    int64_t prompt = a.json()["usage"]["prompt_tokens"].get<int64_t>() + b.json()["usage"]["prompt_tokens"].get<int64_t>();
+    int64_t prompt =
+        a.json()["usage"]["prompt_tokens"].get<int64_t>() + b.json()["usage"]["prompt_tokens"].get<int64_t>();
     auto report = call("GET", "/admin/v1/usage?tenant=acme&group_by=user", key("acme", "audrey"));
     ASSERT_EQ(report.status, 200) << report.body;
     auto data = report.json()["data"];
@@ -84,11 +91,13 @@ TEST_F(QuotaApi, UsageIsReportedByUserModelAndDayAsJsonAndCsv) {
     auto csv = call("GET", "/admin/v1/usage?tenant=acme&group_by=model&format=csv", owner_key_);
     ASSERT_EQ(csv.status, 200);
     EXPECT_EQ(csv.header("content-type"), "text/csv; charset=utf-8");
-    EXPECT_EQ(csv.body.rfind("model,requests,prompt_tokens,completion_tokens,cached_tokens\ntiny,2,", 0), 0u) << csv.body;
-    EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=acme", k).status, 403);  // developers do not read usage
+    EXPECT_EQ(csv.body.rfind("model,requests,prompt_tokens,completion_tokens,cached_tokens\ntiny,2,", 0), 0u)
+        << csv.body;
+    EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=acme", k).status, 403); // developers do not read usage
     EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=globex", key("acme", "audrey")).status, 404);
     EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=acme&from=yesterday", owner_key_).status, 400);
-    EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=acme&from=2026-11-20&to=2026-11-01", owner_key_).status, 400);
+    EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=acme&from=2026-11-20&to=2026-11-01", owner_key_).status,
+              400);
     EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=acme&group_by=color", owner_key_).status, 400);
 }
 
@@ -96,11 +105,12 @@ TEST_F(QuotaApi, ALimitSetWithTheCliAppliesWithinASecond) {
     member("acme", "dev", "developer");
     std::string k = key("acme", "dev");
     ASSERT_EQ(complete(k).status, 200);
-    std::string command = std::string(CODEPILOT_BINARY) + " quota set --tenant acme --user dev --concurrency 1 --rpm 1 --data-dir " +
+    std::string command = std::string(CODEPILOT_BINARY) +
+                          " quota set --tenant acme --user dev --concurrency 1 --rpm 1 --data-dir " +
                           data_dir_.string() + " > /dev/null 2>&1";
     ASSERT_EQ(std::system(command.c_str()), 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-    EXPECT_EQ(complete(k).status, 200);  // the fresh bucket's one request
+    EXPECT_EQ(complete(k).status, 200); // the fresh bucket's one request
     EXPECT_EQ(complete(k).status, 429);
     auto bad = std::system((std::string(CODEPILOT_BINARY) + " quota set --tenant acme --rpm -3 --data-dir " +
                             data_dir_.string() + " > /dev/null 2>&1")
@@ -108,5 +118,5 @@ TEST_F(QuotaApi, ALimitSetWithTheCliAppliesWithinASecond) {
     EXPECT_EQ(WEXITSTATUS(bad), 2);
 }
 
-}  // namespace
-}  // namespace codepilot::testenv
+} // namespace
+} // namespace codepilot::testenv

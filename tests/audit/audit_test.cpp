@@ -1,14 +1,14 @@
 // The audit trail on both stores: group commits, the hash chain and every way to break it,
 // durability modes, and a store that goes away.
+#include "audit/audit.h"
+#include "store/store.h"
+#include "support/test_services.h"
+
 #include <filesystem>
 #include <future>
 #include <gtest/gtest.h>
 #include <thread>
 #include <unistd.h>
-
-#include "audit/audit.h"
-#include "store/store.h"
-#include "support/test_services.h"
 
 namespace codepilot::audit {
 namespace {
@@ -30,7 +30,8 @@ protected:
     void SetUp() override {
         if (GetParam() == store::Dialect::sqlite) {
             path_ = std::filesystem::temp_directory_path() /
-                    ("cp-audit-" + std::to_string(::getpid()) + "-" + store::IdentityStore::new_id().substr(0, 8) + ".db");
+                    ("cp-audit-" + std::to_string(::getpid()) + "-" +
+                     store::IdentityStore::new_id().substr(0, 8) + ".db");
             url_ = "sqlite://" + path_.string();
         } else {
             pg_ = std::make_unique<testenv::PostgresDatabase>();
@@ -52,11 +53,12 @@ protected:
         o.durability = d;
         AuditLog log(*db_, o, nullptr);
         for (int i = 1; i <= n; ++i) ASSERT_TRUE(log.append(call(i)));
-    }  // the destructor commits what is queued
+    } // the destructor commits what is queued
     std::string verdict() {
         auto r = verify(*db_);
         if (!r) return "error: " + r.error().message;
-        return r->first_bad_seq ? std::to_string(*r->first_bad_seq) + ": " + r->problem : "intact " + std::to_string(r->rows);
+        return r->first_bad_seq ? std::to_string(*r->first_bad_seq) + ": " + r->problem
+                                : "intact " + std::to_string(r->rows);
     }
     void sql(const std::string& statement) { ASSERT_TRUE(db_->query(statement)) << statement; }
 
@@ -73,7 +75,7 @@ TEST_P(AuditTest, ACleanShutdownCommitsEverythingInOneChain) {
     ASSERT_TRUE(rows);
     EXPECT_EQ(rows->front().integer(0), 500);
     EXPECT_EQ(rows->front().integer(2), 500);
-    write(10);  // a second process continues the same chain
+    write(10); // a second process continues the same chain
     EXPECT_EQ(verdict(), "intact 510");
 }
 
@@ -142,8 +144,11 @@ TEST_P(AuditTest, ExportWritesTheRequestedWindowAsJsonLines) {
     EXPECT_EQ(records[1]["prev_hash"], records[0]["hash"]);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, AuditTest, ::testing::Values(store::Dialect::sqlite, store::Dialect::postgresql),
-                         [](const auto& info) { return info.param == store::Dialect::sqlite ? "SQLite" : "PostgreSQL"; });
+INSTANTIATE_TEST_SUITE_P(Stores, AuditTest,
+                         ::testing::Values(store::Dialect::sqlite, store::Dialect::postgresql),
+                         [](const auto& info) {
+                             return info.param == store::Dialect::sqlite ? "SQLite" : "PostgreSQL";
+                         });
 
 // A PostgreSQL that refuses connections for a while: sync callers fail (their requests get
 // 503), batched records wait in a bounded buffer and land when it comes back.
@@ -156,10 +161,11 @@ TEST(AuditFaults, StoreAwayThenBack) {
     ASSERT_TRUE(admin);
     const std::string name = pg.url().substr(pg.url().rfind('/') + 1);
     auto cut = [&](bool away) {
-        ASSERT_TRUE((*admin)->query("ALTER DATABASE " + name + " ALLOW_CONNECTIONS " + (away ? "false" : "true")));
+        ASSERT_TRUE(
+            (*admin)->query("ALTER DATABASE " + name + " ALLOW_CONNECTIONS " + (away ? "false" : "true")));
         if (away) {
-            ASSERT_TRUE((*admin)->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
-                                        name + "'"));
+            ASSERT_TRUE((*admin)->query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'"));
         }
     };
 
@@ -172,7 +178,7 @@ TEST(AuditFaults, StoreAwayThenBack) {
         cut(true);
         int accepted = 0;
         for (int i = 1; i <= 80; ++i) accepted += log.append(call(i)) ? 1 : 0;
-        EXPECT_EQ(accepted, 50);  // bounded: the rest are refused (their requests get 503)
+        EXPECT_EQ(accepted, 50); // bounded: the rest are refused (their requests get 503)
         EXPECT_FALSE(log.accepting());
         cut(false);
         EXPECT_TRUE(log.flush(std::chrono::seconds(20)));
@@ -197,5 +203,5 @@ TEST(AuditFaults, StoreAwayThenBack) {
     cut(false);
 }
 
-}  // namespace
-}  // namespace codepilot::audit
+} // namespace
+} // namespace codepilot::audit

@@ -47,6 +47,17 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
     return pid;
 }
 
+// The owner key a first start printed in its log ("" when there is none).
+std::string owner_key_in(const std::string& log_path) {
+    std::ifstream in(log_path);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string log = text.str();
+    std::smatch key;
+    if (!std::regex_search(log, key, std::regex("cpk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}"))) return "";
+    return key.str();
+}
+
 int wait_port(const std::string& file) {
     for (int i = 0; i < 300; ++i) {
         std::ifstream in(file);
@@ -101,16 +112,12 @@ TEST(Cli, SigtermLetsInFlightRequestsFinishThenExits) {
     int port = wait_port(port_file);
     ASSERT_GT(port, 0);
     // Authentication is on by default: the first start printed the owner's key.
-    std::ifstream log_in(dir / "log");
-    std::stringstream log_text;
-    log_text << log_in.rdbuf();
-    std::smatch key;
-    std::string log_str = log_text.str();
-    ASSERT_TRUE(std::regex_search(log_str, key, std::regex("cpk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}"))) << log_str;
+    std::string key = owner_key_in((dir / "log").string());
+    ASSERT_FALSE(key.empty());
     EXPECT_EQ(http(port, "GET", "/v1/models").status, 401);
 
     SseStream stream(port, "/v1/completions", {{"prompt", "slow"}, {"max_tokens", 600}, {"stream", true}, {"ignore_eos", true}},
-                     {{"Authorization", "Bearer " + key.str()}});
+                     {{"Authorization", "Bearer " + key}});
     ASSERT_EQ(stream.status(), 200);
     ASSERT_TRUE(stream.next_event().has_value());
     ::kill(pid, SIGTERM);
@@ -142,13 +149,9 @@ TEST(Cli, KillNineUnderLoadLosesNoAuditRecordOfAnAnsweredCall) {
                       (dir / "log").string());
     int port = wait_port(port_file);
     ASSERT_GT(port, 0);
-    std::ifstream log_in(dir / "log");
-    std::stringstream log_text;
-    log_text << log_in.rdbuf();
-    std::string log_str = log_text.str();
-    std::smatch key;
-    ASSERT_TRUE(std::regex_search(log_str, key, std::regex("cpk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}")));
-    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + key.str()}};
+    std::string key = owner_key_in((dir / "log").string());
+    ASSERT_FALSE(key.empty());
+    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + key}};
 
     // Four clients call as fast as they can; the server is killed without warning meanwhile.
     std::mutex mu;

@@ -1,9 +1,9 @@
 // Quota arithmetic with a fake clock on a real (SQLite) store: every kind of limit, the
 // tightest scope winning, isolation between tenants, budgets across days, usage rows.
-#include <gtest/gtest.h>
-
 #include "quota/quota.h"
 #include "store/store.h"
+
+#include <gtest/gtest.h>
 
 namespace codepilot::quota {
 namespace {
@@ -23,7 +23,8 @@ protected:
         qs_ = std::make_unique<store::QuotaStore>(*db_);
         ledger_ = std::make_unique<QuotaLedger>(*qs_, nullptr, [this] { return now_; });
     }
-    void limit(const store::Tenant& t, const std::string& scope, const std::string& subject, store::QuotaLimits l) {
+    void limit(const store::Tenant& t, const std::string& scope, const std::string& subject,
+               store::QuotaLimits l) {
         ASSERT_TRUE(qs_->set_quota(store::QuotaRow{t.id, scope, subject, l, 0}));
         ASSERT_TRUE(ledger_->reload());
     }
@@ -36,7 +37,7 @@ protected:
         return "";
     }
 
-    int64_t now_ = 1'795'000'000'000;  // 2026-11-18T…Z
+    int64_t now_ = 1'795'000'000'000; // 2026-11-18T…Z
     std::unique_ptr<store::Database> db_;
     std::unique_ptr<store::IdentityStore> ids_;
     std::unique_ptr<store::QuotaStore> qs_;
@@ -56,7 +57,7 @@ TEST_F(QuotaLedgerTest, RequestsPerMinuteRefillOverTheMinute) {
     auto refused = ledger_->admit(dana());
     ASSERT_FALSE(refused.allowed);
     EXPECT_EQ(refused.kind, Kind::requests);
-    EXPECT_EQ(refused.retry_after_s, 20);  // one request comes back every 20 s
+    EXPECT_EQ(refused.retry_after_s, 20); // one request comes back every 20 s
     EXPECT_EQ(refused.message, "tenant 'acme' is over its 3 requests per minute");
     now_ += 20'000;
     EXPECT_TRUE(ledger_->admit(dana()).allowed);
@@ -71,9 +72,10 @@ TEST_F(QuotaLedgerTest, TheTightestScopeAppliesAndOthersAreUnaffected) {
     auto refused = ledger_->admit(dana());
     ASSERT_FALSE(refused.allowed);
     EXPECT_EQ(refused.message, "key cpk_AAAAAAAA is over its 2 requests per minute");
-    EXPECT_TRUE(ledger_->admit(dana("cpk_BBBBBBBB")).allowed);                        // another key of the tenant
-    EXPECT_TRUE(ledger_->admit(Subject{globex_.id, "globex", dana_.id, "dana", "cpk_CCCCCCCC"}).allowed);  // another tenant
-    limit(acme_, "user", dana_.id, {.rpm = 1});  // now the user's limit is the tightest (a fresh bucket)
+    EXPECT_TRUE(ledger_->admit(dana("cpk_BBBBBBBB")).allowed); // another key of the tenant
+    EXPECT_TRUE(ledger_->admit(Subject{globex_.id, "globex", dana_.id, "dana", "cpk_CCCCCCCC"})
+                    .allowed);                  // another tenant
+    limit(acme_, "user", dana_.id, {.rpm = 1}); // now the user's limit is the tightest (a fresh bucket)
     EXPECT_TRUE(ledger_->admit(dana("cpk_BBBBBBBB")).allowed);
     auto user_refused = ledger_->admit(dana("cpk_BBBBBBBB"));
     ASSERT_FALSE(user_refused.allowed);
@@ -88,7 +90,7 @@ TEST_F(QuotaLedgerTest, ConcurrencySlotsComeBackWhenACallFinishes) {
     ASSERT_FALSE(second.allowed);
     EXPECT_EQ(second.kind, Kind::concurrency);
     first.ticket->finish(10);
-    EXPECT_TRUE(ledger_->admit(dana()).allowed);  // and that ticket's destructor frees its slot too
+    EXPECT_TRUE(ledger_->admit(dana()).allowed); // and that ticket's destructor frees its slot too
     EXPECT_TRUE(ledger_->admit(dana()).allowed);
 }
 
@@ -96,11 +98,11 @@ TEST_F(QuotaLedgerTest, TokensPerMinuteAreDebitedAsTheEngineCountsThem) {
     limit(acme_, "tenant", "", {.tpm = 100});
     auto d = ledger_->admit(dana());
     ASSERT_TRUE(d.allowed);
-    d.ticket->finish(150);  // a call may overdraw; the next waits for the refill
+    d.ticket->finish(150); // a call may overdraw; the next waits for the refill
     auto refused = ledger_->admit(dana());
     ASSERT_FALSE(refused.allowed);
     EXPECT_EQ(refused.kind, Kind::tokens);
-    EXPECT_EQ(refused.retry_after_s, 31);  // 51 tokens at 100/min
+    EXPECT_EQ(refused.retry_after_s, 31); // 51 tokens at 100/min
     now_ += 31'000;
     EXPECT_TRUE(ledger_->admit(dana()).allowed);
 }
@@ -110,7 +112,8 @@ TEST_F(QuotaLedgerTest, DailyBudgetsWarnAt80PercentAndResetAtMidnight) {
     ASSERT_TRUE(qs_->add_usage({{day_of(now_), "acme", "dana", "cpk_AAAAAAAA", "m", 1, 60, 25, 0}}));
     auto warned = ledger_->admit(dana());
     ASSERT_TRUE(warned.allowed);
-    EXPECT_EQ(header(warned, "x-codepilot-budget-warning"), "daily token budget of tenant 'acme' is 85% used");
+    EXPECT_EQ(header(warned, "x-codepilot-budget-warning"),
+              "daily token budget of tenant 'acme' is 85% used");
     warned.ticket->finish(20);
     auto refused = ledger_->admit(dana());
     ASSERT_FALSE(refused.allowed);
@@ -118,7 +121,7 @@ TEST_F(QuotaLedgerTest, DailyBudgetsWarnAt80PercentAndResetAtMidnight) {
     EXPECT_EQ(refused.message, "tenant 'acme' has used its daily budget of 100 tokens");
     EXPECT_GT(refused.retry_after_s, 0);
     EXPECT_LE(refused.retry_after_s, 86'400);
-    now_ += kDay;  // a new day
+    now_ += kDay; // a new day
     EXPECT_TRUE(ledger_->admit(dana()).allowed);
     // Other tenants never see acme's budget.
     EXPECT_TRUE(ledger_->admit(Subject{globex_.id, "globex", dana_.id, "dana", ""}).allowed);
@@ -126,9 +129,10 @@ TEST_F(QuotaLedgerTest, DailyBudgetsWarnAt80PercentAndResetAtMidnight) {
 
 TEST_F(QuotaLedgerTest, MonthlyBudgetsCountEveryDayOfTheMonth) {
     limit(acme_, "user", dana_.id, {.monthly_tokens = 1000});
-    ASSERT_TRUE(qs_->add_usage({{month_of(now_) + "-01", "acme", "dana", "k", "m", 1, 600, 300, 0},
-                                {month_of(now_) + "-02", "acme", "dana", "k", "m", 1, 60, 50, 0},
-                                {month_of(now_) + "-02", "acme", "erin", "k", "m", 1, 5000, 0, 0}}));  // someone else
+    ASSERT_TRUE(
+        qs_->add_usage({{month_of(now_) + "-01", "acme", "dana", "k", "m", 1, 600, 300, 0},
+                        {month_of(now_) + "-02", "acme", "dana", "k", "m", 1, 60, 50, 0},
+                        {month_of(now_) + "-02", "acme", "erin", "k", "m", 1, 5000, 0, 0}})); // someone else
     auto refused = ledger_->admit(dana());
     ASSERT_FALSE(refused.allowed);
     EXPECT_EQ(refused.kind, Kind::monthly_tokens);
@@ -153,5 +157,5 @@ TEST_F(QuotaLedgerTest, UsageIsWrittenPerDayTenantUserKeyAndModel) {
     EXPECT_FALSE(qs_->usage("acme", "2026-01-01", "2026-12-31", "color"));
 }
 
-}  // namespace
-}  // namespace codepilot::quota
+} // namespace
+} // namespace codepilot::quota
