@@ -249,8 +249,8 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         auto decision = ctx.quotas->admit(subject_of(principal));
         for (auto& h : decision.headers) ex.response_headers.push_back(std::move(h));
         if (!decision.allowed) {
-            co_await ex.respond_error(status::too_many_requests, decision.message, {},
-                                      retry_after_seconds(decision.retry_after_s));
+            co_await ex.respond_error(decision.unavailable ? status::service_unavailable : status::too_many_requests,
+                                      decision.message, {}, retry_after_seconds(decision.retry_after_s));
             co_return false;
         }
         state->ticket = std::move(decision.ticket);

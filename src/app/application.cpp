@@ -214,6 +214,12 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     parts.audit = std::make_unique<audit::AuditLog>(*parts.database, ao, &parts.metrics);
     parts.quota_store = std::make_unique<store::QuotaStore>(*parts.database);
     parts.quotas = std::make_unique<quota::QuotaLedger>(*parts.quota_store, &parts.metrics);
+    if (!config.quota.redis_url.empty()) {
+        auto redis = quota::RedisCounters::connect(config.quota.redis_url, config.quota.redis_timeout_ms);
+        if (!redis) return redis.error();
+        parts.quotas->share_counters(std::move(*redis), config.quota.redis_failure == "open");
+        spdlog::info("quota: counters shared in Redis (fail {})", config.quota.redis_failure);
+    }
     if (auto st = parts.authenticator->load_saved_settings(); !st) return st.error();
     auto key = auth::bootstrap_owner(*parts.identities);
     if (!key) return make_error(key.error().code, "bootstrap: " + key.error().message);

@@ -114,6 +114,9 @@ std::map<std::string, Setter> setters(Config& c) {
         {"completion.current_line_after_middle", boolean(c.completion.current_line_after_middle)},
         {"store.url", string(c.store.url)},
         {"audit.durability", string(c.audit.durability)},
+        {"quota.redis_url", string(c.quota.redis_url)},
+        {"quota.redis_failure", string(c.quota.redis_failure)},
+        {"quota.redis_timeout_ms", integer(c.quota.redis_timeout_ms, 10, 10000)},
         {"audit.flush_ms", integer(c.audit.flush_ms, 1, 10000)},
         {"audit.capacity", integer(c.audit.capacity, 16, 10000000)},
         {"store.pool_size", integer(c.store.pool_size, 1, 256)},
@@ -208,6 +211,10 @@ Status validate(const Config& c) {
                    std::to_string(c.model.parallel) + "): each sequence needs at least 16 cells");
     if (c.audit.durability != "sync" && c.audit.durability != "batched" && c.audit.durability != "off")
         return bad("audit.durability must be sync, batched or off (got '" + c.audit.durability + "')");
+    if (c.quota.redis_failure != "open" && c.quota.redis_failure != "closed")
+        return bad("quota.redis_failure must be open or closed (got '" + c.quota.redis_failure + "')");
+    if (!c.quota.redis_url.empty() && c.quota.redis_url.rfind("redis://", 0) != 0)
+        return bad("quota.redis_url must start with redis://");
     if (auto st = validate_ldap(c.auth.ldap); !st) return st;
     if (auto st = validate_oidc(c.auth.oidc); !st) return st;
     return Ok{};

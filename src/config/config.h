@@ -109,6 +109,12 @@ struct AuditConfig {
     int capacity = 65536;                // records waiting; beyond it requests get 503
 };
 
+struct QuotaConfig {
+    std::string redis_url;            // redis://host:6379[/db]: counters shared by replicas; empty: in process
+    std::string redis_failure = "open";  // Redis unreachable: open (admit without limits) | closed (503)
+    int redis_timeout_ms = 200;
+};
+
 struct Config {
     std::string data_dir = "./data";
     ServerConfig server;
@@ -117,6 +123,7 @@ struct Config {
     StoreConfig store;
     AuthConfig auth;
     AuditConfig audit;
+    QuotaConfig quota;
 };
 
 // The store URL in effect: store.url, or SQLite under data_dir.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "metrics/metrics.h"
+#include "quota/redis_counters.h"
 #include "store/quota_store.h"
 
 #include <condition_variable>
@@ -37,11 +38,14 @@ private:
     friend class QuotaLedger;
     class QuotaLedger* ledger_ = nullptr;
     std::vector<std::string> scopes_; // counter keys this call holds a slot in / debits
+    std::vector<ScopeCounters> shared_scopes_; // the same, when the counters live in Redis
+    std::string day_, month_;
     bool finished_ = false;
 };
 
 struct Decision {
     bool allowed = true;
+    bool unavailable = false; // refused because the shared counters cannot be reached (503)
     Kind kind = Kind::requests; // what refused it
     std::string message;
     int64_t retry_after_s = 0;
@@ -53,6 +57,9 @@ class QuotaLedger {
 public:
     using Clock = std::function<int64_t()>; // unix milliseconds
     QuotaLedger(store::QuotaStore& store, metrics::Registry* metrics, Clock clock = {});
+    // Counters in Redis, shared by replicas. While Redis cannot be reached, calls are admitted
+    // (`fail_open`) or refused with 503, and a line is logged when that starts and ends.
+    void share_counters(std::unique_ptr<RedisCounters> redis, bool fail_open);
     ~QuotaLedger(); // writes the usage still buffered
 
     Decision admit(const Subject& subject);
@@ -88,6 +95,10 @@ private:
     Result<int64_t> budget_used(const Scope& scope, const Subject& subject, bool monthly,
                                 const std::string& period);
     void release(const std::vector<std::string>& keys, int64_t tokens);
+    Decision admit_shared(const Subject& subject, std::vector<Scope> scopes, int64_t now);
+    void release_shared(const Ticket& ticket, int64_t tokens);
+    Decision refused(Kind kind, std::string message, int64_t retry_after_s);
+    void redis_state(bool ok, const std::string& why);
     void run();
 
     store::QuotaStore& store_;
@@ -100,6 +111,9 @@ private:
     std::map<std::string, int64_t> in_flight_;
     std::map<std::string, store::UsageDelta> pending_usage_;
     std::map<std::string, double> tpm_capacity_;
+    std::unique_ptr<RedisCounters> redis_;
+    bool fail_open_ = true;
+    bool redis_ok_ = true;
     std::condition_variable wake_;
     bool stopping_ = false;
     std::thread worker_;

@@ -76,7 +76,123 @@ Ticket::~Ticket() {
 void Ticket::finish(int64_t tokens) {
     if (finished_ || !ledger_) return;
     finished_ = true;
-    ledger_->release(scopes_, tokens);
+    if (!shared_scopes_.empty()) ledger_->release_shared(*this, tokens);
+    else ledger_->release(scopes_, tokens);
+}
+
+void QuotaLedger::share_counters(std::unique_ptr<RedisCounters> redis, bool fail_open) {
+    std::lock_guard lock(mu_);
+    redis_ = std::move(redis);
+    fail_open_ = fail_open;
+}
+
+void QuotaLedger::redis_state(bool ok, const std::string& why) {
+    std::lock_guard lock(mu_);
+    if (ok == redis_ok_) return;
+    redis_ok_ = ok;
+    if (ok) spdlog::info("quota: Redis is reachable again; shared limits are enforced");
+    else
+        spdlog::error("quota: Redis unavailable ({}); inference calls are {} until it returns", why,
+                      fail_open_ ? "admitted without limits (fail open)" : "refused with 503 (fail closed)");
+}
+
+Decision QuotaLedger::refused(Kind kind, std::string message, int64_t retry_after_s) {
+    Decision d;
+    d.allowed = false;
+    d.kind = kind;
+    d.message = std::move(message);
+    d.retry_after_s = std::max<int64_t>(1, retry_after_s);
+    if (metrics_)
+        metrics_->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
+                          {{"kind", std::string(to_string(kind))}})
+            .inc();
+    return d;
+}
+
+Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> scopes, int64_t now) {
+    const std::string day = day_of(now), month = month_of(now);
+    std::vector<ScopeCounters> counters;
+    for (const auto& s : scopes) counters.push_back(ScopeCounters{s.key, s.limits});
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        auto a = redis_->admit(counters, now, day, month);
+        if (!a) {
+            redis_state(false, a.error().message);
+            if (fail_open_) return Decision{};
+            Decision d;
+            d.allowed = false;
+            d.unavailable = true;
+            d.message = "quota counters are unavailable; try again shortly";
+            d.retry_after_s = 1;
+            return d;
+        }
+        redis_state(true, "");
+        if (a->budget_missing) {  // first call of the period anywhere: start from the usage rows
+            const auto& s = scopes[*a->budget_missing];
+            const std::string& period = a->monthly_missing ? month : day;
+            Result<int64_t> used = int64_t{0};
+            {
+                std::lock_guard lock(mu_);
+                used = budget_used(s, subject, a->monthly_missing, period);
+            }
+            if (!used) return Decision{};  // cannot tell: admitted, as without budgets
+            (void)redis_->init_budget(s.key, a->monthly_missing, period, *used);
+            continue;
+        }
+        if (!a->allowed) {
+            const auto& s = scopes[a->refused_scope];
+            if (a->kind == "concurrency")
+                return refused(Kind::concurrency,
+                               s.label + " already has " + std::to_string(*s.limits.concurrency) +
+                                   " requests running (its limit)",
+                               1);
+            if (a->kind == "requests")
+                return refused(Kind::requests,
+                               s.label + " is over its " + std::to_string(*s.limits.rpm) + " requests per minute",
+                               (a->retry_after_ms + 999) / 1000);
+            if (a->kind == "tokens")
+                return refused(Kind::tokens,
+                               s.label + " is over its " + std::to_string(*s.limits.tpm) + " tokens per minute",
+                               (a->retry_after_ms + 999) / 1000);
+            const bool monthly = a->kind == "monthly_tokens";
+            return refused(monthly ? Kind::monthly_tokens : Kind::daily_tokens,
+                           s.label + " has used its " + (monthly ? "monthly" : "daily") + " budget of " +
+                               std::to_string(monthly ? *s.limits.monthly_tokens : *s.limits.daily_tokens) + " tokens",
+                           monthly ? seconds_to_next_month(now) : seconds_to_next_day(now));
+        }
+        Decision d;
+        auto ticket = std::make_shared<Ticket>();
+        ticket->ledger_ = this;
+        ticket->shared_scopes_ = std::move(counters);
+        ticket->day_ = day;
+        ticket->month_ = month;
+        std::optional<size_t> rpm_at, tpm_at;  // headers for the tightest request and token limits
+        for (size_t i = 0; i < a->levels.size() && i < scopes.size(); ++i) {
+            if (scopes[i].limits.rpm && (!rpm_at || a->levels[i].first < a->levels[*rpm_at].first)) rpm_at = i;
+            if (scopes[i].limits.tpm && (!tpm_at || a->levels[i].second < a->levels[*tpm_at].second)) tpm_at = i;
+        }
+        if (rpm_at) {
+            double cap = static_cast<double>(*scopes[*rpm_at].limits.rpm), left = a->levels[*rpm_at].first - 1;
+            d.headers.emplace_back("x-ratelimit-limit-requests", std::to_string(*scopes[*rpm_at].limits.rpm));
+            d.headers.emplace_back("x-ratelimit-remaining-requests",
+                                   std::to_string(static_cast<int64_t>(std::max(0.0, left))));
+            d.headers.emplace_back("x-ratelimit-reset-requests", duration_text((cap - left) / (cap / 60.0)));
+        }
+        if (tpm_at) {
+            double cap = static_cast<double>(*scopes[*tpm_at].limits.tpm), left = a->levels[*tpm_at].second;
+            d.headers.emplace_back("x-ratelimit-limit-tokens", std::to_string(*scopes[*tpm_at].limits.tpm));
+            d.headers.emplace_back("x-ratelimit-remaining-tokens",
+                                   std::to_string(static_cast<int64_t>(std::max(0.0, left))));
+            d.headers.emplace_back("x-ratelimit-reset-tokens", duration_text((cap - left) / (cap / 60.0)));
+        }
+        d.ticket = std::move(ticket);
+        return d;
+    }
+    return Decision{};  // budget counters kept vanishing (expiry races): admit rather than loop
+}
+
+void QuotaLedger::release_shared(const Ticket& ticket, int64_t tokens) {
+    auto st = redis_->release(ticket.shared_scopes_, clock_(), tokens, ticket.day_, ticket.month_);
+    redis_state(st.ok(), st ? "" : st.error().message);
 }
 
 QuotaLedger::QuotaLedger(store::QuotaStore& store, metrics::Registry* metrics, Clock clock)
@@ -206,6 +322,15 @@ Result<int64_t> QuotaLedger::budget_used(const Scope& scope, const Subject& subj
 
 Decision QuotaLedger::admit(const Subject& subject) {
     const int64_t now = clock_();
+    if (redis_) {
+        std::vector<Scope> shared_scopes;
+        {
+            std::lock_guard lock(mu_);
+            shared_scopes = scopes_for(subject);
+        }
+        if (shared_scopes.empty()) return Decision{};
+        return admit_shared(subject, std::move(shared_scopes), now);
+    }
     Decision d;
     std::lock_guard lock(mu_);
     auto scopes = scopes_for(subject);

@@ -1,0 +1,221 @@
+#include "quota/redis_counters.h"
+
+#include <chrono>
+#include <hiredis/hiredis.h>
+#include <regex>
+
+#include "core/clock.h"
+
+namespace codepilot::quota {
+namespace {
+
+// Per scope: KEYS requests-bucket, tokens-bucket, concurrency, daily, monthly;
+// ARGV (after now): rpm, tpm, concurrency, daily, monthly (0: no limit).
+constexpr const char* kAdmit = R"lua(
+local now = tonumber(ARGV[1])
+local n = #KEYS / 5
+local function level(key, cap)
+  local v = redis.call('HMGET', key, 't', 'at')
+  local t, at = tonumber(v[1]), tonumber(v[2])
+  if t == nil then return cap end
+  return math.min(cap, t + (now - at) * cap / 60000)
+end
+local rl, tl = {}, {}
+for i = 0, n - 1 do
+  local k, a = i * 5, 1 + i * 5
+  local rpm, tpm, conc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local dl, ml = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  if conc > 0 and tonumber(redis.call('GET', KEYS[k + 3]) or '0') >= conc then return {0, i, 'concurrency', 1000} end
+  if rpm > 0 then
+    rl[i] = level(KEYS[k + 1], rpm)
+    if rl[i] < 1 then return {0, i, 'requests', math.ceil((1 - rl[i]) * 60000 / rpm)} end
+  end
+  if tpm > 0 then
+    tl[i] = level(KEYS[k + 2], tpm)
+    if tl[i] <= 0 then return {0, i, 'tokens', math.ceil((1 - tl[i]) * 60000 / tpm)} end
+  end
+  for j, lim in ipairs({dl, ml}) do
+    if lim > 0 then
+      local used = redis.call('GET', KEYS[k + 3 + j])
+      if not used then return {2, i, j == 1 and 'daily_tokens' or 'monthly_tokens', 0} end
+      if tonumber(used) >= lim then return {0, i, j == 1 and 'daily_tokens' or 'monthly_tokens', 0} end
+    end
+  end
+end
+local out = {1, -1, '', 0}
+for i = 0, n - 1 do
+  local k, a = i * 5, 1 + i * 5
+  if tonumber(ARGV[a + 1]) > 0 then
+    redis.call('HSET', KEYS[k + 1], 't', rl[i] - 1, 'at', now)
+    redis.call('PEXPIRE', KEYS[k + 1], 120000)
+  end
+  if tonumber(ARGV[a + 2]) > 0 then
+    redis.call('HSET', KEYS[k + 2], 't', tl[i], 'at', now)
+    redis.call('PEXPIRE', KEYS[k + 2], 120000)
+  end
+  redis.call('INCR', KEYS[k + 3])
+  redis.call('PEXPIRE', KEYS[k + 3], 600000)
+  table.insert(out, tostring(rl[i] or -1))
+  table.insert(out, tostring(tl[i] or -1))
+end
+return out
+)lua";
+
+// Per scope: KEYS tokens-bucket, concurrency, daily, monthly; ARGV now, tokens, then tpm per scope.
+constexpr const char* kRelease = R"lua(
+local now, tokens = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 0, #KEYS / 4 - 1 do
+  local k, tpm = i * 4, tonumber(ARGV[3 + i])
+  if tonumber(redis.call('GET', KEYS[k + 2]) or '0') > 0 then redis.call('DECR', KEYS[k + 2]) end
+  if tokens > 0 then
+    if tpm > 0 then
+      local v = redis.call('HMGET', KEYS[k + 1], 't', 'at')
+      local t, at = tonumber(v[1]), tonumber(v[2])
+      if t == nil then t, at = tpm, now end
+      t = math.min(tpm, t + (now - at) * tpm / 60000) - tokens
+      redis.call('HSET', KEYS[k + 1], 't', t, 'at', now)
+      redis.call('PEXPIRE', KEYS[k + 1], 120000)
+    end
+    for j = 3, 4 do
+      if redis.call('EXISTS', KEYS[k + j]) == 1 then redis.call('INCRBY', KEYS[k + j], tokens) end
+    end
+  end
+end
+return 1
+)lua";
+
+std::string lim(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : "0"; }
+
+struct ReplyGuard {
+    redisReply* r;
+    ~ReplyGuard() {
+        if (r) freeReplyObject(r);
+    }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RedisCounters>> RedisCounters::connect(const std::string& url, int timeout_ms) {
+    static const std::regex pattern(R"(^redis://([^/:]+)(?::(\d+))?(?:/(\d+))?$)");
+    std::smatch m;
+    if (!std::regex_match(url, m, pattern))
+        return make_error(ErrorCode::invalid_argument, "quota.redis_url must look like redis://host:6379[/db] (got '" + url + "')");
+    auto counters = std::unique_ptr<RedisCounters>(new RedisCounters(
+        m[1], m[2].matched ? std::stoi(m[2]) : 6379, m[3].matched ? std::stoi(m[3]) : 0, timeout_ms));
+    (void)counters->ensure_connected();  // not fatal: the failure mode decides per call
+    return counters;
+}
+
+RedisCounters::RedisCounters(std::string host, int port, int db, int timeout_ms)
+    : host_(std::move(host)), port_(port), db_(db), timeout_ms_(timeout_ms) {}
+
+RedisCounters::~RedisCounters() {
+    if (ctx_) redisFree(ctx_);
+}
+
+Status RedisCounters::ensure_connected() {
+    if (ctx_ && !ctx_->err) return Ok{};
+    const int64_t now = unix_millis();
+    if (now < retry_at_ms_) return make_error(ErrorCode::unavailable, "redis unavailable (reconnecting)");
+    if (ctx_) redisFree(ctx_);
+    timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
+    ctx_ = redisConnectWithTimeout(host_.c_str(), port_, tv);
+    if (!ctx_ || ctx_->err) {
+        std::string why = ctx_ ? ctx_->errstr : "out of memory";
+        if (ctx_) redisFree(ctx_);
+        ctx_ = nullptr;
+        retry_at_ms_ = now + 500;  // do not stall every request on a dead server
+        return make_error(ErrorCode::unavailable, "redis " + host_ + ":" + std::to_string(port_) + ": " + why);
+    }
+    redisSetTimeout(ctx_, tv);
+    if (db_ != 0) {
+        ReplyGuard g{static_cast<redisReply*>(redisCommand(ctx_, "SELECT %d", db_))};
+        if (!g.r || g.r->type == REDIS_REPLY_ERROR) return make_error(ErrorCode::unavailable, "redis: SELECT failed");
+    }
+    return Ok{};
+}
+
+Result<void*> RedisCounters::command(const std::vector<std::string>& args) {
+    if (auto st = ensure_connected(); !st) return st.error();
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    auto* reply = static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (!reply) {
+        std::string why = ctx_->errstr;
+        redisFree(ctx_);
+        ctx_ = nullptr;
+        return make_error(ErrorCode::unavailable, "redis: " + why);
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        std::string why(reply->str, reply->len);
+        freeReplyObject(reply);
+        return make_error(ErrorCode::internal, "redis: " + why);
+    }
+    return static_cast<void*>(reply);
+}
+
+Result<SharedAdmission> RedisCounters::admit(const std::vector<ScopeCounters>& scopes, int64_t now_ms,
+                                             const std::string& day, const std::string& month) {
+    std::vector<std::string> args{"EVAL", kAdmit, std::to_string(scopes.size() * 5)};
+    for (const auto& s : scopes)
+        for (const std::string& k : {"cp:r:" + s.key, "cp:t:" + s.key, "cp:c:" + s.key, "cp:d:" + s.key + ":" + day,
+                                     "cp:m:" + s.key + ":" + month})
+            args.push_back(k);
+    args.push_back(std::to_string(now_ms));
+    for (const auto& s : scopes)
+        for (const auto& v : {s.limits.rpm, s.limits.tpm, s.limits.concurrency, s.limits.daily_tokens, s.limits.monthly_tokens})
+            args.push_back(lim(v));
+    std::lock_guard lock(mu_);
+    auto raw = command(args);
+    if (!raw) return raw.error();
+    ReplyGuard g{static_cast<redisReply*>(*raw)};
+    auto* r = g.r;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4) return make_error(ErrorCode::internal, "redis: unexpected reply");
+    SharedAdmission a;
+    const long long state = r->element[0]->integer;
+    a.refused_scope = static_cast<size_t>(std::max<long long>(0, r->element[1]->integer));
+    a.kind = r->element[2]->type == REDIS_REPLY_STRING ? std::string(r->element[2]->str, r->element[2]->len) : "";
+    a.retry_after_ms = r->element[3]->integer;
+    if (state == 2) {
+        a.budget_missing = a.refused_scope;
+        a.monthly_missing = a.kind == "monthly_tokens";
+        return a;
+    }
+    a.allowed = state == 1;
+    for (size_t i = 4; i + 1 < r->elements; i += 2)
+        a.levels.emplace_back(std::stod(std::string(r->element[i]->str, r->element[i]->len)),
+                              std::stod(std::string(r->element[i + 1]->str, r->element[i + 1]->len)));
+    return a;
+}
+
+Status RedisCounters::release(const std::vector<ScopeCounters>& scopes, int64_t now_ms, int64_t tokens,
+                              const std::string& day, const std::string& month) {
+    if (scopes.empty()) return Ok{};
+    std::vector<std::string> args{"EVAL", kRelease, std::to_string(scopes.size() * 4)};
+    for (const auto& s : scopes)
+        for (const std::string& k : {"cp:t:" + s.key, "cp:c:" + s.key, "cp:d:" + s.key + ":" + day, "cp:m:" + s.key + ":" + month})
+            args.push_back(k);
+    args.push_back(std::to_string(now_ms));
+    args.push_back(std::to_string(tokens));
+    for (const auto& s : scopes) args.push_back(lim(s.limits.tpm));
+    std::lock_guard lock(mu_);
+    auto raw = command(args);
+    if (!raw) return raw.error();
+    freeReplyObject(static_cast<redisReply*>(*raw));
+    return Ok{};
+}
+
+Status RedisCounters::init_budget(const std::string& key, bool monthly, const std::string& period, int64_t used) {
+    std::string k = (monthly ? "cp:m:" : "cp:d:") + key + ":" + period;
+    std::lock_guard lock(mu_);
+    auto raw = command({"SET", k, std::to_string(used), "NX", "EX", monthly ? "3000000" : "100000"});
+    if (!raw) return raw.error();
+    freeReplyObject(static_cast<redisReply*>(*raw));
+    return Ok{};
+}
+
+}  // namespace codepilot::quota
