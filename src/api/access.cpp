@@ -83,6 +83,10 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
     r.cached_tokens = ex.usage.cached_tokens;
     r.latency_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    if (ctx.audit->prompt_storage() != audit::PromptStorage::none && is_inference(rule)) {
+        r.prompt = ex.request().body();  // the request as sent; cut, redacted or sealed by the writer
+        r.completion = ex.usage.completion_text;
+    }
     return r;
 }
 

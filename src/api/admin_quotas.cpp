@@ -140,45 +140,87 @@ std::string csv_field(const std::string& s) {
     return out + "\"";
 }
 
-Reply usage(ApiContext& ctx, const Exchange& ex) {
-    const std::string tenant = ex.query_param("tenant");
-    auto access = ctx.auth->access_in(caller_of(ex), tenant);
-    if (!access) return reply_error(access.error());
-    if (!*access)
-        return reply_error(make_error(ErrorCode::not_found, "tenant '" + tenant + "' not found", "tenant"));
+// The report's tenant (admitted by the gate), days and grouping from the query string.
+struct ReportQuery {
+    std::string tenant, from, to, group_by;
+    bool csv = false;
+};
+
+Result<ReportQuery> report_query(const Exchange& ex) {
+    ReportQuery q;
+    q.tenant = ex.query_param("tenant");
     const int64_t now_ms = unix_millis();
     std::string from_text = ex.query_param("from"), to_text = ex.query_param("to");
-    auto from = from_text.empty() ? std::optional<std::string>(quota::month_of(now_ms) + "-01")
-                                  : day_param(from_text);
+    auto from = from_text.empty() ? std::optional<std::string>(quota::month_of(now_ms) + "-01") : day_param(from_text);
     auto to = to_text.empty() ? std::optional<std::string>(quota::day_of(now_ms)) : day_param(to_text);
-    if (!from) return reply_error(field_error("from", "must be a day like 2026-11-01"));
-    if (!to) return reply_error(field_error("to", "must be a day like 2026-11-30"));
-    if (*to < *from) return reply_error(field_error("to", "is before 'from'"));
-    std::string group_by = ex.query_param("group_by");
-    if (group_by.empty()) group_by = "day";
-    if (ctx.quotas) (void)ctx.quotas->flush_usage(); // include what this server has not written yet
+    if (!from) return field_error("from", "must be a day like 2026-11-01");
+    if (!to) return field_error("to", "must be a day like 2026-11-30");
+    if (*to < *from) return field_error("to", "is before 'from'");
+    q.from = *from;
+    q.to = *to;
+    q.group_by = ex.query_param("group_by");
+    if (q.group_by.empty()) q.group_by = "day";
+    q.csv = ex.query_param("format") == "csv";
+    return q;
+}
+
+Reply csv_reply(std::string csv) {
+    Reply r{status::ok, std::move(csv), {}};
+    r.headers.emplace_back("Content-Type", "text/csv; charset=utf-8");
+    return r;
+}
+
+Reply usage(ApiContext& ctx, const Exchange& ex) {
+    auto q = report_query(ex);
+    if (!q) return reply_error(q.error());
+    if (ctx.quotas) (void)ctx.quotas->flush_usage();  // include what this server has not written yet
     store::QuotaStore qs(ctx.auth->store().database());
-    auto totals = qs.usage(tenant, *from, *to, group_by);
+    auto totals = qs.usage(q->tenant, q->from, q->to, q->group_by);
     if (!totals) return reply_error(totals.error());
-    if (ex.query_param("format") == "csv") {
-        std::string csv = group_by + ",requests,prompt_tokens,completion_tokens,cached_tokens\n";
+    if (q->csv) {
+        std::string csv = q->group_by + ",requests,prompt_tokens,completion_tokens,cached_tokens\n";
         for (const auto& t : *totals)
-            csv += csv_field(t.group) + "," + std::to_string(t.requests) + "," +
-                   std::to_string(t.prompt_tokens) + "," + std::to_string(t.completion_tokens) + "," +
-                   std::to_string(t.cached_tokens) + "\n";
-        Reply r{status::ok, std::move(csv), {}};
-        r.headers.emplace_back("Content-Type", "text/csv; charset=utf-8");
-        return r;
+            csv += csv_field(t.group) + "," + std::to_string(t.requests) + "," + std::to_string(t.prompt_tokens) + "," +
+                   std::to_string(t.completion_tokens) + "," + std::to_string(t.cached_tokens) + "\n";
+        return csv_reply(std::move(csv));
     }
     json data = json::array();
     for (const auto& t : *totals)
-        data.push_back(json{{group_by, t.group},
+        data.push_back(json{{q->group_by, t.group},
                             {"requests", t.requests},
                             {"prompt_tokens", t.prompt_tokens},
                             {"completion_tokens", t.completion_tokens},
                             {"cached_tokens", t.cached_tokens}});
-    return reply(
-        json{{"tenant", tenant}, {"from", *from}, {"to", *to}, {"group_by", group_by}, {"data", data}});
+    return reply(json{{"tenant", q->tenant}, {"from", q->from}, {"to", q->to}, {"group_by", q->group_by}, {"data", data}});
+}
+
+Reply events(ApiContext& ctx, const Exchange& ex) {
+    auto q = report_query(ex);
+    if (!q) return reply_error(q.error());
+    if (ctx.quotas) (void)ctx.quotas->flush_usage();
+    store::QuotaStore qs(ctx.auth->store().database());
+    auto totals = qs.events(q->tenant, q->from, q->to, q->group_by);
+    if (!totals) return reply_error(totals.error());
+    auto rate = [](const store::EventTotal& t) {
+        return t.views > 0 ? static_cast<double>(t.selects + t.line_selects) / static_cast<double>(t.views) : 0.0;
+    };
+    if (q->csv) {
+        std::string csv = q->group_by + ",views,selects,line_selects,dismisses,acceptance_rate\n";
+        for (const auto& t : *totals)
+            csv += csv_field(t.group) + "," + std::to_string(t.views) + "," + std::to_string(t.selects) + "," +
+                   std::to_string(t.line_selects) + "," + std::to_string(t.dismisses) + "," + std::to_string(rate(t)) +
+                   "\n";
+        return csv_reply(std::move(csv));
+    }
+    json data = json::array();
+    for (const auto& t : *totals)
+        data.push_back(json{{q->group_by, t.group},
+                            {"views", t.views},
+                            {"selects", t.selects},
+                            {"line_selects", t.line_selects},
+                            {"dismisses", t.dismisses},
+                            {"acceptance_rate", rate(t)}});
+    return reply(json{{"tenant", q->tenant}, {"from", q->from}, {"to", q->to}, {"group_by", q->group_by}, {"data", data}});
 }
 
 } // namespace
@@ -187,6 +229,7 @@ void register_admin_quota_routes(server::Router& router, std::shared_ptr<ApiCont
     add_route(router, verb::get, "/admin/v1/tenants/{tenant}/quotas", context, send_reply<get_quotas>);
     add_route(router, verb::put, "/admin/v1/tenants/{tenant}/quotas", context, send_reply<put_quotas>);
     add_route(router, verb::get, "/admin/v1/usage", context, send_reply<usage>);
+    add_route(router, verb::get, "/admin/v1/usage/events", context, send_reply<events>);
 }
 
 } // namespace codepilot::api

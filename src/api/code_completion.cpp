@@ -100,8 +100,9 @@ std::optional<std::string> CompletionService::language_of(const std::string& id)
     return it->second->second;
 }
 
-Status CompletionService::record_event(const std::string& type, const std::string& completion_id, int choice_index,
-                                       bool line_select) {
+Result<std::pair<std::string, std::string>> CompletionService::record_event(const std::string& type,
+                                                                          const std::string& completion_id,
+                                                                          int choice_index, bool line_select) {
     if (type != "view" && type != "select" && type != "dismiss")
         return make_error(ErrorCode::invalid_argument, "'type' must be view, select or dismiss (got '" + type + "')", "type");
     if (completion_id.empty()) return make_error(ErrorCode::invalid_argument, "'completion_id' is required", "completion_id");
@@ -116,7 +117,7 @@ Status CompletionService::record_event(const std::string& type, const std::strin
                  "Completion acceptance events from clients (view, select, select_line, dismiss)",
                  {{"model", model_id_}, {"language", *language}, {"type", kind}})
         .inc();
-    return Ok{};
+    return std::make_pair(kind, *language);
 }
 
 server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complete(server::Exchange& exchange,

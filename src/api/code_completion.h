@@ -77,7 +77,9 @@ public:
                                                                    CodeCompletionRequest request);
 
     // Acceptance telemetry from /v1/events; errors for unknown ids and types.
-    Status record_event(const std::string& type, const std::string& completion_id, int choice_index, bool line_select);
+    // Returns the kind recorded (view, select, select_line, dismiss) and the completion's language.
+    Result<std::pair<std::string, std::string>> record_event(const std::string& type, const std::string& completion_id,
+                                                             int choice_index, bool line_select);
 
 private:
     void remember(const std::string& id, const std::string& language);

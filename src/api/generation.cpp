@@ -17,6 +17,8 @@ void record_usage(server::Exchange& exchange, const std::vector<Outcome>& outcom
         t.first_token_ms = o.usage.completion_tokens > 0 ? o.timings.first_token_ms : 0;
         if (o.usage.completion_tokens > 1) t.inter_token_ms = o.timings.generation_ms / (o.usage.completion_tokens - 1);
         exchange.usage.generations.push_back(t);
+        if (!exchange.usage.completion_text.empty()) exchange.usage.completion_text += "\n";
+        exchange.usage.completion_text += o.text;
     }
 }
 

@@ -91,6 +91,10 @@ awaitable<void> events(Exchange& ex, ApiContext& ctx) {
     bool line = ex.query_param("select_kind") == "line";
     auto st = ctx.completions->record_event(*type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
     if (!st) co_return co_await respond_error(ex, st.error());
+    const auto& p = caller_of(ex);
+    if (ctx.quotas && !p.tenant_id.empty())  // rolled up with usage: acceptance per tenant, user, model, language
+        ctx.quotas->account_event(quota::Subject{p.tenant_id, p.tenant_name, p.user_id, p.username, p.key_prefix},
+                                  ctx.model_id, st->second, st->first);
     co_await ex.respond(status::ok, "{}");
 }
 

@@ -211,6 +211,12 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     ao.durability = *audit::parse_durability(config.audit.durability);
     ao.flush_ms = config.audit.flush_ms;
     ao.capacity = static_cast<size_t>(config.audit.capacity);
+    ao.prompts.storage = *audit::parse_prompt_storage(config.audit.store_prompts);
+    if (ao.prompts.storage == audit::PromptStorage::encrypted) {
+        auto keys = audit::load_prompt_keys(config.audit.key_file);
+        if (!keys) return keys.error();
+        ao.prompts.keys = std::move(*keys);
+    }
     parts.audit = std::make_unique<audit::AuditLog>(*parts.database, ao, &parts.metrics);
     parts.quota_store = std::make_unique<store::QuotaStore>(*parts.database);
     parts.quotas = std::make_unique<quota::QuotaLedger>(*parts.quota_store, &parts.metrics);

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -30,18 +31,43 @@ struct Record {
     std::string method, route, model;
     int status = 0;
     int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0, latency_ms = 0;
+    std::string prompt, completion;  // raw; stored only as the prompt policy says (never by default)
     // admin changes (secrets masked by the caller)
     std::string action, object;
     nlohmann::json before, after;
 };
 
+// What becomes of prompts and completions: nothing (default), kept with secrets masked, or
+// kept encrypted with AES-256-GCM under a key from a file or the environment.
+enum class PromptStorage { none, redacted, encrypted };
+std::optional<PromptStorage> parse_prompt_storage(std::string_view text);
+
+// Encryption keys: "id:base64(32 bytes)" one per line (or ';'-separated in the environment);
+// the first seals new records, all of them open old ones (rotation: put the new key first).
+struct PromptKeys {
+    std::string current;
+    std::map<std::string, std::string> keys;  // id → 32 raw bytes
+};
+Result<PromptKeys> parse_prompt_keys(const std::string& text);
+Result<PromptKeys> load_prompt_keys(const std::string& file, const char* env_var = "CODEPILOT_AUDIT_KEYS");
+// "aes256gcm:<key id>:<base64url(nonce | ciphertext | tag)>"
+std::string seal(const PromptKeys& keys, std::string_view plain);
+Result<std::string> open_sealed(const PromptKeys& keys, std::string_view sealed);
+
+struct PromptPolicy {
+    PromptStorage storage = PromptStorage::none;
+    PromptKeys keys;                 // encrypted
+    size_t max_bytes = 64 * 1024;    // longer texts are cut (and marked) before redaction or sealing
+};
+
 // Canonical JSON (sorted keys, no whitespace): what is stored and hashed.
-std::string canonical_body(const Record& r);
+std::string canonical_body(const Record& r, const PromptPolicy& policy = {});
 
 enum class Durability { off, sync, batched };
 std::optional<Durability> parse_durability(std::string_view text);
 
 struct Options {
+    PromptPolicy prompts;
     Durability durability = Durability::batched;
     int flush_ms = 100;      // batched: the longest a record waits for its commit
     size_t capacity = 65536; // records waiting; beyond it new requests are refused (503)
@@ -53,6 +79,7 @@ public:
     ~AuditLog(); // commits everything still queued
 
     Durability durability() const { return options_.durability; }
+    PromptStorage prompt_storage() const { return options_.prompts.storage; }
     // Whether a new record would fit (callers answer 503 before doing work when not).
     bool accepting() const;
     // Queues a record. `committed` (optional) is called from the writer thread once the
@@ -66,7 +93,7 @@ public:
 private:
     void run();
     struct Pending {
-        store::AuditEntry entry;
+        Record record;  // the body is built on the writer thread, off the request path
         std::function<void(Status)> committed;
     };
     store::AuditStore store_;
@@ -90,7 +117,9 @@ struct VerifyReport {
 };
 // Walks the whole chain: every row's link, its sequence number, and the head.
 Result<VerifyReport> verify(store::Database& db);
-// JSON lines (the record plus seq and hash) with from_ms <= time < to_ms.
-Result<int64_t> export_jsonl(store::Database& db, int64_t from_ms, int64_t to_ms, std::ostream& out);
+// JSON lines (the record plus seq and hash) with from_ms <= time < to_ms; with `keys`,
+// encrypted prompts and completions are opened.
+Result<int64_t> export_jsonl(store::Database& db, int64_t from_ms, int64_t to_ms, std::ostream& out,
+                             const PromptKeys* keys = nullptr);
 
 } // namespace codepilot::audit

@@ -42,11 +42,10 @@ bool AuditLog::append(Record record, std::function<void(Status)> committed) {
         if (committed) committed(Ok{});
         return true;
     }
-    store::AuditEntry entry{record.at_ms, record.kind, record.tenant, canonical_body(record)};
     {
         std::lock_guard lock(mu_);
         if (queue_.size() + in_flight_ >= options_.capacity) return false;
-        queue_.push_back(Pending{std::move(entry), std::move(committed)});
+        queue_.push_back(Pending{std::move(record), std::move(committed)});
         // sync: commit now (with whatever else is queued); batched: within flush_ms
         if (options_.durability == Durability::sync) urgent_ = true;
     }
@@ -81,7 +80,9 @@ void AuditLog::run() {
         }
         std::vector<store::AuditEntry> entries;
         entries.reserve(batch.size());
-        for (const auto& p : batch) entries.push_back(p.entry);
+        for (const auto& p : batch)
+            entries.push_back(store::AuditEntry{p.record.at_ms, p.record.kind, p.record.tenant,
+                                                canonical_body(p.record, options_.prompts)});
         auto started = std::chrono::steady_clock::now();
         auto appended = store_.append(entries);
         if (write_seconds_)

@@ -1,8 +1,34 @@
 #include "audit/audit.h"
+#include "guard/guard.h"
 
 namespace codepilot::audit {
 
-std::string canonical_body(const Record& r) {
+namespace {
+
+// The text as the policy keeps it: cut at max_bytes (on a UTF-8 boundary), then redacted or sealed.
+nlohmann::json kept_text(const std::string& text, const PromptPolicy& policy) {
+    std::string cut = text;
+    bool truncated = false;
+    if (cut.size() > policy.max_bytes) {
+        size_t at = policy.max_bytes;
+        while (at > 0 && (static_cast<unsigned char>(cut[at]) & 0xC0) == 0x80) --at;
+        cut.resize(at);
+        truncated = true;
+    }
+    nlohmann::json out;
+    if (policy.storage == PromptStorage::redacted) {
+        auto r = guard::redact_secrets(cut);
+        out = {{"text", r.text}, {"secrets_redacted", r.secrets}};
+    } else {
+        out = {{"sealed", seal(policy.keys, cut)}};
+    }
+    if (truncated) out["truncated_from_bytes"] = text.size();
+    return out;
+}
+
+}  // namespace
+
+std::string canonical_body(const Record& r, const PromptPolicy& policy) {
     nlohmann::json j; // object keys are kept sorted: the dump is canonical
     j["kind"] = r.kind;
     j["at_ms"] = r.at_ms;
@@ -22,6 +48,10 @@ std::string canonical_body(const Record& r) {
         j["completion_tokens"] = r.completion_tokens;
         j["cached_tokens"] = r.cached_tokens;
         j["latency_ms"] = r.latency_ms;
+        if (policy.storage != PromptStorage::none && (!r.prompt.empty() || !r.completion.empty())) {
+            j["prompt"] = kept_text(r.prompt, policy);
+            j["completion"] = kept_text(r.completion, policy);
+        }
     } else {
         j["action"] = r.action;
         j["object"] = r.object;

@@ -49,12 +49,20 @@ Result<VerifyReport> verify(store::Database& db) {
     return report;
 }
 
-Result<int64_t> export_jsonl(store::Database& db, int64_t from_ms, int64_t to_ms, std::ostream& out) {
+Result<int64_t> export_jsonl(store::Database& db, int64_t from_ms, int64_t to_ms, std::ostream& out,
+                             const PromptKeys* keys) {
     store::AuditStore audit(db);
     int64_t n = 0;
     auto st = audit.scan(from_ms, to_ms, [&](const store::AuditRow& row) -> Status {
         auto body = nlohmann::json::parse(row.body, nullptr, false);
         if (body.is_discarded()) body = nlohmann::json{{"unparsable_body", row.body}};
+        if (keys)
+            for (const char* field : {"prompt", "completion"})
+                if (body.contains(field) && body[field].contains("sealed")) {
+                    auto plain = open_sealed(*keys, body[field]["sealed"].get<std::string>());
+                    body[field]["text"] = plain ? nlohmann::json(*plain) : nlohmann::json(nullptr);
+                    if (!plain) body[field]["error"] = plain.error().message;
+                }
         body["seq"] = row.seq;
         body["hash"] = row.hash;
         body["prev_hash"] = row.prev_hash;

@@ -170,6 +170,7 @@ const std::vector<RouteRule>& route_rules() {
         {"GET", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::tenant_read, "tenant"},
         {"PUT", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::quotas_write, "tenant"},
         {"GET", "/admin/v1/usage", A::permission, P::usage_read, "tenant"},
+        {"GET", "/admin/v1/usage/events", A::permission, P::usage_read, "tenant"},
         {"GET", "/admin/v1/tenants", A::authenticated}, // lists only what the caller may see
         {"POST", "/admin/v1/tenants", A::permission, P::server_admin},
         {"GET", "/admin/v1/tenants/{tenant}", A::permission, P::tenant_read, "tenant"},

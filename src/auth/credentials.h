@@ -6,12 +6,14 @@
 #include <string>
 #include <string_view>
 
+#include "core/base64.h"
+
 namespace codepilot::auth {
 
 std::string random_token(size_t chars); // [A-Za-z0-9], from OpenSSL's CSPRNG
 std::string sha256_hex(std::string_view data);
-std::string base64url_encode(std::string_view data);
-std::optional<std::string> base64url_decode(std::string_view text);
+using codepilot::base64url_decode;
+using codepilot::base64url_encode;
 bool constant_time_equal(std::string_view a, std::string_view b);
 
 struct NewApiKey {

@@ -404,7 +404,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     });
 
     struct AuditArgs {
-        std::string from, to, output;
+        std::string from, to, output, key_file;
+        bool decrypt = false;
     };
     auto aa = std::make_shared<AuditArgs>();
     auto* audit_cmd = app.add_subcommand("audit", "The hash-chained audit trail");
@@ -427,6 +428,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     export_cmd->add_option("--from", aa->from, "first day or instant: 2026-11-01, 2026-11-01T12:00:00Z or unix seconds");
     export_cmd->add_option("--to", aa->to, "end (exclusive), same forms; default: now");
     export_cmd->add_option("--output", aa->output, "file (default: stdout)");
+    export_cmd->add_flag("--decrypt", aa->decrypt, "open encrypted prompts (keys from --key-file or $CODEPILOT_AUDIT_KEYS)");
+    export_cmd->add_option("--key-file", aa->key_file, "audit keys for --decrypt");
     add_store_flags(export_cmd, *flags);
     commands.emplace_back(export_cmd, [flags, aa] {
         const int64_t now_ms =
@@ -442,7 +445,13 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             file.open(aa->output);
             if (!file) return fail("cannot write " + aa->output);
         }
-        auto n = audit::export_jsonl(*s->db, *from, *to, aa->output.empty() ? std::cout : file);
+        std::optional<audit::PromptKeys> keys;
+        if (aa->decrypt) {
+            auto loaded = audit::load_prompt_keys(aa->key_file);
+            if (!loaded) return fail(loaded.error().message, 2);
+            keys = std::move(*loaded);
+        }
+        auto n = audit::export_jsonl(*s->db, *from, *to, aa->output.empty() ? std::cout : file, keys ? &*keys : nullptr);
         if (!n) return fail(n.error().message);
         std::cerr << "exported " << *n << " records\n";
         return 0;

@@ -118,6 +118,8 @@ std::map<std::string, Setter> setters(Config& c) {
         {"quota.redis_failure", string(c.quota.redis_failure)},
         {"quota.redis_timeout_ms", integer(c.quota.redis_timeout_ms, 10, 10000)},
         {"audit.flush_ms", integer(c.audit.flush_ms, 1, 10000)},
+        {"audit.store_prompts", string(c.audit.store_prompts)},
+        {"audit.key_file", string(c.audit.key_file)},
         {"audit.capacity", integer(c.audit.capacity, 16, 10000000)},
         {"store.pool_size", integer(c.store.pool_size, 1, 256)},
         {"auth.enabled", boolean(c.auth.enabled)},
@@ -211,6 +213,8 @@ Status validate(const Config& c) {
                    std::to_string(c.model.parallel) + "): each sequence needs at least 16 cells");
     if (c.audit.durability != "sync" && c.audit.durability != "batched" && c.audit.durability != "off")
         return bad("audit.durability must be sync, batched or off (got '" + c.audit.durability + "')");
+    if (c.audit.store_prompts != "none" && c.audit.store_prompts != "redacted" && c.audit.store_prompts != "encrypted")
+        return bad("audit.store_prompts must be none, redacted or encrypted (got '" + c.audit.store_prompts + "')");
     if (c.quota.redis_failure != "open" && c.quota.redis_failure != "closed")
         return bad("quota.redis_failure must be open or closed (got '" + c.quota.redis_failure + "')");
     if (!c.quota.redis_url.empty() && c.quota.redis_url.rfind("redis://", 0) != 0)

@@ -107,6 +107,8 @@ struct AuditConfig {
     std::string durability = "batched";  // sync: a response waits for its record's commit | batched | off
     int flush_ms = 100;                  // batched: the longest a record waits for its group commit
     int capacity = 65536;                // records waiting; beyond it requests get 503
+    std::string store_prompts = "none";  // none | redacted (secrets masked) | encrypted (AES-256-GCM)
+    std::string key_file;                // encrypted: "id:base64url(32 bytes)" lines, newest first; else $CODEPILOT_AUDIT_KEYS
 };
 
 struct QuotaConfig {

@@ -66,6 +66,9 @@ public:
     // Debits a finished call's usage to its day (written by the flusher, at least every second).
     void account(const Subject& subject, const std::string& model, int64_t prompt_tokens,
                  int64_t completion_tokens, int64_t cached_tokens);
+    // An acceptance event of a served completion (view | select | select_line | dismiss).
+    void account_event(const Subject& subject, const std::string& model, const std::string& language,
+                       const std::string& kind);
     // Reads the limits again (also done every second) and writes buffered usage.
     Status reload();
     Status flush_usage();
@@ -110,6 +113,7 @@ private:
     std::map<std::string, Budget> daily_, monthly_;
     std::map<std::string, int64_t> in_flight_;
     std::map<std::string, store::UsageDelta> pending_usage_;
+    std::map<std::string, store::EventDelta> pending_events_;
     std::map<std::string, double> tpm_capacity_;
     std::unique_ptr<RedisCounters> redis_;
     bool fail_open_ = true;

@@ -242,11 +242,31 @@ Status QuotaLedger::reload() {
     return Ok{};
 }
 
+void QuotaLedger::account_event(const Subject& s, const std::string& model, const std::string& language,
+                                const std::string& kind) {
+    const std::string day = day_of(clock_());
+    std::lock_guard lock(mu_);
+    auto& e = pending_events_[day + "|" + s.tenant + "|" + s.username + "|" + model + "|" + language];
+    if (e.day.empty()) e = store::EventDelta{day, s.tenant, s.username, model, language, 0, 0, 0, 0};
+    if (kind == "view") ++e.views;
+    else if (kind == "select") ++e.selects;
+    else if (kind == "select_line") ++e.line_selects;
+    else if (kind == "dismiss") ++e.dismisses;
+}
+
 Status QuotaLedger::flush_usage() {
     std::map<std::string, store::UsageDelta> batch;
+    std::map<std::string, store::EventDelta> events;
     {
         std::lock_guard lock(mu_);
         batch.swap(pending_usage_);
+        events.swap(pending_events_);
+    }
+    if (!events.empty()) {
+        std::vector<store::EventDelta> deltas;
+        for (auto& [_, e] : events) deltas.push_back(e);
+        if (auto st = store_.add_events(deltas); !st)  // acceptance counts are advisory: log, keep going
+            spdlog::warn("quota: {} acceptance event rows not written: {}", deltas.size(), st.error().message);
     }
     if (batch.empty()) return Ok{};
     std::vector<store::UsageDelta> deltas;

@@ -80,6 +80,7 @@ public:
             double queue_ms = 0, first_token_ms = 0, inter_token_ms = 0;  // inter_token_ms: 0 with < 2 tokens
         };
         std::vector<Timing> generations;
+        std::string completion_text;  // what was generated (kept only if the audit trail stores prompts)
     };
     CallUsage usage;
     // Added to whatever response this exchange sends (e.g. x-ratelimit-*).

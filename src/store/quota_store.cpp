@@ -115,4 +115,43 @@ Result<std::vector<UsageTotal>> QuotaStore::usage(const std::string& tenant, con
     return out;
 }
 
-} // namespace codepilot::store
+
+Status QuotaStore::add_events(const std::vector<EventDelta>& deltas) {
+    if (deltas.empty()) return Ok{};
+    return db_.transaction([&](Connection& c) -> Status {
+        for (const auto& d : deltas) {
+            auto r = c.query(
+                "INSERT INTO usage_events (day, tenant, username, model, language, views, selects, line_selects, "
+                "dismisses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, tenant, username, model, language) "
+                "DO UPDATE SET views = usage_events.views + excluded.views, "
+                "selects = usage_events.selects + excluded.selects, "
+                "line_selects = usage_events.line_selects + excluded.line_selects, "
+                "dismisses = usage_events.dismisses + excluded.dismisses",
+                {d.day, d.tenant, d.username, d.model, d.language, d.views, d.selects, d.line_selects, d.dismisses});
+            if (!r) return r.error();
+        }
+        return Ok{};
+    });
+}
+
+Result<std::vector<EventTotal>> QuotaStore::events(const std::string& tenant, const std::string& from_day,
+                                                   const std::string& to_day, const std::string& group_by) {
+    const char* column = group_by == "user"       ? "username"
+                         : group_by == "model"    ? "model"
+                         : group_by == "language" ? "language"
+                         : group_by == "day"      ? "day"
+                                                  : nullptr;
+    if (!column)
+        return make_error(ErrorCode::invalid_argument, "group_by must be user, model, language or day", "group_by");
+    std::string sql = std::string("SELECT ") + column +
+                      ", SUM(views), SUM(selects), SUM(line_selects), SUM(dismisses) FROM usage_events "
+                      "WHERE tenant = ? AND day >= ? AND day <= ? GROUP BY " +
+                      column + " ORDER BY " + column;
+    auto rows = db_.query(sql, {tenant, from_day, to_day});
+    if (!rows) return rows.error();
+    std::vector<EventTotal> out;
+    for (const auto& r : *rows) out.push_back(EventTotal{r.text(0), r.integer(1), r.integer(2), r.integer(3), r.integer(4)});
+    return out;
+}
+
+}  // namespace codepilot::store

@@ -24,6 +24,16 @@ struct UsageDelta {
     int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
 };
 
+struct EventDelta {
+    std::string day, tenant, username, model, language;
+    int64_t views = 0, selects = 0, line_selects = 0, dismisses = 0;
+};
+
+struct EventTotal {
+    std::string group;
+    int64_t views = 0, selects = 0, line_selects = 0, dismisses = 0;
+};
+
 struct UsageTotal {
     std::string group; // the user, model or day, per the grouping
     int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
@@ -44,6 +54,11 @@ public:
     // Totals for a tenant over [from_day, to_day], grouped by "user", "model", "key" or "day".
     Result<std::vector<UsageTotal>> usage(const std::string& tenant, const std::string& from_day,
                                           const std::string& to_day, const std::string& group_by);
+
+    Status add_events(const std::vector<EventDelta>& deltas);
+    // Acceptance events of a tenant over [from_day, to_day], grouped by "user", "model", "language" or "day".
+    Result<std::vector<EventTotal>> events(const std::string& tenant, const std::string& from_day,
+                                           const std::string& to_day, const std::string& group_by);
 
 private:
     Database& db_;

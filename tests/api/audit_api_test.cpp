@@ -1,11 +1,16 @@
 // The audit trail as a client sees it: every call and admin change recorded, committed
 // before the response under `sync`, secrets never in a record, 503 when it cannot record.
 #include "audit/audit.h"
+#include "core/base64.h"
+#include "core/clock.h"
 #include "store/store.h"
 #include "support/auth_fixture.h"
 #include "support/test_services.h"
 
+#include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <sstream>
 
 namespace codepilot::testenv {
 namespace {
@@ -102,6 +107,67 @@ TEST_F(SyncAuditApi, AdminChangesRecordActorObjectBeforeAndAfterWithoutSecrets) 
     auto report = audit::verify(app().identities().database());
     ASSERT_TRUE(report);
     EXPECT_FALSE(report->first_bad_seq) << report->problem;
+}
+
+class StoredPromptsApi : public AuthServerTest {
+protected:
+    void configure(config::Config& c) override {
+        c.audit.durability = "sync";
+        c.audit.store_prompts = mode_;
+        if (mode_ == "encrypted") {
+            key_file_ = data_dir_.string() + "-keys";
+            std::ofstream(key_file_) << "k1:" << base64url_encode(std::string(32, 'k')) << "\n";
+            c.audit.key_file = key_file_;
+        }
+    }
+    void TearDown() override {
+        AuthServerTest::TearDown();
+        if (!key_file_.empty()) std::filesystem::remove(key_file_);
+    }
+    json record_of(const HttpResponse& r) {
+        auto by_id = records(app().identities().database());  // named: a temporary would dangle in the loop
+        for (const auto& rec : by_id[r.header("x-request-id")])
+            if (rec["kind"] == "call") return rec;
+        return json();
+    }
+    std::string mode_ = "redacted", key_file_;
+};
+
+TEST_F(StoredPromptsApi, RedactedPromptsKeepTheCodeButNotTheSecrets) {
+    auto r = call("POST", "/v1/completions", owner_key_,
+                  {{"prompt", "conn = 'postgresql://app:hunter2pass@db/x'\n"}, {"max_tokens", 3}});
+    ASSERT_EQ(r.status, 200);
+    auto rec = record_of(r);
+    ASSERT_TRUE(rec.contains("prompt") && rec["prompt"].is_object()) << rec.dump();
+    const std::string text = rec["prompt"]["text"];
+    EXPECT_NE(text.find("conn = "), std::string::npos);
+    EXPECT_EQ(text.find("hunter2pass"), std::string::npos);
+    EXPECT_EQ(rec["prompt"]["secrets_redacted"], 1);
+    EXPECT_EQ(rec["completion"]["text"], r.json()["choices"][0]["text"]);
+    auto models = call("GET", "/v1/models", owner_key_);
+    EXPECT_FALSE(record_of(models).contains("prompt"));  // only inference calls have prompts
+}
+
+class EncryptedPromptsApi : public StoredPromptsApi {
+protected:
+    void SetUp() override {
+        mode_ = "encrypted";
+        StoredPromptsApi::SetUp();
+    }
+};
+
+TEST_F(EncryptedPromptsApi, SealedInTheStoreOpenedByExportWithTheKey) {
+    auto r = call("POST", "/v1/completions", owner_key_, {{"prompt", "def proprietary_algorithm():"}, {"max_tokens", 3}});
+    ASSERT_EQ(r.status, 200);
+    auto rec = record_of(r);
+    ASSERT_TRUE(rec["prompt"].contains("sealed")) << rec.dump();
+    auto all = app().identities().database().query("SELECT body FROM audit_log");
+    for (const auto& row : *all) EXPECT_EQ(row.text(0).find("proprietary_algorithm"), std::string::npos);
+    std::ostringstream out;
+    auto keys = audit::load_prompt_keys(key_file_);
+    ASSERT_TRUE(keys);
+    ASSERT_TRUE(audit::export_jsonl(app().identities().database(), 0, unix_millis() + 1000, out, &*keys));
+    EXPECT_NE(out.str().find("def proprietary_algorithm():"), std::string::npos);
 }
 
 // PostgreSQL store, `sync`: while the database refuses connections, requests get 503 rather

@@ -101,6 +101,41 @@ TEST_F(QuotaApi, UsageIsReportedByUserModelAndDayAsJsonAndCsv) {
     EXPECT_EQ(call("GET", "/admin/v1/usage?tenant=acme&group_by=color", owner_key_).status, 400);
 }
 
+TEST_F(QuotaApi, AcceptanceEventsRollUpPerLanguageModelAndUser) {
+    member("acme", "dev", "developer");
+    std::string k = key("acme", "dev");
+    std::vector<std::string> ids;
+    for (const char* path : {"a.py", "b.py", "c.go"}) {
+        auto r = call("POST", "/v1/completions", k,
+                      {{"language", std::string(path).ends_with(".go") ? "go" : "python"},
+                       {"segments", {{"prefix", "def f():\n    "}, {"suffix", ""}, {"filepath", path}}}});
+        ASSERT_EQ(r.status, 200) << r.body;
+        ids.push_back(r.json()["id"]);
+    }
+    auto event = [&](const std::string& type, const std::string& id, const std::string& query = "") {
+        return call("POST", "/v1/events" + query, k, {{"type", type}, {"completion_id", id}, {"choice_index", 0}}).status;
+    };
+    for (const auto& id : ids) ASSERT_EQ(event("view", id), 200);
+    ASSERT_EQ(event("select", ids[0]), 200);
+    ASSERT_EQ(event("select", ids[2], "?select_kind=line"), 200);
+    ASSERT_EQ(event("dismiss", ids[1]), 200);
+    auto report = call("GET", "/admin/v1/usage/events?tenant=acme&group_by=language", owner_key_);
+    ASSERT_EQ(report.status, 200) << report.body;
+    auto data = report.json()["data"];
+    ASSERT_EQ(data.size(), 2u);
+    EXPECT_EQ(data[0]["language"], "go");
+    EXPECT_EQ(data[0]["line_selects"], 1);
+    EXPECT_EQ(data[0]["acceptance_rate"], 1.0);
+    EXPECT_EQ(data[1]["language"], "python");
+    EXPECT_EQ(data[1]["views"], 2);
+    EXPECT_EQ(data[1]["selects"], 1);
+    EXPECT_EQ(data[1]["dismisses"], 1);
+    EXPECT_EQ(data[1]["acceptance_rate"], 0.5);
+    auto by_user = call("GET", "/admin/v1/usage/events?tenant=acme&group_by=user&format=csv", owner_key_);
+    EXPECT_EQ(by_user.body, "user,views,selects,line_selects,dismisses,acceptance_rate\ndev,3,1,1,1,0.666667\n");
+    EXPECT_EQ(call("GET", "/admin/v1/usage/events?tenant=acme", k).status, 403);
+}
+
 TEST_F(QuotaApi, ALimitSetWithTheCliAppliesWithinASecond) {
     member("acme", "dev", "developer");
     std::string k = key("acme", "dev");

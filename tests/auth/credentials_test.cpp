@@ -136,7 +136,7 @@ TEST(Rbac, TheRouteTableHasOneRulePerRoute) {
     std::set<std::string> seen;
     for (const auto& r : route_rules()) {
         EXPECT_TRUE(seen.insert(std::string(r.method) + " " + r.pattern).second) << r.pattern;
-        if (r.tenant_param && std::string(r.pattern) != "/admin/v1/usage") {  // that one names it in the query
+        if (r.tenant_param && std::string(r.pattern).rfind("/admin/v1/usage", 0) != 0) {  // that one names it in the query
             EXPECT_NE(std::string(r.pattern).find(std::string("{") + r.tenant_param + "}"),
                       std::string::npos);
         }
