@@ -52,7 +52,7 @@ bench-auth: llama
 bench-audit: llama
 	@scripts/test_services.sh start $(BUILD)
 	@PG_URL=$$(grep PG_URL $(BUILD)/test-services.env | cut -d= -f2-) \
-		CONFIGS="off sqlite sqlite-batched sqlite-sync postgresql postgresql-batched postgresql-sync" \
+		CONFIGS="$${CONFIGS:-off sqlite sqlite-batched sqlite-sync postgresql postgresql-batched postgresql-sync}" \
 		scripts/bench_auth.sh; rc=$$?; scripts/test_services.sh stop $(BUILD); exit $$rc
 
 clean:

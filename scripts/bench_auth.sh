@@ -16,6 +16,9 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 PG_URL=${PG_URL:-}
+# RATE=N: every connection waits between its requests so that all of them together send about
+# N requests/s (wrk's delay()): latency at a load below saturation, where it is not queueing.
+RATE=${RATE:-}
 MODEL=$BUILD/bench-models/auth-tiny.gguf  # /v1/models never touches the model: the smallest will do
 
 cmake -S . -B "$BUILD" >/dev/null
@@ -74,7 +77,13 @@ for round in $(seq 1 "$ROUNDS"); do
         status=$(curl -s -o /dev/null -w '%{http_code}' "${header[@]}" "http://127.0.0.1:$port/v1/models")
         [ "$status" = 200 ] || { echo "bench: $config answered $status" >&2; kill $pid; exit 1; }
         ticks_before=$(cpu_ticks $pid)
-        out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "http://127.0.0.1:$port/v1/models")
+        pace=()
+        if [ -n "$RATE" ]; then
+            printf 'function delay() return %d end\n' $((CONNECTIONS * 1000 / RATE)) > "$BUILD/bench-pace.lua"
+            pace=(-s "$BUILD/bench-pace.lua")
+        fi
+        out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${pace[@]}" "${header[@]}" \
+            "http://127.0.0.1:$port/v1/models")
         ticks=$(( $(cpu_ticks $pid) - ticks_before ))
         kill -TERM $pid; wait $pid 2>/dev/null || true
         rm -rf "$dir"

@@ -36,14 +36,22 @@ Result<int64_t> AuditStore::append(const std::vector<AuditEntry>& entries) {
         if (head->empty()) return make_error(ErrorCode::internal, "audit_head is missing");
         int64_t seq = head->front().integer(0);
         std::string prev = head->front().text(1);
-        for (const auto& e : entries) {
-            ++seq;
-            std::string hash = audit_link(prev, e.body);
-            auto r = c.query("INSERT INTO audit_log (seq, at_ms, kind, tenant, body, prev_hash, hash) VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?)",
-                             {seq, e.at_ms, e.kind, e.tenant, e.body, prev, hash});
-            if (!r) return r.error();
-            prev = std::move(hash);
+        // Many rows per statement: one round trip per 100 records, not per record.
+        constexpr size_t kRowsPerInsert = 100;
+        for (size_t first = 0; first < entries.size(); first += kRowsPerInsert) {
+            const size_t last_row = std::min(entries.size(), first + kRowsPerInsert);
+            std::string sql = "INSERT INTO audit_log (seq, at_ms, kind, tenant, body, prev_hash, hash) VALUES ";
+            std::vector<Value> params;
+            params.reserve((last_row - first) * 7);
+            for (size_t i = first; i < last_row; ++i) {
+                const auto& e = entries[i];
+                ++seq;
+                std::string hash = audit_link(prev, e.body);
+                sql += i == first ? "(?, ?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?, ?)";
+                params.insert(params.end(), {seq, e.at_ms, e.kind, e.tenant, e.body, prev, hash});
+                prev = std::move(hash);
+            }
+            if (auto r = c.query(sql, params); !r) return r.error();
         }
         auto r = c.query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", {seq, prev});
         if (!r) return r.error();
