@@ -1,12 +1,12 @@
 // Prompt storage for the audit trail: modes, keys (with rotation), AES-256-GCM sealing.
+#include "audit/audit.h"
+#include "core/base64.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sstream>
-
-#include "audit/audit.h"
-#include "core/base64.h"
 
 namespace codepilot::audit {
 
@@ -33,8 +33,10 @@ Result<PromptKeys> parse_prompt_keys(const std::string& text) {
         std::string id = line.substr(0, colon);
         auto key = base64url_decode(line.substr(colon + 1));
         if (!key || key->size() != 32)
-            return make_error(ErrorCode::invalid_argument, "audit key '" + id + "' is not 32 bytes in base64url");
-        if (out.keys.count(id)) return make_error(ErrorCode::invalid_argument, "audit key id '" + id + "' appears twice");
+            return make_error(ErrorCode::invalid_argument,
+                              "audit key '" + id + "' is not 32 bytes in base64url");
+        if (out.keys.count(id))
+            return make_error(ErrorCode::invalid_argument, "audit key id '" + id + "' appears twice");
         if (out.current.empty()) out.current = id;
         out.keys[id] = *key;
     }
@@ -66,7 +68,8 @@ std::string seal(const PromptKeys& keys, std::string_view plain) {
     std::copy(nonce, nonce + sizeof nonce, out.begin());
     EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
     int len = 0;
-    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, reinterpret_cast<const unsigned char*>(key.data()), nonce);
+    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, reinterpret_cast<const unsigned char*>(key.data()),
+                       nonce);
     EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()) + sizeof nonce, &len,
                       reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
     EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + sizeof nonce + len, &len);
@@ -89,7 +92,8 @@ Result<std::string> open_sealed(const PromptKeys& keys, std::string_view sealed)
     std::string plain(n, '\0');
     EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
     int len = 0;
-    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, reinterpret_cast<const unsigned char*>(key->second.data()),
+    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr,
+                       reinterpret_cast<const unsigned char*>(key->second.data()),
                        reinterpret_cast<const unsigned char*>(data->data()));
     EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(plain.data()), &len,
                       reinterpret_cast<const unsigned char*>(data->data()) + 12, static_cast<int>(n));
@@ -100,4 +104,4 @@ Result<std::string> open_sealed(const PromptKeys& keys, std::string_view sealed)
     return plain;
 }
 
-}  // namespace codepilot::audit
+} // namespace codepilot::audit

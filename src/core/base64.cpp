@@ -55,4 +55,4 @@ std::optional<std::string> base64url_decode(std::string_view text) {
     return out;
 }
 
-}  // namespace codepilot
+} // namespace codepilot

@@ -11,4 +11,4 @@ std::string base64url_encode(std::string_view data);
 // nullopt for characters outside the alphabet or non-canonical trailing bits.
 std::optional<std::string> base64url_decode(std::string_view text);
 
-}  // namespace codepilot
+} // namespace codepilot

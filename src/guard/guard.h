@@ -9,10 +9,10 @@ namespace codepilot::guard {
 
 struct Redaction {
     std::string text;
-    int secrets = 0;  // how many were masked
+    int secrets = 0; // how many were masked
 };
 
 // Each secret becomes "[REDACTED:<kind>]"; everything else is kept as it was.
 Redaction redact_secrets(std::string_view text);
 
-}  // namespace codepilot::guard
+} // namespace codepilot::guard

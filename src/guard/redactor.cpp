@@ -1,8 +1,8 @@
+#include "guard/guard.h"
+
 #include <cctype>
 #include <regex>
 #include <vector>
-
-#include "guard/guard.h"
 
 namespace codepilot::guard {
 namespace {
@@ -12,7 +12,7 @@ namespace {
 struct Rule {
     const char* kind;
     std::regex pattern;
-    int group;  // the part to mask (0: the whole match)
+    int group; // the part to mask (0: the whole match)
 };
 
 const std::vector<Rule>& rules() {
@@ -52,7 +52,8 @@ int redact_private_keys(std::string& text) {
         }
         size_t end = text.find("-----END ", header_end);
         size_t end_close = end == std::string::npos ? std::string::npos : text.find("-----", end + 9);
-        size_t stop = end_close == std::string::npos ? text.size() : end_close + 5;  // unterminated: to the end
+        size_t stop =
+            end_close == std::string::npos ? text.size() : end_close + 5; // unterminated: to the end
         text.replace(at, stop - at, "[REDACTED:private_key]");
         at += 22;
         ++found;
@@ -60,7 +61,7 @@ int redact_private_keys(std::string& text) {
     return found;
 }
 
-}  // namespace
+} // namespace
 
 Redaction redact_secrets(std::string_view input) {
     Redaction out{std::string(input), 0};
@@ -73,7 +74,8 @@ Redaction redact_secrets(std::string_view input) {
         int found = 0;
         for (auto it = begin; it != std::sregex_iterator(); ++it) {
             const auto& m = *it;
-            size_t start = static_cast<size_t>(m.position(rule.group)), length = static_cast<size_t>(m.length(rule.group));
+            size_t start = static_cast<size_t>(m.position(rule.group)),
+                   length = static_cast<size_t>(m.length(rule.group));
             if (start < last) continue;
             result.append(text, last, start - last);
             result += std::string("[REDACTED:") + rule.kind + "]";
@@ -93,4 +95,4 @@ Redaction redact_secrets(std::string_view input) {
     return out;
 }
 
-}  // namespace codepilot::guard
+} // namespace codepilot::guard

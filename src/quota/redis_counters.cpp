@@ -1,10 +1,10 @@
 #include "quota/redis_counters.h"
 
+#include "core/clock.h"
+
 #include <chrono>
 #include <hiredis/hiredis.h>
 #include <regex>
-
-#include "core/clock.h"
 
 namespace codepilot::quota {
 namespace {
@@ -84,7 +84,9 @@ end
 return 1
 )lua";
 
-std::string lim(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : "0"; }
+std::string lim(const std::optional<int64_t>& v) {
+    return v ? std::to_string(*v) : "0";
+}
 
 struct ReplyGuard {
     redisReply* r;
@@ -93,16 +95,17 @@ struct ReplyGuard {
     }
 };
 
-}  // namespace
+} // namespace
 
 Result<std::unique_ptr<RedisCounters>> RedisCounters::connect(const std::string& url, int timeout_ms) {
     static const std::regex pattern(R"(^redis://([^/:]+)(?::(\d+))?(?:/(\d+))?$)");
     std::smatch m;
     if (!std::regex_match(url, m, pattern))
-        return make_error(ErrorCode::invalid_argument, "quota.redis_url must look like redis://host:6379[/db] (got '" + url + "')");
+        return make_error(ErrorCode::invalid_argument,
+                          "quota.redis_url must look like redis://host:6379[/db] (got '" + url + "')");
     auto counters = std::unique_ptr<RedisCounters>(new RedisCounters(
         m[1], m[2].matched ? std::stoi(m[2]) : 6379, m[3].matched ? std::stoi(m[3]) : 0, timeout_ms));
-    (void)counters->ensure_connected();  // not fatal: the failure mode decides per call
+    (void)counters->ensure_connected(); // not fatal: the failure mode decides per call
     return counters;
 }
 
@@ -124,13 +127,15 @@ Status RedisCounters::ensure_connected() {
         std::string why = ctx_ ? ctx_->errstr : "out of memory";
         if (ctx_) redisFree(ctx_);
         ctx_ = nullptr;
-        retry_at_ms_ = now + 500;  // do not stall every request on a dead server
-        return make_error(ErrorCode::unavailable, "redis " + host_ + ":" + std::to_string(port_) + ": " + why);
+        retry_at_ms_ = now + 500; // do not stall every request on a dead server
+        return make_error(ErrorCode::unavailable,
+                          "redis " + host_ + ":" + std::to_string(port_) + ": " + why);
     }
     redisSetTimeout(ctx_, tv);
     if (db_ != 0) {
         ReplyGuard g{static_cast<redisReply*>(redisCommand(ctx_, "SELECT %d", db_))};
-        if (!g.r || g.r->type == REDIS_REPLY_ERROR) return make_error(ErrorCode::unavailable, "redis: SELECT failed");
+        if (!g.r || g.r->type == REDIS_REPLY_ERROR)
+            return make_error(ErrorCode::unavailable, "redis: SELECT failed");
     }
     return Ok{};
 }
@@ -143,7 +148,8 @@ Result<void*> RedisCounters::command(const std::vector<std::string>& args) {
         argv.push_back(a.data());
         lens.push_back(a.size());
     }
-    auto* reply = static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
     if (!reply) {
         std::string why = ctx_->errstr;
         redisFree(ctx_);
@@ -162,23 +168,26 @@ Result<SharedAdmission> RedisCounters::admit(const std::vector<ScopeCounters>& s
                                              const std::string& day, const std::string& month) {
     std::vector<std::string> args{"EVAL", kAdmit, std::to_string(scopes.size() * 5)};
     for (const auto& s : scopes)
-        for (const std::string& k : {"cp:r:" + s.key, "cp:t:" + s.key, "cp:c:" + s.key, "cp:d:" + s.key + ":" + day,
-                                     "cp:m:" + s.key + ":" + month})
+        for (const std::string& k : {"cp:r:" + s.key, "cp:t:" + s.key, "cp:c:" + s.key,
+                                     "cp:d:" + s.key + ":" + day, "cp:m:" + s.key + ":" + month})
             args.push_back(k);
     args.push_back(std::to_string(now_ms));
     for (const auto& s : scopes)
-        for (const auto& v : {s.limits.rpm, s.limits.tpm, s.limits.concurrency, s.limits.daily_tokens, s.limits.monthly_tokens})
+        for (const auto& v : {s.limits.rpm, s.limits.tpm, s.limits.concurrency, s.limits.daily_tokens,
+                              s.limits.monthly_tokens})
             args.push_back(lim(v));
     std::lock_guard lock(mu_);
     auto raw = command(args);
     if (!raw) return raw.error();
     ReplyGuard g{static_cast<redisReply*>(*raw)};
     auto* r = g.r;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4) return make_error(ErrorCode::internal, "redis: unexpected reply");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4)
+        return make_error(ErrorCode::internal, "redis: unexpected reply");
     SharedAdmission a;
     const long long state = r->element[0]->integer;
     a.refused_scope = static_cast<size_t>(std::max<long long>(0, r->element[1]->integer));
-    a.kind = r->element[2]->type == REDIS_REPLY_STRING ? std::string(r->element[2]->str, r->element[2]->len) : "";
+    a.kind =
+        r->element[2]->type == REDIS_REPLY_STRING ? std::string(r->element[2]->str, r->element[2]->len) : "";
     a.retry_after_ms = r->element[3]->integer;
     if (state == 2) {
         a.budget_missing = a.refused_scope;
@@ -197,7 +206,8 @@ Status RedisCounters::release(const std::vector<ScopeCounters>& scopes, int64_t 
     if (scopes.empty()) return Ok{};
     std::vector<std::string> args{"EVAL", kRelease, std::to_string(scopes.size() * 4)};
     for (const auto& s : scopes)
-        for (const std::string& k : {"cp:t:" + s.key, "cp:c:" + s.key, "cp:d:" + s.key + ":" + day, "cp:m:" + s.key + ":" + month})
+        for (const std::string& k :
+             {"cp:t:" + s.key, "cp:c:" + s.key, "cp:d:" + s.key + ":" + day, "cp:m:" + s.key + ":" + month})
             args.push_back(k);
     args.push_back(std::to_string(now_ms));
     args.push_back(std::to_string(tokens));
@@ -209,7 +219,8 @@ Status RedisCounters::release(const std::vector<ScopeCounters>& scopes, int64_t 
     return Ok{};
 }
 
-Status RedisCounters::init_budget(const std::string& key, bool monthly, const std::string& period, int64_t used) {
+Status RedisCounters::init_budget(const std::string& key, bool monthly, const std::string& period,
+                                  int64_t used) {
     std::string k = (monthly ? "cp:m:" : "cp:d:") + key + ":" + period;
     std::lock_guard lock(mu_);
     auto raw = command({"SET", k, std::to_string(used), "NX", "EX", monthly ? "3000000" : "100000"});
@@ -218,4 +229,4 @@ Status RedisCounters::init_budget(const std::string& key, bool monthly, const st
     return Ok{};
 }
 
-}  // namespace codepilot::quota
+} // namespace codepilot::quota

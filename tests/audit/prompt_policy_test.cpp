@@ -1,20 +1,22 @@
 // Stored prompts: AES-256-GCM sealing with key rotation, and what a record keeps per mode.
-#include <gtest/gtest.h>
-
 #include "audit/audit.h"
 #include "core/base64.h"
+
+#include <gtest/gtest.h>
 
 namespace codepilot::audit {
 namespace {
 
-std::string key_line(const std::string& id, char fill) { return id + ":" + base64url_encode(std::string(32, fill)); }
+std::string key_line(const std::string& id, char fill) {
+    return id + ":" + base64url_encode(std::string(32, fill));
+}
 
 TEST(PromptKeys, ParseRotateAndRefuseBadKeys) {
     auto keys = parse_prompt_keys(key_line("k2", 'b') + "\n# old\n" + key_line("k1", 'a') + "\n");
     ASSERT_TRUE(keys) << keys.error().message;
     EXPECT_EQ(keys->current, "k2");
     EXPECT_EQ(keys->keys.size(), 2u);
-    EXPECT_TRUE(parse_prompt_keys(key_line("e", 'x') + ";" + key_line("f", 'y')));  // the environment's form
+    EXPECT_TRUE(parse_prompt_keys(key_line("e", 'x') + ";" + key_line("f", 'y'))); // the environment's form
     EXPECT_FALSE(parse_prompt_keys("k1:" + base64url_encode("short")));
     EXPECT_FALSE(parse_prompt_keys(key_line("k1", 'a') + "\n" + key_line("k1", 'b')));
     EXPECT_FALSE(parse_prompt_keys(""));
@@ -26,10 +28,10 @@ TEST(PromptKeys, SealOpenRotationAndTampering) {
     std::string sealed = seal(old_keys, "def secret_sauce(): ...");
     EXPECT_EQ(sealed.rfind("aes256gcm:k1:", 0), 0u);
     EXPECT_EQ(sealed.find("secret_sauce"), std::string::npos);
-    EXPECT_NE(seal(old_keys, "same"), seal(old_keys, "same"));  // a fresh nonce each time
+    EXPECT_NE(seal(old_keys, "same"), seal(old_keys, "same")); // a fresh nonce each time
     auto rotated = *parse_prompt_keys(key_line("k2", 'b') + "\n" + key_line("k1", 'a'));
-    EXPECT_EQ(*open_sealed(rotated, sealed), "def secret_sauce(): ...");  // old records stay readable
-    EXPECT_EQ(seal(rotated, "x").rfind("aes256gcm:k2:", 0), 0u);           // new ones use the new key
+    EXPECT_EQ(*open_sealed(rotated, sealed), "def secret_sauce(): ..."); // old records stay readable
+    EXPECT_EQ(seal(rotated, "x").rfind("aes256gcm:k2:", 0), 0u);         // new ones use the new key
     auto only_new = *parse_prompt_keys(key_line("k2", 'b'));
     EXPECT_FALSE(open_sealed(only_new, sealed));
     std::string tampered = sealed;
@@ -62,8 +64,9 @@ TEST(PromptPolicyBody, NoneRedactedAndEncrypted) {
     auto sealed = nlohmann::json::parse(canonical_body(r, encrypted));
     EXPECT_EQ(sealed.dump().find("hunter2"), std::string::npos);
     EXPECT_EQ(sealed["prompt"]["truncated_from_bytes"], r.prompt.size());
-    EXPECT_EQ(*open_sealed(encrypted.keys, sealed["prompt"]["sealed"].get<std::string>()), r.prompt.substr(0, 16));
+    EXPECT_EQ(*open_sealed(encrypted.keys, sealed["prompt"]["sealed"].get<std::string>()),
+              r.prompt.substr(0, 16));
 }
 
-}  // namespace
-}  // namespace codepilot::audit
+} // namespace
+} // namespace codepilot::audit

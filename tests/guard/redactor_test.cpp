@@ -1,8 +1,8 @@
 // Secret redaction: every kind it knows is masked, ordinary code is left alone, and huge
 // inputs cannot exhaust the stack.
-#include <gtest/gtest.h>
-
 #include "guard/guard.h"
+
+#include <gtest/gtest.h>
 
 namespace codepilot::guard {
 namespace {
@@ -32,11 +32,12 @@ TEST(Redactor, MasksEachKindOfSecret) {
 }
 
 TEST(Redactor, PrivateKeyBlocksGoWhole) {
-    std::string text = "before\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nabc\n-----END RSA PRIVATE KEY-----\nafter";
+    std::string text = "before\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nabc\n-----END RSA PRIVATE "
+                       "KEY-----\nafter";
     auto r = redact_secrets(text);
     EXPECT_EQ(r.text, "before\n[REDACTED:private_key]\nafter");
     auto cert = redact_secrets("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----");
-    EXPECT_EQ(cert.secrets, 0);  // certificates are public
+    EXPECT_EQ(cert.secrets, 0); // certificates are public
 }
 
 TEST(Redactor, LeavesOrdinaryCodeAlone) {
@@ -47,12 +48,12 @@ TEST(Redactor, LeavesOrdinaryCodeAlone) {
 }
 
 TEST(Redactor, HugeInputsDoNotExhaustTheStack) {
-    std::string huge(2 * 1024 * 1024, 'a');  // one long run of letters
+    std::string huge(2 * 1024 * 1024, 'a'); // one long run of letters
     huge += " password=" + std::string(100000, 'b');
     auto r = redact_secrets(huge);
     EXPECT_EQ(r.secrets, 1);
     EXPECT_EQ(r.text.find(std::string(600, 'b')), std::string::npos);
 }
 
-}  // namespace
-}  // namespace codepilot::guard
+} // namespace
+} // namespace codepilot::guard

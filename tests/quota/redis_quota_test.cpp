@@ -1,5 +1,8 @@
 // Quotas shared through a real redis-server (started by the test on a free port): two
 // ledgers act as two replicas; Redis going away fails open or closed, and recovery.
+#include "quota/quota.h"
+#include "store/store.h"
+
 #include <csignal>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
@@ -8,9 +11,6 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
-
-#include "quota/quota.h"
-#include "store/store.h"
 
 namespace codepilot::quota {
 namespace {
@@ -36,8 +36,8 @@ public:
         pid_ = ::fork();
         if (pid_ == 0) {
             std::string port = std::to_string(port_);
-            ::execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
+            ::execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
             ::_exit(127);
         }
         for (int i = 0; i < 100; ++i) {
@@ -79,7 +79,9 @@ protected:
         ledger->share_counters(std::move(*counters), fail_open);
         return ledger;
     }
-    void limit(store::QuotaLimits l) { ASSERT_TRUE(qs_->set_quota(store::QuotaRow{acme_.id, "tenant", "", l, 0})); }
+    void limit(store::QuotaLimits l) {
+        ASSERT_TRUE(qs_->set_quota(store::QuotaRow{acme_.id, "tenant", "", l, 0}));
+    }
     Subject who() { return Subject{acme_.id, "acme", "u1", "dana", "cpk_AAAAAAAA"}; }
 
     RedisServer redis_;
@@ -100,7 +102,7 @@ TEST_F(RedisQuota, TwoReplicasShareOneRequestBucket) {
     bool has_header = false;
     for (const auto& [k, v] : third.headers) has_header |= k == "x-ratelimit-remaining-requests" && v == "0";
     EXPECT_TRUE(has_header);
-    auto refused = b->admit(who());  // the other replica sees the same bucket
+    auto refused = b->admit(who()); // the other replica sees the same bucket
     ASSERT_FALSE(refused.allowed);
     EXPECT_EQ(refused.kind, Kind::requests);
     EXPECT_EQ(refused.retry_after_s, 20);
@@ -116,7 +118,7 @@ TEST_F(RedisQuota, ConcurrencyAndTokensAcrossReplicas) {
     auto busy = b->admit(who());
     ASSERT_FALSE(busy.allowed);
     EXPECT_EQ(busy.kind, Kind::concurrency);
-    held.ticket->finish(150);  // frees the slot, overdraws the token bucket
+    held.ticket->finish(150); // frees the slot, overdraws the token bucket
     auto tokens = b->admit(who());
     ASSERT_FALSE(tokens.allowed);
     EXPECT_EQ(tokens.kind, Kind::tokens);
@@ -130,7 +132,7 @@ TEST_F(RedisQuota, BudgetsStartFromTheUsageRowsAndAreShared) {
     auto a = replica(), b = replica();
     auto first = a->admit(who());
     ASSERT_TRUE(first.allowed);
-    first.ticket->finish(15);  // 105 of 100
+    first.ticket->finish(15); // 105 of 100
     auto refused = b->admit(who());
     ASSERT_FALSE(refused.allowed);
     EXPECT_EQ(refused.kind, Kind::daily_tokens);
@@ -140,20 +142,20 @@ TEST_F(RedisQuota, RedisGoingAwayFailsOpenOrClosedAndRecovers) {
     limit({.rpm = 1});
     auto open = replica(true), closed = replica(false);
     EXPECT_TRUE(open->admit(who()).allowed);
-    EXPECT_FALSE(closed->admit(who()).allowed);  // the shared bucket is empty
+    EXPECT_FALSE(closed->admit(who()).allowed); // the shared bucket is empty
     redis_.stop();
     auto during_open = open->admit(who());
-    EXPECT_TRUE(during_open.allowed);  // fail open: admitted without limits
+    EXPECT_TRUE(during_open.allowed); // fail open: admitted without limits
     auto during_closed = closed->admit(who());
     EXPECT_FALSE(during_closed.allowed);
-    EXPECT_TRUE(during_closed.unavailable);  // fail closed: 503
-    redis_.start();  // same port, empty: a fresh bucket
-    std::this_thread::sleep_for(std::chrono::milliseconds(600));  // past the reconnect back-off
+    EXPECT_TRUE(during_closed.unavailable);                      // fail closed: 503
+    redis_.start();                                              // same port, empty: a fresh bucket
+    std::this_thread::sleep_for(std::chrono::milliseconds(600)); // past the reconnect back-off
     EXPECT_TRUE(closed->admit(who()).allowed);
     auto again = open->admit(who());
-    EXPECT_FALSE(again.allowed);  // enforced again
+    EXPECT_FALSE(again.allowed); // enforced again
     EXPECT_FALSE(again.unavailable);
 }
 
-}  // namespace
-}  // namespace codepilot::quota
+} // namespace
+} // namespace codepilot::quota
