@@ -76,8 +76,10 @@ Ticket::~Ticket() {
 void Ticket::finish(int64_t tokens) {
     if (finished_ || !ledger_) return;
     finished_ = true;
-    if (!shared_scopes_.empty()) ledger_->release_shared(*this, tokens);
-    else ledger_->release(scopes_, tokens);
+    if (!shared_scopes_.empty())
+        ledger_->release_shared(*this, tokens);
+    else
+        ledger_->release(scopes_, tokens);
 }
 
 void QuotaLedger::share_counters(std::unique_ptr<RedisCounters> redis, bool fail_open) {
@@ -90,7 +92,8 @@ void QuotaLedger::redis_state(bool ok, const std::string& why) {
     std::lock_guard lock(mu_);
     if (ok == redis_ok_) return;
     redis_ok_ = ok;
-    if (ok) spdlog::info("quota: Redis is reachable again; shared limits are enforced");
+    if (ok)
+        spdlog::info("quota: Redis is reachable again; shared limits are enforced");
     else
         spdlog::error("quota: Redis unavailable ({}); inference calls are {} until it returns", why,
                       fail_open_ ? "admitted without limits (fail open)" : "refused with 503 (fail closed)");
@@ -103,8 +106,9 @@ Decision QuotaLedger::refused(Kind kind, std::string message, int64_t retry_afte
     d.message = std::move(message);
     d.retry_after_s = std::max<int64_t>(1, retry_after_s);
     if (metrics_)
-        metrics_->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
-                          {{"kind", std::string(to_string(kind))}})
+        metrics_
+            ->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
+                      {{"kind", std::string(to_string(kind))}})
             .inc();
     return d;
 }
@@ -126,7 +130,7 @@ Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> sc
             return d;
         }
         redis_state(true, "");
-        if (a->budget_missing) {  // first call of the period anywhere: start from the usage rows
+        if (a->budget_missing) { // first call of the period anywhere: start from the usage rows
             const auto& s = scopes[*a->budget_missing];
             const std::string& period = a->monthly_missing ? month : day;
             Result<int64_t> used = int64_t{0};
@@ -134,7 +138,7 @@ Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> sc
                 std::lock_guard lock(mu_);
                 used = budget_used(s, subject, a->monthly_missing, period);
             }
-            if (!used) return Decision{};  // cannot tell: admitted, as without budgets
+            if (!used) return Decision{}; // cannot tell: admitted, as without budgets
             (void)redis_->init_budget(s.key, a->monthly_missing, period, *used);
             continue;
         }
@@ -147,16 +151,19 @@ Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> sc
                                1);
             if (a->kind == "requests")
                 return refused(Kind::requests,
-                               s.label + " is over its " + std::to_string(*s.limits.rpm) + " requests per minute",
+                               s.label + " is over its " + std::to_string(*s.limits.rpm) +
+                                   " requests per minute",
                                (a->retry_after_ms + 999) / 1000);
             if (a->kind == "tokens")
                 return refused(Kind::tokens,
-                               s.label + " is over its " + std::to_string(*s.limits.tpm) + " tokens per minute",
+                               s.label + " is over its " + std::to_string(*s.limits.tpm) +
+                                   " tokens per minute",
                                (a->retry_after_ms + 999) / 1000);
             const bool monthly = a->kind == "monthly_tokens";
             return refused(monthly ? Kind::monthly_tokens : Kind::daily_tokens,
                            s.label + " has used its " + (monthly ? "monthly" : "daily") + " budget of " +
-                               std::to_string(monthly ? *s.limits.monthly_tokens : *s.limits.daily_tokens) + " tokens",
+                               std::to_string(monthly ? *s.limits.monthly_tokens : *s.limits.daily_tokens) +
+                               " tokens",
                            monthly ? seconds_to_next_month(now) : seconds_to_next_day(now));
         }
         Decision d;
@@ -165,13 +172,16 @@ Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> sc
         ticket->shared_scopes_ = std::move(counters);
         ticket->day_ = day;
         ticket->month_ = month;
-        std::optional<size_t> rpm_at, tpm_at;  // headers for the tightest request and token limits
+        std::optional<size_t> rpm_at, tpm_at; // headers for the tightest request and token limits
         for (size_t i = 0; i < a->levels.size() && i < scopes.size(); ++i) {
-            if (scopes[i].limits.rpm && (!rpm_at || a->levels[i].first < a->levels[*rpm_at].first)) rpm_at = i;
-            if (scopes[i].limits.tpm && (!tpm_at || a->levels[i].second < a->levels[*tpm_at].second)) tpm_at = i;
+            if (scopes[i].limits.rpm && (!rpm_at || a->levels[i].first < a->levels[*rpm_at].first))
+                rpm_at = i;
+            if (scopes[i].limits.tpm && (!tpm_at || a->levels[i].second < a->levels[*tpm_at].second))
+                tpm_at = i;
         }
         if (rpm_at) {
-            double cap = static_cast<double>(*scopes[*rpm_at].limits.rpm), left = a->levels[*rpm_at].first - 1;
+            double cap = static_cast<double>(*scopes[*rpm_at].limits.rpm),
+                   left = a->levels[*rpm_at].first - 1;
             d.headers.emplace_back("x-ratelimit-limit-requests", std::to_string(*scopes[*rpm_at].limits.rpm));
             d.headers.emplace_back("x-ratelimit-remaining-requests",
                                    std::to_string(static_cast<int64_t>(std::max(0.0, left))));
@@ -184,10 +194,22 @@ Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> sc
                                    std::to_string(static_cast<int64_t>(std::max(0.0, left))));
             d.headers.emplace_back("x-ratelimit-reset-tokens", duration_text((cap - left) / (cap / 60.0)));
         }
+        for (size_t i = 0; i < a->budgets_used.size() && i < scopes.size(); ++i) {
+            const auto& l = scopes[i].limits;
+            for (bool monthly : {false, true}) {
+                const auto& limit = monthly ? l.monthly_tokens : l.daily_tokens;
+                int64_t used = monthly ? a->budgets_used[i].second : a->budgets_used[i].first;
+                if (limit && used >= 0 && used * 10 >= *limit * 8)
+                    d.headers.emplace_back("x-codepilot-budget-warning",
+                                           std::string(monthly ? "monthly" : "daily") + " token budget of " +
+                                               scopes[i].label + " is " +
+                                               std::to_string(used * 100 / *limit) + "% used");
+            }
+        }
         d.ticket = std::move(ticket);
         return d;
     }
-    return Decision{};  // budget counters kept vanishing (expiry races): admit rather than loop
+    return Decision{}; // budget counters kept vanishing (expiry races): admit rather than loop
 }
 
 void QuotaLedger::release_shared(const Ticket& ticket, int64_t tokens) {
@@ -248,10 +270,14 @@ void QuotaLedger::account_event(const Subject& s, const std::string& model, cons
     std::lock_guard lock(mu_);
     auto& e = pending_events_[day + "|" + s.tenant + "|" + s.username + "|" + model + "|" + language];
     if (e.day.empty()) e = store::EventDelta{day, s.tenant, s.username, model, language, 0, 0, 0, 0};
-    if (kind == "view") ++e.views;
-    else if (kind == "select") ++e.selects;
-    else if (kind == "select_line") ++e.line_selects;
-    else if (kind == "dismiss") ++e.dismisses;
+    if (kind == "view")
+        ++e.views;
+    else if (kind == "select")
+        ++e.selects;
+    else if (kind == "select_line")
+        ++e.line_selects;
+    else if (kind == "dismiss")
+        ++e.dismisses;
 }
 
 Status QuotaLedger::flush_usage() {
@@ -265,8 +291,9 @@ Status QuotaLedger::flush_usage() {
     if (!events.empty()) {
         std::vector<store::EventDelta> deltas;
         for (auto& [_, e] : events) deltas.push_back(e);
-        if (auto st = store_.add_events(deltas); !st)  // acceptance counts are advisory: log, keep going
-            spdlog::warn("quota: {} acceptance event rows not written: {}", deltas.size(), st.error().message);
+        if (auto st = store_.add_events(deltas); !st) // acceptance counts are advisory: log, keep going
+            spdlog::warn("quota: {} acceptance event rows not written: {}", deltas.size(),
+                         st.error().message);
     }
     if (batch.empty()) return Ok{};
     std::vector<store::UsageDelta> deltas;

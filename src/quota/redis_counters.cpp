@@ -57,6 +57,8 @@ for i = 0, n - 1 do
   redis.call('PEXPIRE', KEYS[k + 3], 600000)
   table.insert(out, tostring(rl[i] or -1))
   table.insert(out, tostring(tl[i] or -1))
+  table.insert(out, redis.call('GET', KEYS[k + 4]) or '-1')
+  table.insert(out, redis.call('GET', KEYS[k + 5]) or '-1')
 end
 return out
 )lua";
@@ -195,9 +197,11 @@ Result<SharedAdmission> RedisCounters::admit(const std::vector<ScopeCounters>& s
         return a;
     }
     a.allowed = state == 1;
-    for (size_t i = 4; i + 1 < r->elements; i += 2)
-        a.levels.emplace_back(std::stod(std::string(r->element[i]->str, r->element[i]->len)),
-                              std::stod(std::string(r->element[i + 1]->str, r->element[i + 1]->len)));
+    auto number = [&](size_t i) { return std::stod(std::string(r->element[i]->str, r->element[i]->len)); };
+    for (size_t i = 4; i + 3 < r->elements; i += 4) {
+        a.levels.emplace_back(number(i), number(i + 1));
+        a.budgets_used.emplace_back(static_cast<int64_t>(number(i + 2)), static_cast<int64_t>(number(i + 3)));
+    }
     return a;
 }
 

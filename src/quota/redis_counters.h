@@ -25,8 +25,9 @@ struct SharedAdmission {
     std::string kind; // requests | tokens | concurrency | daily_tokens | monthly_tokens
     int64_t retry_after_ms = 0;
     std::vector<std::pair<double, double>>
-        levels;                           // per scope after admission: requests, tokens (-1: no limit)
-    std::optional<size_t> budget_missing; // a budget counter to initialize first
+        levels; // per scope after admission: requests, tokens (-1: no limit)
+    std::vector<std::pair<int64_t, int64_t>> budgets_used; // per scope: daily, monthly tokens used (-1: none)
+    std::optional<size_t> budget_missing;                  // a budget counter to initialize first
     bool monthly_missing = false;
 };
 

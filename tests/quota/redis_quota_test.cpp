@@ -132,6 +132,10 @@ TEST_F(RedisQuota, BudgetsStartFromTheUsageRowsAndAreShared) {
     auto a = replica(), b = replica();
     auto first = a->admit(who());
     ASSERT_TRUE(first.allowed);
+    bool warned = false;
+    for (const auto& [k, v] : first.headers)
+        warned |= k == "x-codepilot-budget-warning" && v == "daily token budget of tenant 'acme' is 90% used";
+    EXPECT_TRUE(warned);
     first.ticket->finish(15); // 105 of 100
     auto refused = b->admit(who());
     ASSERT_FALSE(refused.allowed);
