@@ -166,11 +166,10 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         co_await ex.respond_error(status::internal_server_error, "this route has no access rule");
         co_return false;
     }
-    const bool probe = rule->access == auth::Access::public_route && rule->pattern != std::string_view("/auth/login");
-    const bool audited = !probe && rule->access != auth::Access::metrics_scrape && ctx.audit &&
-                         ctx.audit->durability() != audit::Durability::off;
+    const bool call = rule->access != auth::Access::probe && rule->access != auth::Access::metrics_scrape;
+    const bool audited = call && ctx.audit && ctx.audit->durability() != audit::Durability::off;
     auto state = std::make_shared<CallState>();
-    if (!probe && rule->access != auth::Access::metrics_scrape) {
+    if (call) {
         auto* context = &ctx;
         auto started = std::chrono::steady_clock::now();
         ex.set_finisher([context, started, rule, state](Exchange& e, server::http::status st) -> awaitable<bool> {
@@ -185,7 +184,7 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
             co_return false;
         }
     }
-    if (rule->access == auth::Access::public_route) co_return true;
+    if (rule->access == auth::Access::probe || rule->access == auth::Access::public_route) co_return true;
     if (rule->access == auth::Access::metrics_scrape && ctx.auth && ctx.auth->config().metrics_public)
         co_return true;
 
@@ -222,6 +221,12 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         if (rule->tenant_param) {
             tenant = ex.path_param(rule->tenant_param);
             if (tenant.empty()) tenant = ex.query_param(rule->tenant_param);  // e.g. /admin/v1/usage?tenant=
+            if (tenant.empty()) {
+                co_await ex.respond_error(status::bad_request,
+                                          std::string("'") + rule->tenant_param + "' is required: name the tenant",
+                                          rule->tenant_param);
+                co_return false;
+            }
             auto access = ctx.auth ? ctx.auth->access_in(principal, tenant)
                                    : Result<std::optional<auth::TenantAccess>>(
                                          make_error(ErrorCode::unavailable, "no store"));

@@ -144,8 +144,8 @@ const std::vector<RouteRule>& route_rules() {
     using A = Access;
     static const std::vector<RouteRule> rules = {
         // Probes and the sign-in itself.
-        {"GET", "/health", A::public_route},
-        {"GET", "/ready", A::public_route},
+        {"GET", "/health", A::probe},
+        {"GET", "/ready", A::probe},
         {"POST", "/auth/login", A::public_route},
         {"POST", "/auth/logout", A::authenticated},
         {"GET", "/auth/me", A::authenticated},

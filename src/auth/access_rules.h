@@ -48,8 +48,10 @@ PermissionSet scope_permissions(ScopeSet scopes, bool server_owner);
 
 // What a route needs. `tenant_param`: the path parameter that names the tenant the check is
 // made in; otherwise the check is made in the tenant the credential acts for.
-// metrics_scrape: public while auth.metrics_public, else server admins only.
-enum class Access { public_route, authenticated, permission, metrics_scrape };
+// probe: public and not a call (not audited, not counted). public_route: no credentials
+// needed, but audited (sign-in). metrics_scrape: public while auth.metrics_public, else
+// server admins only; not audited.
+enum class Access { probe, public_route, authenticated, permission, metrics_scrape };
 struct RouteRule {
     const char* method;
     const char* pattern;

@@ -119,7 +119,8 @@ private:
     // Changes by this process count at once; other processes' are sampled at most every
     // kChangeSampleMicros (a PRAGMA or a socket read), so a hot path does not pay for each.
     std::pair<uint64_t, uint64_t> store_generation();
-    std::shared_ptr<const Principal> cached(const std::string& digest, int64_t now);
+    std::shared_ptr<const Principal> cached(const std::string& digest, int64_t now,
+                                            std::pair<uint64_t, uint64_t> generation);
     void remember(const std::string& digest, std::shared_ptr<const Principal> p, const std::string& key_id,
                   int64_t valid_until, int64_t now);
     void touch_key(const std::string& key_id, int64_t now);

@@ -17,6 +17,16 @@ Error invalid(std::string detail) {
     return make_error(ErrorCode::invalid_argument, std::move(detail));
 }
 
+// Who a credential speaks for; the caller adds tenant, role, scopes and expiry.
+Principal principal_of(const store::User& user, const char* method) {
+    Principal p;
+    p.method = method;
+    p.user_id = user.id;
+    p.username = user.username;
+    p.server_owner = user.server_owner;
+    return p;
+}
+
 std::optional<Role> role_of(const std::optional<std::string>& name) {
     return name ? parse_role(*name) : std::nullopt;
 }
@@ -71,8 +81,8 @@ std::pair<uint64_t, uint64_t> Authenticator::store_generation() {
     return {store_.local_writes(), sampled_generation_.load()};
 }
 
-std::shared_ptr<const Principal> Authenticator::cached(const std::string& digest, int64_t now) {
-    const auto generation = store_generation();
+std::shared_ptr<const Principal> Authenticator::cached(const std::string& digest, int64_t now,
+                                                       std::pair<uint64_t, uint64_t> generation) {
     std::string key_id;
     std::shared_ptr<const Principal> hit;
     {
@@ -186,7 +196,7 @@ Result<std::shared_ptr<const Principal>> Authenticator::authenticate(std::string
     // Read the generation before the store: a change landing meanwhile then empties the cache.
     const auto generation = store_generation();
     if (kind != TokenKind::unknown) {
-        if (auto hit = cached(digest, now)) {
+        if (auto hit = cached(digest, now, generation)) {
             count(method, "success");
             if (cache_hits_) cache_hits_->inc();
             return hit;
@@ -232,11 +242,7 @@ Result<Principal> Authenticator::from_api_key(const std::string& digest, std::st
     if (!role && !g.user.server_owner)
         return invalid("owner of API key " + g.key.prefix + " left the tenant");
 
-    Principal p;
-    p.method = "api_key";
-    p.user_id = g.user.id;
-    p.username = g.user.username;
-    p.server_owner = g.user.server_owner;
+    Principal p = principal_of(g.user, "api_key");
     p.tenant_id = g.key.tenant_id;
     p.tenant_name = g.key.tenant_name;
     p.role = role;
@@ -256,11 +262,7 @@ Result<Principal> Authenticator::from_session(const std::string& digest) {
     if (g.session.revoked_at) return invalid("session ended");
     if (g.session.expires_at <= clock_()) return invalid("session expired");
     if (g.user.disabled) return invalid("user is disabled");
-    Principal p;
-    p.method = "session";
-    p.user_id = g.user.id;
-    p.username = g.user.username;
-    p.server_owner = g.user.server_owner;
+    Principal p = principal_of(g.user, "session");
     p.session_hash = g.session.secret_hash;
     p.expires_at = g.session.expires_at;
     if (g.session.tenant_id) {
@@ -322,12 +324,8 @@ Result<Principal> Authenticator::from_jwt(const std::string& token) {
     if (u.source != "oidc") return invalid("user '" + username + "' exists and is not an OIDC user");
     if (u.disabled) return invalid("user is disabled");
 
-    Principal p;
-    p.method = "jwt";
+    Principal p = principal_of(u, "jwt");
     p.expires_at = c["exp"].get<int64_t>() + oc.leeway_s;
-    p.user_id = u.id;
-    p.username = u.username;
-    p.server_owner = u.server_owner;
     if (!tenant_name.empty()) {
         auto tenant = store_.find_tenant(tenant_name);
         if (!tenant) return tenant.error();
@@ -438,11 +436,7 @@ Result<SignIn> Authenticator::sign_in(const std::string& username, const std::st
 
     auto memberships = store_.memberships_of_user(user.id);
     if (!memberships) return memberships.error();
-    Principal p;
-    p.method = "session";
-    p.user_id = user.id;
-    p.username = user.username;
-    p.server_owner = user.server_owner;
+    Principal p = principal_of(user, "session");
     for (const auto& m : *memberships) {
         if (!tenant.empty() && m.tenant_name != tenant) continue;
         p.tenant_id = m.tenant_id;

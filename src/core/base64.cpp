@@ -55,4 +55,16 @@ std::optional<std::string> base64url_decode(std::string_view text) {
     return out;
 }
 
-} // namespace codepilot
+
+std::string hex_encode(const unsigned char* data, size_t size) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(size * 2);
+    for (size_t i = 0; i < size; ++i) {
+        out += kHex[data[i] >> 4];
+        out += kHex[data[i] & 15];
+    }
+    return out;
+}
+
+}  // namespace codepilot

@@ -382,16 +382,9 @@ Decision QuotaLedger::admit(const Subject& subject) {
     std::lock_guard lock(mu_);
     auto scopes = scopes_for(subject);
     auto refuse = [&](Kind kind, std::string message, int64_t retry) {
-        d.allowed = false;
-        d.kind = kind;
-        d.message = std::move(message);
-        d.retry_after_s = std::max<int64_t>(1, retry);
-        if (metrics_)
-            metrics_
-                ->counter("codepilot_quota_rejections_total", "Inference calls refused by a quota, by kind",
-                          {{"kind", std::string(to_string(kind))}})
-                .inc();
-        return d;
+        Decision r = refused(kind, std::move(message), retry);
+        r.headers = std::move(d.headers);  // x-ratelimit-* of the limit that refused
+        return r;
     };
     const std::string day = day_of(now), month = month_of(now);
     std::optional<std::pair<double, Scope*>> tightest_rpm, tightest_tpm;

@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include "core/base64.h"
+
 namespace codepilot::store {
 
 std::string audit_link(const std::string& prev_hash, const std::string& body) {
@@ -15,13 +17,7 @@ std::string audit_link(const std::string& prev_hash, const std::string& body) {
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx, digest, &len);
     EVP_MD_CTX_free(ctx);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 15];
-    }
-    return out;
+    return hex_encode(digest, len);
 }
 
 Result<int64_t> AuditStore::append(const std::vector<AuditEntry>& entries) {

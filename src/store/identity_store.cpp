@@ -1,5 +1,7 @@
 #include "store/identity_store.h"
 
+#include "core/base64.h"
+
 #include <ctime>
 #include <openssl/rand.h>
 
@@ -95,13 +97,7 @@ Result<int64_t> IdentityStore::write(std::string_view sql, const std::vector<Val
 std::string IdentityStore::new_id() {
     unsigned char bytes[16];
     RAND_bytes(bytes, sizeof bytes);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : bytes) {
-        out += hex[b >> 4];
-        out += hex[b & 15];
-    }
-    return out;
+    return hex_encode(bytes, sizeof bytes);
 }
 
 Result<Tenant> IdentityStore::create_tenant(const std::string& name) {
