@@ -8,6 +8,7 @@
 #include "metrics/metrics.h"
 #include "store/identity_store.h"
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -141,7 +142,9 @@ private:
     std::shared_ptr<LdapDirectory> ldap_;
     std::shared_ptr<JwtVerifier> jwt_;
     std::map<std::string, int64_t> key_touched_;        // key id → last last_used_at write
-    std::map<std::string, metrics::Counter*> counters_; // "method/result" → counter, made up front
+    static constexpr std::array<std::string_view, 6> kMethods = {"api_key", "session", "jwt", "password", "ldap", "unknown"};
+    static constexpr std::array<std::string_view, 3> kResults = {"success", "failure", "unavailable"};
+    std::array<std::array<metrics::Counter*, 3>, 6> counters_{};  // made up front: counting needs no lock
     metrics::Counter* cache_hits_ = nullptr;
     metrics::Counter* cache_misses_ = nullptr;
     std::map<std::string, std::string> oidc_synced_; // user id → "tenant/role" last written

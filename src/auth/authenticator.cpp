@@ -54,18 +54,21 @@ Authenticator::Authenticator(store::IdentityStore& store, config::AuthConfig con
         cache_misses_ = &metrics_->counter("codepilot_auth_cache_total", help, {{"result", "miss"}});
     }
     if (metrics_)
-        for (const char* method : {"api_key", "session", "jwt", "password", "ldap", "unknown"})
-            for (const char* result : {"success", "failure", "unavailable"})
-                counters_[std::string(method) + "/" + result] = &metrics_->counter(
-                    "codepilot_auth_attempts_total", "Authentication decisions by method and result",
-                    {{"method", method}, {"result", result}});
+        for (size_t m = 0; m < kMethods.size(); ++m)
+            for (size_t r = 0; r < kResults.size(); ++r)
+                counters_[m][r] = &metrics_->counter("codepilot_auth_attempts_total",
+                                                     "Authentication decisions by method and result",
+                                                     {{"method", std::string(kMethods[m])}, {"result", std::string(kResults[r])}});
 }
 
 Authenticator::~Authenticator() = default;
 
 void Authenticator::count(std::string_view method, std::string_view result) {
-    auto it = counters_.find(std::string(method) + "/" + std::string(result));
-    if (it != counters_.end()) it->second->inc();
+    // A scan of two short tables: no string is built on the request path.
+    for (size_t m = 0; m < kMethods.size(); ++m)
+        if (kMethods[m] == method)
+            for (size_t r = 0; r < kResults.size(); ++r)
+                if (kResults[r] == result && counters_[m][r]) counters_[m][r]->inc();
 }
 
 std::pair<uint64_t, uint64_t> Authenticator::store_generation() {
