@@ -74,6 +74,7 @@ CODEPILOT_TEST_PG_URL=postgresql://codepilot:codepilot@127.0.0.1:$pg_port/postgr
 CODEPILOT_TEST_LDAP_URL=ldap://127.0.0.1:$ldap_port
 CODEPILOT_TEST_LDAPS_URL=ldaps://127.0.0.1:$ldaps_port
 CODEPILOT_TEST_LDAP_CA=$root/slapd/ca.pem
+CODEPILOT_TEST_SLAPD_PID_FILE=$root/slapd/slapd.pid
 EOT
     echo "test services: postgresql on $pg_port, slapd on $ldap_port (ldaps $ldaps_port)"
     ;;

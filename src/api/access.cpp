@@ -1,8 +1,9 @@
 // The access gate: authenticates the caller and checks the route's rule from the one RBAC
 // table (auth/access_rules.cpp) before any handler runs. Routes without a rule are refused.
-#include "core/clock.h"
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/request_fields.h"
+#include "core/clock.h"
 #include "server/async_queue.h"
 
 #include <spdlog/spdlog.h>
@@ -29,7 +30,9 @@ const auth::Principal& local_owner() {
 server::Headers retry_after() {
     return {{"Retry-After", "1"}};
 }
-server::Headers retry_after_seconds(int64_t s) { return {{"Retry-After", std::to_string(s)}}; }
+server::Headers retry_after_seconds(int64_t s) {
+    return {{"Retry-After", std::to_string(s)}};
+}
 server::Headers bearer_challenge() {
     return {{"WWW-Authenticate", "Bearer realm=\"codepilot\""}};
 }
@@ -70,6 +73,9 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
         r.username = p.username;
         r.key_prefix = p.key_prefix;
         r.auth_method = p.method;
+    } else if (!ex.usage.attempted_user.empty()) { // a sign-in: who it claimed to be
+        r.username = ex.usage.attempted_user;
+        r.auth_method = "password";
     }
     r.client_ip = ex.remote_address();
     auto agent = ex.request()[server::http::field::user_agent];
@@ -82,9 +88,10 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
     r.completion_tokens = ex.usage.completion_tokens;
     r.cached_tokens = ex.usage.cached_tokens;
     r.latency_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+            .count();
     if (ctx.audit->prompt_storage() != audit::PromptStorage::none && is_inference(rule)) {
-        r.prompt = ex.request().body();  // the request as sent; cut, redacted or sealed by the writer
+        r.prompt = ex.request().body(); // the request as sent; cut, redacted or sealed by the writer
         r.completion = ex.usage.completion_text;
     }
     return r;
@@ -110,11 +117,12 @@ void observe_call(ApiContext& ctx, const Exchange& ex, server::http::status st,
         m.histogram("codepilot_queue_time_seconds", "Time a generation waited for a sequence", model, buckets)
             .observe(g.queue_ms / 1000.0);
         if (g.first_token_ms > 0)
-            m.histogram("codepilot_time_to_first_token_seconds", "Time from submission to the first token", model, buckets)
+            m.histogram("codepilot_time_to_first_token_seconds", "Time from submission to the first token",
+                        model, buckets)
                 .observe(g.first_token_ms / 1000.0);
         if (g.inter_token_ms > 0)
-            m.histogram("codepilot_inter_token_latency_seconds", "Mean time between generated tokens, per generation",
-                        model, buckets)
+            m.histogram("codepilot_inter_token_latency_seconds",
+                        "Mean time between generated tokens, per generation", model, buckets)
                 .observe(g.inter_token_ms / 1000.0);
     }
     m.counter("codepilot_prompt_tokens_total", "Prompt tokens, as the engine counted them", model)
@@ -141,11 +149,16 @@ awaitable<bool> finish_call(ApiContext* ctx, Exchange& ex, server::http::status 
                             std::chrono::steady_clock::time_point started, const auth::RouteRule* rule,
                             std::shared_ptr<CallState> state) {
     observe_call(*ctx, ex, st, started, *rule);
-    const int64_t tokens = ex.usage.prompt_tokens + ex.usage.completion_tokens;
-    if (state->ticket) state->ticket->finish(tokens);
-    if (state->ticket && ctx->quotas)  // admitted calls only: a refused one consumed nothing
-        ctx->quotas->account(subject_of(caller_of(ex)), ctx->model_id, ex.usage.prompt_tokens,
-                             ex.usage.completion_tokens, ex.usage.cached_tokens);
+    if (state->ticket) { // admitted calls only: a refused one consumed nothing
+        auto settle = [ctx, &ex, &state] {
+            state->ticket->finish(ex.usage.prompt_tokens + ex.usage.completion_tokens); // Redis: a round trip
+            if (ctx->quotas)
+                ctx->quotas->account(subject_of(caller_of(ex)), ctx->model_id, ex.usage.prompt_tokens,
+                                     ex.usage.completion_tokens, ex.usage.cached_tokens);
+            return true;
+        };
+        if (!co_await blocking(*ctx, Lane::store, settle)) settle(); // a full queue must not lose usage
+    }
     if (!ctx->audit || ctx->audit->durability() == audit::Durability::off) co_return true;
     auto record = call_record(*ctx, ex, st, started, *rule);
     if (ctx->audit->durability() != audit::Durability::sync) co_return ctx->audit->append(std::move(record));
@@ -172,15 +185,16 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
     if (call) {
         auto* context = &ctx;
         auto started = std::chrono::steady_clock::now();
-        ex.set_finisher([context, started, rule, state](Exchange& e, server::http::status st) -> awaitable<bool> {
-            co_return co_await finish_call(context, e, st, started, rule, state);
-        });
+        ex.set_finisher(
+            [context, started, rule, state](Exchange& e, server::http::status st) -> awaitable<bool> {
+                co_return co_await finish_call(context, e, st, started, rule, state);
+            });
     }
     if (audited) {
-        if (!ctx.audit->accepting()) {  // refuse before doing any work that could not be recorded
-            co_await ex.respond_error(status::service_unavailable,
-                                      "the audit trail is behind (its store is unavailable); try again shortly", {},
-                                      retry_after());
+        if (!ctx.audit->accepting()) { // refuse before doing any work that could not be recorded
+            co_await ex.respond_error(
+                status::service_unavailable,
+                "the audit trail is behind (its store is unavailable); try again shortly", {}, retry_after());
             co_return false;
         }
     }
@@ -193,8 +207,19 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         static const auto owner = std::make_shared<const auth::Principal>(local_owner());
         caller = owner;
     } else {
-        auto header = ex.request()[server::http::field::authorization];
-        auto who = ctx.auth->authenticate(std::string_view(header.data(), header.size()));
+        auto field = ex.request()[server::http::field::authorization];
+        const std::string_view header(field.data(), field.size());
+        Result<std::shared_ptr<const auth::Principal>> who = ctx.auth->authenticate_cached(header);
+        if (!*who) { // not checked recently: the store (or the issuer's keys) must tell
+            auto checked = co_await blocking(ctx, Lane::store,
+                                             [&ctx, header] { return ctx.auth->authenticate(header); });
+            if (!checked) {
+                co_await ex.respond_error(status::service_unavailable,
+                                          "the server is busy; try again shortly", {}, retry_after());
+                co_return false;
+            }
+            who = std::move(*checked);
+        }
         if (!who) {
             if (who.error().code == ErrorCode::unavailable) {
                 spdlog::warn("authentication unavailable: {}", who.error().message);
@@ -220,16 +245,22 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         auth::PermissionSet granted = 0;
         if (rule->tenant_param) {
             tenant = ex.path_param(rule->tenant_param);
-            if (tenant.empty()) tenant = ex.query_param(rule->tenant_param);  // e.g. /admin/v1/usage?tenant=
+            if (tenant.empty()) tenant = ex.query_param(rule->tenant_param); // e.g. /admin/v1/usage?tenant=
             if (tenant.empty()) {
                 co_await ex.respond_error(status::bad_request,
-                                          std::string("'") + rule->tenant_param + "' is required: name the tenant",
+                                          std::string("'") + rule->tenant_param +
+                                              "' is required: name the tenant",
                                           rule->tenant_param);
                 co_return false;
             }
-            auto access = ctx.auth ? ctx.auth->access_in(principal, tenant)
-                                   : Result<std::optional<auth::TenantAccess>>(
-                                         make_error(ErrorCode::unavailable, "no store"));
+            auto looked_up = co_await blocking(ctx, Lane::store, [&ctx, &principal, &tenant] {
+                return ctx.auth ? ctx.auth->access_in(principal, tenant)
+                                : Result<std::optional<auth::TenantAccess>>(
+                                      make_error(ErrorCode::unavailable, "no store"));
+            });
+            auto access = looked_up ? std::move(*looked_up)
+                                    : Result<std::optional<auth::TenantAccess>>(make_error(
+                                          ErrorCode::overloaded, "the server is busy; try again shortly"));
             if (!access) {
                 co_await respond_error(ex, access.error());
                 co_return false;
@@ -254,22 +285,92 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         }
     }
     ex.caller = std::move(caller);
+    // Every route, whether or not its handler reads the body: nothing deeper than this is taken.
+    if (auto deep = nesting_error(ex.request().body())) {
+        co_await respond_error(ex, *deep);
+        co_return false;
+    }
     if (ctx.quotas && is_inference(*rule) && !principal.tenant_id.empty()) {
-        auto decision = ctx.quotas->admit(subject_of(principal));
+        auto admitted = co_await blocking(ctx, Lane::store, [&ctx, &principal] {
+            return ctx.quotas->admit(subject_of(principal)); // Redis, or the store on a new day: may block
+        });
+        if (!admitted) {
+            co_await ex.respond_error(status::service_unavailable, "the server is busy; try again shortly",
+                                      {}, retry_after());
+            co_return false;
+        }
+        auto decision = std::move(*admitted);
         for (auto& h : decision.headers) ex.response_headers.push_back(std::move(h));
         if (!decision.allowed) {
-            co_await ex.respond_error(decision.unavailable ? status::service_unavailable : status::too_many_requests,
+            co_await ex.respond_error(decision.unavailable ? status::service_unavailable
+                                                           : status::too_many_requests,
                                       decision.message, {}, retry_after_seconds(decision.retry_after_s));
             co_return false;
         }
         state->ticket = std::move(decision.ticket);
+        if (state->ticket) {
+            auto* context = &ctx;
+            ex.claim_generations = [context, state](int64_t extra) -> awaitable<Status> {
+                auto widened =
+                    co_await blocking(*context, Lane::store, [&] { return state->ticket->widen(extra); });
+                if (!widened)
+                    co_return make_error(ErrorCode::overloaded, "the server is busy; try again shortly");
+                if (widened->allowed) co_return Ok{};
+                co_return make_error(widened->unavailable ? ErrorCode::unavailable : ErrorCode::rate_limited,
+                                     widened->message);
+            };
+        }
     }
     co_return true;
 }
 
 } // namespace
 
+// Before a body is read: /auth bodies are small, and a body is only read once its sender has
+// shown valid credentials (401 instead of "100 Continue" for a large anonymous upload).
+awaitable<server::HeaderVerdict> check_header(ApiContext& ctx, const server::http::request_header<>& header,
+                                              const std::string& pattern) {
+    server::HeaderVerdict verdict;
+    if (pattern.rfind("/auth/", 0) == 0) verdict.body_limit = static_cast<uint64_t>(ctx.auth_body_bytes);
+    const auto length = header[server::http::field::content_length];
+    const bool has_body =
+        (!length.empty() && length != "0") || !header[server::http::field::transfer_encoding].empty();
+    const auto* rule =
+        pattern.empty() ? nullptr : auth::find_route_rule(server::http::to_string(header.method()), pattern);
+    if (!has_body || !rule || !ctx.auth_enabled || !ctx.auth) co_return verdict;
+    if (rule->access == auth::Access::probe || rule->access == auth::Access::public_route) co_return verdict;
+    if (rule->access == auth::Access::metrics_scrape && ctx.auth->config().metrics_public) co_return verdict;
+    auto field = header[server::http::field::authorization];
+    const std::string_view credentials(field.data(), field.size());
+    auto refuse = [&verdict](status st, std::string message, server::Headers headers) {
+        verdict.status = st;
+        verdict.body = server::error_body(st, message);
+        verdict.headers = std::move(headers);
+        return verdict;
+    };
+    if (credentials.empty())
+        co_return refuse(status::unauthorized,
+                         "authentication required: send 'Authorization: Bearer <API key or token>'",
+                         bearer_challenge());
+    if (ctx.auth->authenticate_cached(credentials)) co_return verdict;
+    // Checked once here; the gate then finds it in the credential cache.
+    auto who = co_await blocking(ctx, Lane::store,
+                                 [&ctx, credentials] { return ctx.auth->authenticate(credentials); });
+    if (!who)
+        co_return refuse(status::service_unavailable, "the server is busy; try again shortly", retry_after());
+    if (!*who && who->error().code == ErrorCode::unavailable)
+        co_return refuse(status::service_unavailable,
+                         "authentication is temporarily unavailable; try again shortly", retry_after());
+    if (!*who) co_return refuse(status::unauthorized, "invalid credentials", bearer_challenge());
+    co_return verdict;
+}
+
 void install_access_gate(server::Router& router, std::shared_ptr<ApiContext> context) {
+    router.set_header_check([context](const server::http::request_header<>& header, server::http::verb,
+                                      const std::string& pattern,
+                                      const std::string&) -> awaitable<server::HeaderVerdict> {
+        co_return co_await check_header(*context, header, pattern);
+    });
     router.set_gate(
         [context](Exchange& ex, server::http::verb method, const std::string& pattern) -> awaitable<bool> {
             co_return co_await admit(*context, ex, method, pattern);

@@ -1,10 +1,10 @@
 // Admin REST under /admin/v1: tenants, members, users, roles and the LDAP/OIDC settings. The
 // gate has already checked the route's permission in the tenant the path names; handlers add
 // the finer rules (only owners make owners, the last owner stays, secrets never leave).
-#include "core/clock.h"
 #include "api/sync_reply.h"
 #include "auth/password.h"
 #include "auth/settings_json.h"
+#include "core/clock.h"
 
 #include <spdlog/spdlog.h>
 
@@ -14,8 +14,8 @@ using server::Exchange;
 using server::http::status;
 using server::http::verb;
 
-void record_admin_change(ApiContext& ctx, const Exchange& ex, const std::string& action, const std::string& object,
-                         json before, json after) {
+void record_admin_change(ApiContext& ctx, const Exchange& ex, const std::string& action,
+                         const std::string& object, json before, json after) {
     const auto& p = caller_of(ex);
     spdlog::info("admin: {} {} by {} ({}{}) request {}", action, object, p.username, p.method,
                  p.key_prefix.empty() ? "" : " " + p.key_prefix, ex.request_id());
@@ -35,7 +35,8 @@ void record_admin_change(ApiContext& ctx, const Exchange& ex, const std::string&
     r.before = std::move(before);
     r.after = std::move(after);
     // Queued ahead of the call's own record, which the response waits for under `sync`.
-    if (!ctx.audit->append(std::move(r))) spdlog::error("audit: buffer full, admin change {} {} not recorded", action, object);
+    if (!ctx.audit->append(std::move(r)))
+        spdlog::error("audit: buffer full, admin change {} {} not recorded", action, object);
 }
 
 json tenant_json(const store::Tenant& t) {
@@ -211,9 +212,10 @@ Result<store::User> create_local_user(ApiContext& ctx, const json& body, const s
 Result<std::string> username_field(const json& body) {
     auto username = required_string(body, "username");
     if (!username) return username.error();
-    if (!auth::valid_username(*username))
+    std::string name = auth::canonical_username(*username);
+    if (!auth::valid_username(name))
         return field_error("username", "must be 1-128 printable characters without spaces or '/'");
-    return *username;
+    return name;
 }
 
 Reply add_member(ApiContext& ctx, const Exchange& ex) {
@@ -232,6 +234,26 @@ Reply add_member(ApiContext& ctx, const Exchange& ex) {
     store::User member;
     bool created = false;
     if (*user) {
+        // Only a server owner sees every account; a tenant admin learns nothing about people
+        // outside the tenant beyond that the name is taken.
+        if (!caller_of(ex).server_owner) {
+            auto members = ctx.auth->store().members_of_tenant(access->tenant.id);
+            if (!members) return reply_error(members.error());
+            for (const auto& m : *members)
+                if (m.user_id == (*user)->id)
+                    return reply_error(make_error(ErrorCode::invalid_argument,
+                                                  "'" + *username +
+                                                      "' is already a member; change the role with PUT "
+                                                      "/admin/v1/tenants/" +
+                                                      access->tenant.name + "/members/" + *username,
+                                                  "username"));
+            return reply_error(
+                make_error(ErrorCode::invalid_argument,
+                           "the username '" + *username +
+                               "' is taken: choose another for a new account, or ask a server owner "
+                               "to add an existing account to this tenant",
+                           "username"));
+        }
         member = **user;
     } else {
         auto fresh = create_local_user(ctx, *body, *username);
@@ -314,7 +336,7 @@ Reply create_user(ApiContext& ctx, const Exchange& ex) {
 }
 
 Reply get_user(ApiContext& ctx, const Exchange& ex) {
-    auto user = ctx.auth->store().find_user(ex.path_param("user"));
+    auto user = ctx.auth->store().find_user(auth::canonical_username(ex.path_param("user")));
     if (!user) return reply_error(user.error());
     if (!*user) return reply_error(not_found("user '" + ex.path_param("user") + "'"));
     auto memberships = ctx.auth->store().memberships_of_user((*user)->id);
@@ -327,7 +349,7 @@ Reply get_user(ApiContext& ctx, const Exchange& ex) {
 }
 
 Reply update_user(ApiContext& ctx, const Exchange& ex) {
-    auto user = ctx.auth->store().find_user(ex.path_param("user"));
+    auto user = ctx.auth->store().find_user(auth::canonical_username(ex.path_param("user")));
     if (!user) return reply_error(user.error());
     if (!*user) return reply_error(not_found("user '" + ex.path_param("user") + "'"));
     auto body = parse_object(ex.request().body());
@@ -359,9 +381,25 @@ Reply update_user(ApiContext& ctx, const Exchange& ex) {
     }
     if (auto st = ctx.auth->store().update_user(u); !st) return reply_error(st.error());
     json after = user_json(u);
-    if (*password) after["password"] = "(changed)";  // never the password or its hash
+    if (*password || u.disabled) { // a new password, or a disabled account, ends every session
+        auto ended = ctx.auth->store().revoke_sessions_of_user(u.id);
+        if (!ended) return reply_error(ended.error());
+        after["sessions_ended"] = *ended;
+    }
+    if (*password) after["password"] = "(changed)"; // never the password or its hash
     record_admin_change(ctx, ex, "user.update", u.username, user_json(**user), after);
     return reply(user_json(u));
+}
+
+Reply end_user_sessions(ApiContext& ctx, const Exchange& ex) {
+    auto user = ctx.auth->store().find_user(auth::canonical_username(ex.path_param("user")));
+    if (!user) return reply_error(user.error());
+    if (!*user) return reply_error(not_found("user '" + ex.path_param("user") + "'"));
+    auto ended = ctx.auth->store().revoke_sessions_of_user((*user)->id);
+    if (!ended) return reply_error(ended.error());
+    record_admin_change(ctx, ex, "user.sign_out_everywhere", (*user)->username, nullptr,
+                        json{{"sessions_ended", *ended}});
+    return reply(json{{"username", (*user)->username}, {"sessions_ended", *ended}});
 }
 
 Reply get_setting(ApiContext& ctx, const Exchange& ex) {
@@ -420,6 +458,7 @@ void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> c
     route(verb::post, "/admin/v1/users", send_reply<create_user>);
     route(verb::get, "/admin/v1/users/{user}", send_reply<get_user>);
     route(verb::patch, "/admin/v1/users/{user}", send_reply<update_user>);
+    route(verb::delete_, "/admin/v1/users/{user}/sessions", send_reply<end_user_sessions>);
     route(verb::get, "/admin/v1/settings/{name}", send_reply<get_setting>);
     route(verb::put, "/admin/v1/settings/{name}", send_reply<put_setting>);
     register_admin_key_routes(router, context);

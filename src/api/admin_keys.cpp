@@ -41,6 +41,41 @@ bool manages_all(const auth::TenantAccess& access) {
     return access.permissions & auth::bit(auth::Permission::keys_manage);
 }
 
+// A key acts with its user's powers, so who may hold one is the rule that keeps a tenant admin
+// from becoming anything more: keys only for members of this tenant whose role is not above
+// the creator's, and a server owner's keys only by that owner.
+Status may_hold_key(ApiContext& ctx, const auth::Principal& creator, const auth::TenantAccess& access,
+                    const std::string& username) {
+    if (username == creator.username) return Ok{};
+    if (!manages_all(access))
+        return make_error(ErrorCode::permission_denied, "you may create keys only for yourself", "user");
+    auto not_member =
+        make_error(ErrorCode::not_found,
+                   "'" + username + "' is not a member of tenant '" + access.tenant.name + "'", "user");
+    auto members = ctx.auth->store().members_of_tenant(access.tenant.id);
+    if (!members) return members.error();
+    const store::Membership* target = nullptr;
+    for (const auto& m : *members)
+        if (m.username == username) target = &m;
+    if (!target) return not_member;
+    auto user = ctx.auth->store().find_user_by_id(target->user_id);
+    if (!user) return user.error();
+    if (!*user) return not_member;
+    if ((*user)->server_owner)
+        return make_error(ErrorCode::permission_denied,
+                          "a server owner's keys are created only by that owner", "user");
+    auto target_role = auth::parse_role(target->role);
+    const int creator_rank = creator.server_owner ? auth::role_rank(auth::Role::owner)
+                             : access.role        ? auth::role_rank(*access.role)
+                                                  : 0;
+    if (!target_role || auth::role_rank(*target_role) > creator_rank)
+        return make_error(ErrorCode::permission_denied,
+                          "'" + username + "' is " + target->role +
+                              " here, above your role: a key for them would act above it",
+                          "user");
+    return Ok{};
+}
+
 Reply list_keys(ApiContext& ctx, const Exchange& ex) {
     auto access = key_tenant(ctx, ex);
     if (!access) return reply_error(access.error());
@@ -63,9 +98,7 @@ Reply create_key(ApiContext& ctx, const Exchange& ex) {
     auto user = opt_string(*body, "user");
     if (!user) return reply_error(user.error());
     std::string username = user->value_or(p.username);
-    if (username != p.username && !manages_all(*access))
-        return reply_error(
-            make_error(ErrorCode::permission_denied, "you may create keys only for yourself", "user"));
+    if (auto allowed = may_hold_key(ctx, p, *access, username); !allowed) return reply_error(allowed.error());
 
     std::string scope_text;
     auto it = body->find("scopes");
@@ -109,7 +142,8 @@ Reply create_key(ApiContext& ctx, const Exchange& ex) {
                                       name->value_or(""), p.username);
     if (!issued) return reply_error(issued.error());
     json out = key_json(issued->record, ctx.auth->store().now());
-    record_admin_change(ctx, ex, "key.create", issued->record.prefix, nullptr, out);  // before the secret is added
+    record_admin_change(ctx, ex, "key.create", issued->record.prefix, nullptr,
+                        out); // before the secret is added
     out["key"] = issued->plaintext;
     return reply(out, status::created);
 }
@@ -125,12 +159,18 @@ Reply revoke_key(ApiContext& ctx, const Exchange& ex) {
         (!manages_all(*access) && (*key)->user_id != p.user_id))
         return reply_error(
             make_error(ErrorCode::not_found, "key '" + ex.path_param("prefix") + "' not found"));
+    if (auto allowed = may_hold_key(ctx, p, *access, (*key)->username);
+        !allowed && allowed.error().code == ErrorCode::permission_denied) // a former member's key may go
+        return reply_error(
+            make_error(ErrorCode::permission_denied,
+                       "key '" + (*key)->prefix + "' belongs to someone above your role here"));
     auto revoked = ctx.auth->store().revoke_key((*key)->id);
     if (!revoked) return reply_error(revoked.error());
     auto after = ctx.auth->store().find_key_by_prefix((*key)->prefix);
     if (!after || !*after) return reply_error(make_error(ErrorCode::internal, "key vanished while revoking"));
     json shown = key_json(**after, ctx.auth->store().now());
-    record_admin_change(ctx, ex, "key.revoke", (*key)->prefix, key_json(**key, ctx.auth->store().now()), shown);
+    record_admin_change(ctx, ex, "key.revoke", (*key)->prefix, key_json(**key, ctx.auth->store().now()),
+                        shown);
     return reply(shown);
 }
 

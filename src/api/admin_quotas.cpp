@@ -133,8 +133,13 @@ std::optional<std::string> day_param(const std::string& text) {
     return text;
 }
 
-std::string csv_field(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+// RFC 4180 quoting, and no formulas: a cell a spreadsheet would run (=, +, -, @, tab, CR at its
+// start) gets a leading apostrophe, so a user or model name cannot become a formula.
+std::string csv_field(const std::string& raw) {
+    const bool formula =
+        !raw.empty() && std::string_view("=+-@\t\r").find(raw.front()) != std::string_view::npos;
+    const std::string s = formula ? "'" + raw : raw;
+    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
     std::string out = "\"";
     for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
     return out + "\"";
@@ -151,7 +156,8 @@ Result<ReportQuery> report_query(const Exchange& ex) {
     q.tenant = ex.query_param("tenant");
     const int64_t now_ms = unix_millis();
     std::string from_text = ex.query_param("from"), to_text = ex.query_param("to");
-    auto from = from_text.empty() ? std::optional<std::string>(quota::month_of(now_ms) + "-01") : day_param(from_text);
+    auto from = from_text.empty() ? std::optional<std::string>(quota::month_of(now_ms) + "-01")
+                                  : day_param(from_text);
     auto to = to_text.empty() ? std::optional<std::string>(quota::day_of(now_ms)) : day_param(to_text);
     if (!from) return field_error("from", "must be a day like 2026-11-01");
     if (!to) return field_error("to", "must be a day like 2026-11-30");
@@ -173,15 +179,16 @@ Reply csv_reply(std::string csv) {
 Reply usage(ApiContext& ctx, const Exchange& ex) {
     auto q = report_query(ex);
     if (!q) return reply_error(q.error());
-    if (ctx.quotas) (void)ctx.quotas->flush_usage();  // include what this server has not written yet
+    if (ctx.quotas) (void)ctx.quotas->flush_usage(); // include what this server has not written yet
     store::QuotaStore qs(ctx.auth->store().database());
     auto totals = qs.usage(q->tenant, q->from, q->to, q->group_by);
     if (!totals) return reply_error(totals.error());
     if (q->csv) {
         std::string csv = q->group_by + ",requests,prompt_tokens,completion_tokens,cached_tokens\n";
         for (const auto& t : *totals)
-            csv += csv_field(t.group) + "," + std::to_string(t.requests) + "," + std::to_string(t.prompt_tokens) + "," +
-                   std::to_string(t.completion_tokens) + "," + std::to_string(t.cached_tokens) + "\n";
+            csv += csv_field(t.group) + "," + std::to_string(t.requests) + "," +
+                   std::to_string(t.prompt_tokens) + "," + std::to_string(t.completion_tokens) + "," +
+                   std::to_string(t.cached_tokens) + "\n";
         return csv_reply(std::move(csv));
     }
     json data = json::array();
@@ -191,7 +198,8 @@ Reply usage(ApiContext& ctx, const Exchange& ex) {
                             {"prompt_tokens", t.prompt_tokens},
                             {"completion_tokens", t.completion_tokens},
                             {"cached_tokens", t.cached_tokens}});
-    return reply(json{{"tenant", q->tenant}, {"from", q->from}, {"to", q->to}, {"group_by", q->group_by}, {"data", data}});
+    return reply(json{
+        {"tenant", q->tenant}, {"from", q->from}, {"to", q->to}, {"group_by", q->group_by}, {"data", data}});
 }
 
 Reply events(ApiContext& ctx, const Exchange& ex) {
@@ -202,14 +210,15 @@ Reply events(ApiContext& ctx, const Exchange& ex) {
     auto totals = qs.events(q->tenant, q->from, q->to, q->group_by);
     if (!totals) return reply_error(totals.error());
     auto rate = [](const store::EventTotal& t) {
-        return t.views > 0 ? static_cast<double>(t.selects + t.line_selects) / static_cast<double>(t.views) : 0.0;
+        return t.views > 0 ? static_cast<double>(t.selects + t.line_selects) / static_cast<double>(t.views)
+                           : 0.0;
     };
     if (q->csv) {
         std::string csv = q->group_by + ",views,selects,line_selects,dismisses,acceptance_rate\n";
         for (const auto& t : *totals)
-            csv += csv_field(t.group) + "," + std::to_string(t.views) + "," + std::to_string(t.selects) + "," +
-                   std::to_string(t.line_selects) + "," + std::to_string(t.dismisses) + "," + std::to_string(rate(t)) +
-                   "\n";
+            csv += csv_field(t.group) + "," + std::to_string(t.views) + "," + std::to_string(t.selects) +
+                   "," + std::to_string(t.line_selects) + "," + std::to_string(t.dismisses) + "," +
+                   std::to_string(rate(t)) + "\n";
         return csv_reply(std::move(csv));
     }
     json data = json::array();
@@ -220,7 +229,8 @@ Reply events(ApiContext& ctx, const Exchange& ex) {
                             {"line_selects", t.line_selects},
                             {"dismisses", t.dismisses},
                             {"acceptance_rate", rate(t)}});
-    return reply(json{{"tenant", q->tenant}, {"from", q->from}, {"to", q->to}, {"group_by", q->group_by}, {"data", data}});
+    return reply(json{
+        {"tenant", q->tenant}, {"from", q->from}, {"to", q->to}, {"group_by", q->group_by}, {"data", data}});
 }
 
 } // namespace

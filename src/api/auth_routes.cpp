@@ -11,20 +11,32 @@ using server::Exchange;
 using server::http::status;
 using server::http::verb;
 
-Reply login(ApiContext& ctx, const Exchange& ex) {
-    if (!ctx.auth) return reply_error(make_error(ErrorCode::unavailable, "sign-in is not available"));
-    auto body = parse_object(ex.request().body());
-    if (!body) return reply_error(body.error());
-    auto username = required_string(*body, "username");
-    if (!username) return reply_error(username.error());
-    auto password = required_string(*body, "password");
-    if (!password) return reply_error(password.error());
-    auto tenant = opt_string(*body, "tenant");
-    if (!tenant) return reply_error(tenant.error());
-    if (username->size() > 256 || password->size() > 1024)
-        return reply_error(make_error(ErrorCode::unauthenticated, "invalid credentials"));
+struct LoginRequest {
+    std::string username, password, tenant;
+};
 
-    auto signed_in = ctx.auth->sign_in(*username, *password, tenant->value_or(""));
+Result<LoginRequest> parse_login(const std::string& body) {
+    auto parsed = parse_object(body);
+    if (!parsed) return parsed.error();
+    auto username = required_string(*parsed, "username");
+    if (!username) return username.error();
+    auto password = required_string(*parsed, "password");
+    if (!password) return password.error();
+    auto tenant = opt_string(*parsed, "tenant");
+    if (!tenant) return tenant.error();
+    return LoginRequest{auth::canonical_username(*username), *password, tenant->value_or("")};
+}
+
+Reply invalid_credentials() {
+    Reply r = reply_error(make_error(ErrorCode::unauthenticated, "invalid credentials"));
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"codepilot\"");
+    return r;
+}
+
+// Runs on the sign-in lane: Argon2 and the directory never hold an I/O thread.
+Reply sign_in(ApiContext& ctx, const Exchange& ex, const LoginRequest& req) {
+    if (req.username.size() > 256 || req.password.size() > 1024) return invalid_credentials();
+    auto signed_in = ctx.auth->sign_in(req.username, req.password, req.tenant);
     if (!signed_in) {
         const auto& e = signed_in.error();
         if (e.code == ErrorCode::unavailable) {
@@ -36,10 +48,10 @@ Reply login(ApiContext& ctx, const Exchange& ex) {
         }
         if (e.code == ErrorCode::not_found) return reply_error(e); // authenticated: may learn its own tenants
         spdlog::info("request {}: sign-in refused: {}", ex.request_id(), e.message);
-        Reply r = reply_error(make_error(ErrorCode::unauthenticated, "invalid credentials"));
-        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"codepilot\"");
-        return r;
+        if (ctx.throttle) ctx.throttle->failed(ex.remote_address(), req.username);
+        return invalid_credentials();
     }
+    if (ctx.throttle) ctx.throttle->succeeded(req.username);
     const auto& p = signed_in->principal;
     json out = {{"token", signed_in->token},
                 {"token_type", "Bearer"},
@@ -50,12 +62,49 @@ Reply login(ApiContext& ctx, const Exchange& ex) {
     return reply(out);
 }
 
+// Everything before the sign-in itself; nullopt: go on and sign in.
+std::optional<Reply> refuse_login(ApiContext& ctx, Exchange& ex, const Result<LoginRequest>& req) {
+    if (!ctx.auth) return reply_error(make_error(ErrorCode::unavailable, "sign-in is not available"));
+    if (!req) return reply_error(req.error());
+    ex.usage.attempted_user = req->username.substr(0, 128); // failed sign-ins are audited with the name tried
+    const int64_t wait = ctx.throttle ? ctx.throttle->retry_after(ex.remote_address(), req->username) : 0;
+    if (wait <= 0) return std::nullopt;
+    return Reply{
+        status::too_many_requests,
+        server::error_body(status::too_many_requests,
+                           "too many failed sign-ins from this address or for this account; try again in " +
+                               std::to_string(wait) + " s"),
+        {{"Retry-After", std::to_string(wait)}}};
+}
+
+// One response at the end, from named values: GCC 12 may destroy temporaries handed to a
+// coroutine twice.
+server::asio::awaitable<void> login(Exchange& ex, ApiContext& ctx) {
+    const auto req = parse_login(ex.request().body());
+    std::optional<Reply> reply = refuse_login(ctx, ex, req);
+    if (!reply) {
+        reply = co_await blocking(ctx, Lane::sign_in, [&ctx, &ex, &req] { return sign_in(ctx, ex, *req); });
+        if (!reply) reply = busy_reply();
+    }
+    co_await ex.respond(reply->status, std::move(reply->body), "application/json", reply->headers);
+}
+
 Reply logout(ApiContext& ctx, const Exchange& ex) {
     const auto& p = caller_of(ex);
+    auto body =
+        ex.request().body().empty() ? Result<json>(json::object()) : parse_object(ex.request().body());
+    if (!body) return reply_error(body.error());
     if (!ctx.auth || p.method != "session")
         return reply_error(make_error(ErrorCode::invalid_argument,
                                       "only a session signs out; API keys are revoked with DELETE "
                                       "/admin/v1/tenants/{tenant}/keys/{prefix}"));
+    auto everywhere = opt_bool(*body, "everywhere");
+    if (!everywhere) return reply_error(everywhere.error());
+    if (everywhere->value_or(false)) { // every session of this person, on every device
+        auto ended = ctx.auth->store().revoke_sessions_of_user(p.user_id);
+        if (!ended) return reply_error(ended.error());
+        return reply(json{{"signed_out", true}, {"sessions_ended", *ended}});
+    }
     if (auto st = ctx.auth->sign_out(p); !st) return reply_error(st.error());
     return reply(json{{"signed_out", true}});
 }
@@ -89,7 +138,7 @@ Reply me(ApiContext& ctx, const Exchange& ex) {
 } // namespace
 
 void register_auth_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    add_route(router, verb::post, "/auth/login", context, send_reply<login>);
+    add_route(router, verb::post, "/auth/login", context, login);
     add_route(router, verb::post, "/auth/logout", context, send_reply<logout>);
     add_route(router, verb::get, "/auth/me", context, send_reply<me>);
 }

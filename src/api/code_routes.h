@@ -1,9 +1,9 @@
 // Internal: handlers shared between API files.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include "api/api.h"
+
+#include <nlohmann/json.hpp>
 
 namespace codepilot::api {
 
@@ -11,7 +11,11 @@ namespace codepilot::api {
 server::asio::awaitable<void> tabby_completion(server::Exchange& exchange, ApiContext& context,
                                                const nlohmann::json& body);
 
+// Who is typing, for supersession: the credential's tenant, user and key or session (never the
+// client address, which a proxy shares among tenants), refined by a client-sent hint.
+std::string typist_key(const server::Exchange& exchange, std::string_view client_hint = {});
+
 // llama.cpp's /infill, the seed call /complete and its alias.
 void register_infill_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -15,18 +15,22 @@ void record_usage(server::Exchange& exchange, const std::vector<Outcome>& outcom
         server::Exchange::CallUsage::Timing t;
         t.queue_ms = o.timings.queue_ms;
         t.first_token_ms = o.usage.completion_tokens > 0 ? o.timings.first_token_ms : 0;
-        if (o.usage.completion_tokens > 1) t.inter_token_ms = o.timings.generation_ms / (o.usage.completion_tokens - 1);
+        if (o.usage.completion_tokens > 1)
+            t.inter_token_ms = o.timings.generation_ms / (o.usage.completion_tokens - 1);
         exchange.usage.generations.push_back(t);
         if (!exchange.usage.completion_text.empty()) exchange.usage.completion_text += "\n";
         exchange.usage.completion_text += o.text;
     }
 }
 
-server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Exchange& exchange,
-                                                                       engine::Engine& engine,
-                                                                       std::vector<engine::GenerationRequest> requests,
-                                                                       EventSink sink, SubmittedHook on_submitted,
-                                                                       HandlesHook on_handles) {
+server::asio::awaitable<Result<std::vector<Outcome>>>
+run_generations(server::Exchange& exchange, engine::Engine& engine,
+                std::vector<engine::GenerationRequest> requests, EventSink sink, SubmittedHook on_submitted,
+                HandlesHook on_handles) {
+    if (requests.size() > 1 && exchange.claim_generations)
+        if (auto claimed = co_await exchange.claim_generations(static_cast<int64_t>(requests.size()) - 1);
+            !claimed)
+            co_return claimed.error();
     auto executor = co_await server::asio::this_coro::executor;
     auto queue = std::make_shared<server::AsyncQueue<std::pair<size_t, GenerationEvent>>>(executor);
     std::vector<std::shared_ptr<engine::Generation>> handles;
@@ -50,17 +54,15 @@ server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Ex
     });
 
     std::vector<Outcome> outcomes(handles.size());
-    if (on_submitted && !co_await on_submitted()) {
-        cancel_all();
-        for (auto& o : outcomes) o.finish = engine::FinishReason::cancelled;
-        co_return outcomes;
-    }
+    // Once cancelled, the events still coming are read to the end (the engine answers every
+    // cancelled generation within a step) so that the usage recorded is what was really used.
+    bool cancelled = on_submitted && !co_await on_submitted();
+    if (cancelled) cancel_all();
     size_t finished = 0;
     while (finished < handles.size()) {
-        if (exchange.client_gone()) {
+        if (!cancelled && exchange.client_gone()) {
+            cancelled = true;
             cancel_all();
-            for (auto& o : outcomes) o.finish = engine::FinishReason::cancelled;
-            break;
         }
         auto item = co_await queue->pop();
         if (!item) continue;
@@ -76,14 +78,15 @@ server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Ex
             outcome.error = event.error;
             ++finished;
         }
-        if (sink && !co_await sink(index, event)) {
+        if (!cancelled && sink && !co_await sink(index, event)) {
+            cancelled = true;
             cancel_all();
-            for (auto& o : outcomes) o.finish = engine::FinishReason::cancelled;
-            break;
         }
     }
+    if (cancelled)
+        for (auto& o : outcomes) o.finish = engine::FinishReason::cancelled;
     record_usage(exchange, outcomes);
     co_return outcomes;
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

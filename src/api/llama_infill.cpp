@@ -8,16 +8,19 @@
 namespace codepilot::api {
 namespace {
 
-using server::asio::awaitable;
 using server::Exchange;
+using server::asio::awaitable;
 using server::http::status;
 using server::http::verb;
 
 const char* stop_type(const Outcome& o) {
     switch (o.finish) {
-        case engine::FinishReason::stop: return "eos";
-        case engine::FinishReason::length: return "limit";
-        default: return "none";
+    case engine::FinishReason::stop:
+        return "eos";
+    case engine::FinishReason::length:
+        return "limit";
+    default:
+        return "none";
     }
 }
 
@@ -35,7 +38,9 @@ json infill_body(const CodeCompletionResult& r, const std::string& model, bool w
             {"timings", timings_json(r.outcome)}};
 }
 
-json partial_chunk(const std::string& content) { return {{"content", content}, {"stop", false}}; }
+json partial_chunk(const std::string& content) {
+    return {{"content", content}, {"stop", false}};
+}
 
 Status read_extra(const json& body, std::vector<completion::FileSnippet>& out) {
     auto it = body.find("input_extra");
@@ -59,22 +64,25 @@ awaitable<void> infill(Exchange& ex, ApiContext& ctx) {
     if (!body) co_return co_await respond_error(ex, body.error());
     CodeCompletionRequest req;
     req.endpoint = "infill";
-    req.postprocess = false;  // llama-server semantics: the client (llama.vscode) trims itself
+    req.postprocess = false; // llama-server semantics: the client (llama.vscode) trims itself
     auto prefix = required_string(*body, "input_prefix");
     if (!prefix) co_return co_await respond_error(ex, prefix.error());
     auto suffix = required_string(*body, "input_suffix");
     if (!suffix) co_return co_await respond_error(ex, suffix.error());
     req.context.prefix = *prefix;
     req.context.suffix = *suffix;
-    if (auto st = read_extra(*body, req.context.snippets); !st) co_return co_await respond_error(ex, st.error());
+    if (auto st = read_extra(*body, req.context.snippets); !st)
+        co_return co_await respond_error(ex, st.error());
     auto prompt = opt_string(*body, "prompt");
     if (!prompt) co_return co_await respond_error(ex, prompt.error());
     req.context.middle_prompt = prompt->value_or("");
     auto n_predict = opt_int(*body, "n_predict", -1, ctx.max_tokens_cap);
     if (!n_predict) co_return co_await respond_error(ex, n_predict.error());
     if (n_predict->has_value()) {
-        if (**n_predict == 0) req.warm_up = true;
-        else req.max_tokens = **n_predict < 0 ? ctx.max_tokens_cap : static_cast<int>(**n_predict);
+        if (**n_predict == 0)
+            req.warm_up = true;
+        else
+            req.max_tokens = **n_predict < 0 ? ctx.max_tokens_cap : static_cast<int>(**n_predict);
     }
     auto t_max = opt_int(*body, "t_max_predict_ms", 0, 3600000);
     if (!t_max) co_return co_await respond_error(ex, t_max.error());
@@ -103,13 +111,14 @@ awaitable<void> infill(Exchange& ex, ApiContext& ctx) {
     if (!stream) co_return co_await respond_error(ex, stream.error());
     auto cache_prompt = opt_bool(*body, "cache_prompt");
     if (!cache_prompt) co_return co_await respond_error(ex, cache_prompt.error());
-    req.client_key = ex.remote_address();
+    req.client_key = typist_key(ex);
 
     auto result = co_await ctx.completions->complete(ex, std::move(req));
     if (!result) co_return co_await respond_error(ex, result.error());
     if (result->client_gone) co_return;
     bool with_text = !result->superseded;
-    if (!stream->value_or(false)) co_return co_await ex.respond(status::ok, dump(infill_body(*result, ctx.model_id, with_text)));
+    if (!stream->value_or(false))
+        co_return co_await ex.respond(status::ok, dump(infill_body(*result, ctx.model_id, with_text)));
     // Streaming: the text as one event, then the final event (the text is post-processed as a whole).
     if (!co_await ex.begin_stream()) co_return;
     if (!result->text.empty()) {
@@ -142,20 +151,22 @@ awaitable<void> seed_complete(Exchange& ex, ApiContext& ctx) {
     req.context.prefix = *code;
     req.context.suffix = suffix->value_or("");
     req.max_tokens = static_cast<int>(max_tokens->value_or(0));
-    req.client_key = ex.remote_address();
+    req.client_key = typist_key(ex);
     auto result = co_await ctx.completions->complete(ex, std::move(req));
     if (!result) co_return co_await respond_error(ex, result.error());
     if (result->client_gone) co_return;
     co_await ex.respond(status::ok, dump(complete_body(*result, ctx.model_id)));
 }
 
-}  // namespace
+} // namespace
 
 void register_infill_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    auto route = [&](verb method, const char* path, ContextHandler fn) { add_route(router, method, path, context, fn); };
+    auto route = [&](verb method, const char* path, ContextHandler fn) {
+        add_route(router, method, path, context, fn);
+    };
     route(verb::post, "/infill", infill);
     route(verb::post, "/complete", seed_complete);
     route(verb::post, "/v1/code/complete", seed_complete);
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -1,33 +1,37 @@
 // OpenAI-compatible API (../shared/COMPAT.md §1): models, completions (with FIM via `suffix`),
 // chat completions, embeddings; JSON and server-sent-event responses.
-#include <ctime>
-
 #include "api/code_completion.h"
 #include "api/code_routes.h"
 #include "api/errors.h"
 #include "api/openai_params.h"
 #include "server/async_queue.h"
 
+#include <ctime>
+
 namespace codepilot::api {
 namespace {
 
-using server::asio::awaitable;
 using server::Exchange;
+using server::asio::awaitable;
 using server::http::status;
 using server::http::verb;
 
 // Writes one SSE event; false once the client is gone.
-awaitable<bool> send_event(Exchange& ex, const json& payload) { co_return co_await ex.write_chunk("data: " + dump(payload) + "\n\n"); }
+awaitable<bool> send_event(Exchange& ex, const json& payload) {
+    co_return co_await ex.write_chunk("data: " + dump(payload) + "\n\n");
+}
 
 json model_json(const ApiContext& ctx) {
-    return {{"id", ctx.model_id}, {"object", "model"}, {"created", ctx.created}, {"owned_by", "codepilot"},
+    return {{"id", ctx.model_id},
+            {"object", "model"},
+            {"created", ctx.created},
+            {"owned_by", "codepilot"},
             {"meta",
              {{"n_ctx_per_request", ctx.engine->info().ctx_per_sequence},
               {"n_vocab", ctx.engine->info().n_vocab},
               {"n_params", ctx.engine->info().n_params},
               {"fim", ctx.engine->info().has_fim}}}};
 }
-
 
 json choice_json(size_t index) {
     return {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
@@ -39,43 +43,78 @@ json object_with(const char* key, json value) {
     return o;
 }
 
-json role_delta() { return {{"role", "assistant"}, {"content", ""}}; }
+json role_delta() {
+    return {{"role", "assistant"}, {"content", ""}};
+}
 
-json models_list(const ApiContext& ctx) { return {{"object", "list"}, {"data", json::array({model_json(ctx)})}}; }
+json models_list(const ApiContext& ctx) {
+    return {{"object", "list"}, {"data", json::array({model_json(ctx)})}};
+}
 
 json embedding_item(size_t index, json embedding) {
     return {{"object", "embedding"}, {"index", index}, {"embedding", std::move(embedding)}};
 }
 
 json embeddings_body(json data, const std::string& model, int prompt_tokens) {
-    return {{"object", "list"}, {"data", std::move(data)}, {"model", model},
+    return {{"object", "list"},
+            {"data", std::move(data)},
+            {"model", model},
             {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
 }
 
-json response_body(const std::string& id, const char* object, int64_t created, const std::string& model, json choices) {
-    return {{"id", id}, {"object", object}, {"created", created}, {"model", model}, {"choices", std::move(choices)}};
+json response_body(const std::string& id, const char* object, int64_t created, const std::string& model,
+                   json choices) {
+    return {{"id", id},
+            {"object", object},
+            {"created", created},
+            {"model", model},
+            {"choices", std::move(choices)}};
 }
 
 // Streams (or collects) generations and writes the response in either the completion or the
 // chat shape. `make_choice` builds a choice from (index, event text, tokens, finish).
 struct ResponseShape {
-    const char* object;        // "text_completion" | "chat.completion"
-    const char* chunk_object;  // "text_completion" | "chat.completion.chunk"
+    const char* object;       // "text_completion" | "chat.completion"
+    const char* chunk_object; // "text_completion" | "chat.completion.chunk"
     bool chat = false;
-    int top_logprobs = 0;      // chat: how many alternatives to show
+    int top_logprobs = 0; // chat: how many alternatives to show
 };
 
+// What one request may ask for: generations (prompts × n) are capped, and so are the logprobs
+// it makes the server hold (each token's alternatives, for every generation).
+std::optional<Error> beyond_limits(const ApiContext& ctx, const GenerationParams& params,
+                                   size_t generations) {
+    if (generations > static_cast<size_t>(ctx.max_generations))
+        return field_error("n", "asks for " + std::to_string(generations) +
+                                    " generations (prompts × n); the limit is " +
+                                    std::to_string(ctx.max_generations) + " per request");
+    constexpr int64_t kMaxLogprobEntries = 1 << 18;
+    const int64_t entries = static_cast<int64_t>(generations) * params.max_tokens * (1 + params.logprobs);
+    if (params.logprobs > 0 && entries > kMaxLogprobEntries)
+        return field_error("logprobs", "with n and max_tokens would hold " + std::to_string(entries) +
+                                           " token alternatives; the limit is " +
+                                           std::to_string(kMaxLogprobEntries) +
+                                           " (lower n, max_tokens or logprobs)");
+    return std::nullopt;
+}
+
 awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const GenerationParams& params,
-                                     std::vector<engine::GenerationRequest> requests, const ResponseShape& shape,
+                                     std::vector<engine::GenerationRequest> requests,
+                                     const ResponseShape& shape,
                                      const std::vector<std::string>& echo_prefixes) {
+    if (auto error = beyond_limits(ctx, params, requests.size()))
+        co_return co_await respond_error(ex, *error);
     const std::string id = new_id(shape.chat ? "chatcmpl-" : "cmpl-");
     const int64_t created = static_cast<int64_t>(std::time(nullptr));
-    auto chunk = [&](json choices) { return response_body(id, shape.chunk_object, created, ctx.model_id, std::move(choices)); };
+    auto chunk = [&](json choices) {
+        return response_body(id, shape.chunk_object, created, ctx.model_id, std::move(choices));
+    };
     auto logprobs_of = [&](const std::vector<engine::GeneratedToken>& tokens, size_t offset) -> json {
         if (params.logprobs <= 0) return nullptr;
         if (!shape.chat) return completion_logprobs_json(tokens, offset);
         auto trimmed = tokens;
-        for (auto& t : trimmed) t.top_logprobs.resize(std::min<size_t>(t.top_logprobs.size(), shape.top_logprobs));
+        for (auto& t : trimmed)
+            t.top_logprobs.resize(std::min<size_t>(t.top_logprobs.size(), shape.top_logprobs));
         return chat_logprobs_json(trimmed);
     };
 
@@ -113,30 +152,39 @@ awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Genera
         if (!co_await ex.begin_stream()) co_return false;
         for (size_t i = 0; i < requests.size(); ++i) {
             json delta = choice_json(i);
-            if (shape.chat) delta["delta"] = role_delta();
-            else if (!echo_prefixes.empty()) delta["text"] = echo_prefixes[i];
-            else continue;
+            if (shape.chat)
+                delta["delta"] = role_delta();
+            else if (!echo_prefixes.empty())
+                delta["text"] = echo_prefixes[i];
+            else
+                continue;
             offsets[i] = echo_prefixes.empty() ? 0 : echo_prefixes[i].size();
             json payload = chunk(json::array({delta}));
             if (!co_await send_event(ex, payload)) co_return false;
         }
         co_return true;
     };
-    EventSink sink = [&started, &start, &ex, &shape, &offsets, &chunk, &logprobs_of](
-                         size_t index, const engine::GenerationEvent& ev) -> awaitable<bool> {
+    EventSink sink = [&started, &start, &ex, &shape, &offsets, &chunk,
+                      &logprobs_of](size_t index, const engine::GenerationEvent& ev) -> awaitable<bool> {
         if (!started && !co_await start()) co_return false;
         json choice = choice_json(index);
         if (ev.kind == engine::GenerationEvent::Kind::done) {
             if (ev.finish == engine::FinishReason::error) {
-                co_return co_await ex.write_chunk("data: " + error_event(make_error(ErrorCode::internal, "generation failed: " + ev.error)) + "\n\n");
+                co_return co_await ex.write_chunk(
+                    "data: " +
+                    error_event(make_error(ErrorCode::internal, "generation failed: " + ev.error)) + "\n\n");
             }
             if (ev.finish == engine::FinishReason::cancelled) co_return true;
             choice["finish_reason"] = engine::to_string(ev.finish);
-            if (shape.chat) choice["delta"] = json::object();
-            else choice["text"] = "";
+            if (shape.chat)
+                choice["delta"] = json::object();
+            else
+                choice["text"] = "";
         } else {
-            if (shape.chat) choice["delta"] = object_with("content", ev.text);
-            else choice["text"] = ev.text;
+            if (shape.chat)
+                choice["delta"] = object_with("content", ev.text);
+            else
+                choice["text"] = ev.text;
             choice["logprobs"] = logprobs_of(ev.tokens, offsets[index]);
             offsets[index] += ev.text.size();
         }
@@ -163,7 +211,8 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
     auto body = parse_object(ex.request().body());
     if (!body) co_return co_await respond_error(ex, body.error());
     // Tabby's clients post to the same path; their bodies carry `segments` instead of `prompt`.
-    if (body->contains("segments") && !body->contains("prompt")) co_return co_await tabby_completion(ex, ctx, *body);
+    if (body->contains("segments") && !body->contains("prompt"))
+        co_return co_await tabby_completion(ex, ctx, *body);
     auto params = parse_generation_params(*body, ctx, 16, {"max_tokens"});
     if (!params) co_return co_await respond_error(ex, params.error());
     auto logprobs = opt_int(*body, "logprobs", 0, 20);
@@ -179,7 +228,9 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
     if (suffix->has_value() && !(**suffix).empty()) {
         // FIM: the server lays out prefix/suffix/middle tokens itself.
         auto prompt = opt_string(*body, "prompt");
-        if (!prompt) co_return co_await respond_error(ex, field_error("prompt", "must be a string when 'suffix' is given"));
+        if (!prompt)
+            co_return co_await respond_error(
+                ex, field_error("prompt", "must be a string when 'suffix' is given"));
         std::string prefix = prompt->value_or("");
         auto tokens = ctx.completions->fim_prompt(prefix, **suffix);
         if (!tokens) co_return co_await respond_error(ex, tokens.error());
@@ -223,8 +274,12 @@ Result<std::vector<engine::ChatMessage>> parse_messages(const json& body) {
             content = c->get<std::string>();
         } else if (c->is_array()) {
             for (const auto& part : *c) {
-                if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
-                    return field_error(where + ".content", "parts must be {\"type\":\"text\",\"text\":string}; other part types are not supported");
+                auto type = part.is_object() ? part.find("type") : part.end();
+                if (!part.is_object() || type == part.end() || !type->is_string() || *type != "text" ||
+                    !part.contains("text") || !part["text"].is_string())
+                    return field_error(where + ".content",
+                                       "parts must be {\"type\":\"text\",\"text\":string}; other part types "
+                                       "are not supported");
                 content += part["text"].get<std::string>();
             }
         } else {
@@ -238,7 +293,8 @@ Result<std::vector<engine::ChatMessage>> parse_messages(const json& body) {
 awaitable<void> chat_completions(Exchange& ex, ApiContext& ctx) {
     auto body = parse_object(ex.request().body());
     if (!body) co_return co_await respond_error(ex, body.error());
-    auto params = parse_generation_params(*body, ctx, ctx.max_tokens_cap, {"max_completion_tokens", "max_tokens"});
+    auto params =
+        parse_generation_params(*body, ctx, ctx.max_tokens_cap, {"max_completion_tokens", "max_tokens"});
     if (!params) co_return co_await respond_error(ex, params.error());
     auto logprobs = opt_bool(*body, "logprobs");
     if (!logprobs) co_return co_await respond_error(ex, logprobs.error());
@@ -250,13 +306,14 @@ awaitable<void> chat_completions(Exchange& ex, ApiContext& ctx) {
     auto text = ctx.engine->apply_chat_template(*messages);
     if (!text) co_return co_await respond_error(ex, text.error());
     std::vector<std::vector<engine::Token>> prompts{ctx.engine->tokenize(*text, true, true)};
-    co_await generate_and_respond(ex, ctx, *params, make_requests(prompts, *params),
-                                  {"chat.completion", "chat.completion.chunk", true, static_cast<int>(top->value_or(0))}, {});
+    co_await generate_and_respond(
+        ex, ctx, *params, make_requests(prompts, *params),
+        {"chat.completion", "chat.completion.chunk", true, static_cast<int>(top->value_or(0))}, {});
 }
 
 std::string base64(const std::vector<float>& values) {
     static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const auto* bytes = reinterpret_cast<const unsigned char*>(values.data());  // little-endian float32
+    const auto* bytes = reinterpret_cast<const unsigned char*>(values.data()); // little-endian float32
     size_t n = values.size() * sizeof(float);
     std::string out;
     out.reserve((n + 2) / 3 * 4);
@@ -279,27 +336,37 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
     if (!format) co_return co_await respond_error(ex, format.error());
     std::string encoding = format->value_or("float");
     if (encoding != "float" && encoding != "base64")
-        co_return co_await respond_error(ex, field_error("encoding_format", "must be \"float\" or \"base64\""));
+        co_return co_await respond_error(ex,
+                                         field_error("encoding_format", "must be \"float\" or \"base64\""));
     auto it = body->find("input");
-    if (it == body->end() || it->is_null()) co_return co_await respond_error(ex, field_error("input", "is required"));
-    json items = it->is_array() && !it->empty() && (*it)[0].is_number_integer() ? json::array({*it})
-                 : it->is_array() ? *it : json::array({*it});
-    if (items.empty()) co_return co_await respond_error(ex, field_error("input", "must not be empty"));
-    if (items.size() > 256) co_return co_await respond_error(ex, field_error("input", "may hold at most 256 items"));
+    if (it == body->end() || it->is_null())
+        co_return co_await respond_error(ex, field_error("input", "is required"));
+    // The items are read where they are: a copy of a client's value would recurse through it.
+    const json& input = *it;
+    const bool one_token_array = input.is_array() && !input.empty() && input[0].is_number_integer();
+    const bool many = input.is_array() && !one_token_array;
+    const size_t count = many ? input.size() : 1;
+    if (count == 0) co_return co_await respond_error(ex, field_error("input", "must not be empty"));
+    if (count > 256) co_return co_await respond_error(ex, field_error("input", "may hold at most 256 items"));
     std::vector<std::vector<engine::Token>> inputs;
-    for (const auto& item : items) {
+    for (size_t i = 0; i < count; ++i) {
+        const json& item = many ? input[i] : input;
         if (item.is_string()) {
-            if (item.get_ref<const std::string&>().empty()) co_return co_await respond_error(ex, field_error("input", "must not contain empty strings"));
+            if (item.get_ref<const std::string&>().empty())
+                co_return co_await respond_error(ex, field_error("input", "must not contain empty strings"));
             inputs.push_back(ctx.engine->tokenize(item.get<std::string>(), true, false));
         } else if (item.is_array()) {
             std::vector<engine::Token> tokens;
             for (const auto& t : item) {
-                if (!t.is_number_integer()) co_return co_await respond_error(ex, field_error("input", "token arrays must hold integers"));
+                if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+                    co_return co_await respond_error(
+                        ex, field_error("input", "token arrays must hold token ids (integers from 0)"));
                 tokens.push_back(t.get<engine::Token>());
             }
             inputs.push_back(std::move(tokens));
         } else {
-            co_return co_await respond_error(ex, field_error("input", "must be a string, an array of strings or token arrays"));
+            co_return co_await respond_error(
+                ex, field_error("input", "must be a string, an array of strings or token arrays"));
         }
     }
     int prompt_tokens = 0;
@@ -308,7 +375,8 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
 
     auto executor = co_await server::asio::this_coro::executor;
     auto queue = std::make_shared<server::AsyncQueue<Result<engine::Engine::Embeddings>>>(executor);
-    auto submitted = ctx.engine->embed(std::move(inputs), [queue](Result<engine::Engine::Embeddings> r) { queue->push(std::move(r)); });
+    auto submitted = ctx.engine->embed(
+        std::move(inputs), [queue](Result<engine::Engine::Embeddings> r) { queue->push(std::move(r)); });
     if (!submitted) co_return co_await respond_error(ex, submitted.error());
     std::optional<Result<engine::Engine::Embeddings>> result;
     while (!result) result = co_await queue->pop();
@@ -321,22 +389,25 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
     co_await ex.respond(status::ok, dump(embeddings_body(std::move(data), ctx.model_id, prompt_tokens)));
 }
 
-}  // namespace
+} // namespace
 
 void register_openai_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    auto route = [&](verb method, const char* path, ContextHandler fn) { add_route(router, method, path, context, fn); };
+    auto route = [&](verb method, const char* path, ContextHandler fn) {
+        add_route(router, method, path, context, fn);
+    };
     route(verb::get, "/v1/models", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
         co_await ex.respond(status::ok, dump(models_list(ctx)));
     });
     route(verb::get, "/v1/models/{model}", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
         if (ex.path_param("model") != ctx.model_id)
-            co_return co_await ex.respond_error(status::not_found, "model '" + ex.path_param("model") + "' does not exist", "model");
+            co_return co_await ex.respond_error(
+                status::not_found, "model '" + ex.path_param("model") + "' does not exist", "model");
         co_await ex.respond(status::ok, dump(model_json(ctx)));
     });
     route(verb::post, "/v1/completions", completions);
-    route(verb::post, "/v1/engines/{engine}/completions", completions);  // Copilot-proxy clients
+    route(verb::post, "/v1/engines/{engine}/completions", completions); // Copilot-proxy clients
     route(verb::post, "/v1/chat/completions", chat_completions);
     route(verb::post, "/v1/embeddings", embeddings);
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

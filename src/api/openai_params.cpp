@@ -1,12 +1,14 @@
 #include "api/openai_params.h"
 
-#include <random>
-
 #include "core/utf8.h"
+
+#include <random>
 
 namespace codepilot::api {
 
-std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& value) {
+    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::string new_id(const char* prefix) {
     thread_local std::mt19937_64 rng(std::random_device{}());
@@ -16,7 +18,8 @@ std::string new_id(const char* prefix) {
     return std::string(prefix) + buf;
 }
 
-Result<GenerationParams> parse_generation_params(const json& body, const ApiContext& context, int default_max_tokens,
+Result<GenerationParams> parse_generation_params(const json& body, const ApiContext& context,
+                                                 int default_max_tokens,
                                                  std::initializer_list<const char*> max_tokens_fields) {
     GenerationParams p;
     p.max_tokens = std::min(default_max_tokens, context.max_tokens_cap);
@@ -29,11 +32,11 @@ Result<GenerationParams> parse_generation_params(const json& body, const ApiCont
         }
     }
     auto& s = p.sampling;
-#define CP_NUMBER(field, target, lo, hi)                    \
-    {                                                       \
-        auto v = opt_number(body, field, lo, hi);           \
-        if (!v) return v.error();                           \
-        if (*v) target = static_cast<float>(**v);           \
+#define CP_NUMBER(field, target, lo, hi)                                                                     \
+    {                                                                                                        \
+        auto v = opt_number(body, field, lo, hi);                                                            \
+        if (!v) return v.error();                                                                            \
+        if (*v) target = static_cast<float>(**v);                                                            \
     }
     CP_NUMBER("temperature", s.temperature, 0.0, 2.0)
     CP_NUMBER("top_p", s.top_p, 0.0, 1.0)
@@ -42,21 +45,32 @@ Result<GenerationParams> parse_generation_params(const json& body, const ApiCont
     CP_NUMBER("frequency_penalty", s.frequency_penalty, -2.0, 2.0)
     CP_NUMBER("repeat_penalty", s.repeat_penalty, 0.0, 10.0)
 #undef CP_NUMBER
-    if (auto v = opt_int(body, "top_k", 0, 1000000); !v) return v.error();
-    else if (*v) s.top_k = static_cast<int>(**v);
-    if (auto v = opt_int(body, "seed", INT64_MIN, INT64_MAX); !v) return v.error();
+    if (auto v = opt_int(body, "top_k", 0, 1000000); !v)
+        return v.error();
+    else if (*v)
+        s.top_k = static_cast<int>(**v);
+    if (auto v = opt_int(body, "seed", INT64_MIN, INT64_MAX); !v)
+        return v.error();
     else if (*v) {
         s.seed = static_cast<uint32_t>(**v);
         p.seed_given = true;
     }
-    if (auto v = opt_int(body, "n", 1, 16); !v) return v.error();
-    else if (*v) p.n = static_cast<int>(**v);
-    if (auto v = opt_bool(body, "stream"); !v) return v.error();
-    else if (*v) p.stream = **v;
-    if (auto v = opt_bool(body, "ignore_eos"); !v) return v.error();
-    else if (*v) p.ignore_eos = **v;
-    if (auto v = opt_string(body, "user"); !v) return v.error();
-    else if (*v) p.user = **v;
+    if (auto v = opt_int(body, "n", 1, 16); !v)
+        return v.error();
+    else if (*v)
+        p.n = static_cast<int>(**v);
+    if (auto v = opt_bool(body, "stream"); !v)
+        return v.error();
+    else if (*v)
+        p.stream = **v;
+    if (auto v = opt_bool(body, "ignore_eos"); !v)
+        return v.error();
+    else if (*v)
+        p.ignore_eos = **v;
+    if (auto v = opt_string(body, "user"); !v)
+        return v.error();
+    else if (*v)
+        p.user = **v;
     auto stop = string_or_strings(body, "stop", 16);
     if (!stop) return stop.error();
     p.stop = std::move(stop.value());
@@ -70,7 +84,8 @@ Result<GenerationParams> parse_generation_params(const json& body, const ApiCont
     return p;
 }
 
-Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body, const engine::Engine& engine) {
+Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body,
+                                                              const engine::Engine& engine) {
     auto it = body.find("prompt");
     if (it == body.end() || it->is_null()) return field_error("prompt", "is required");
     std::vector<std::vector<engine::Token>> prompts;
@@ -83,7 +98,8 @@ Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body, 
     auto as_tokens = [&](const json& arr) -> Status {
         std::vector<engine::Token> tokens;
         for (const auto& t : arr) {
-            if (!t.is_number_integer()) return field_error("prompt", "token arrays must hold integers");
+            if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+                return field_error("prompt", "token arrays must hold token ids (integers from 0)");
             tokens.push_back(t.get<engine::Token>());
         }
         if (tokens.empty()) return field_error("prompt", "must not be empty");
@@ -99,9 +115,11 @@ Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body, 
             if (auto st = as_tokens(*it); !st) return st.error();
         } else {
             for (const auto& item : *it) {
-                Status st = item.is_string()  ? add_text(item.get<std::string>())
-                            : item.is_array() ? as_tokens(item)
-                                              : Status(field_error("prompt", "must be a string, an array of strings or token arrays"));
+                Status st = item.is_string() ? add_text(item.get<std::string>())
+                            : item.is_array()
+                                ? as_tokens(item)
+                                : Status(field_error(
+                                      "prompt", "must be a string, an array of strings or token arrays"));
                 if (!st) return st.error();
             }
         }
@@ -145,17 +163,16 @@ json usage_json(const std::vector<Outcome>& outcomes) {
 
 json timings_json(const Outcome& o) {
     int evaluated = o.usage.prompt_tokens - o.usage.cached_tokens;
-    return {{"cache_n", o.usage.cached_tokens},
-            {"prompt_n", evaluated},
-            {"prompt_ms", o.timings.prompt_ms},
-            {"predicted_n", o.usage.completion_tokens},
-            {"predicted_ms", o.timings.generation_ms},
-            {"queue_ms", o.timings.queue_ms},
+    return {{"cache_n", o.usage.cached_tokens},          {"prompt_n", evaluated},
+            {"prompt_ms", o.timings.prompt_ms},          {"predicted_n", o.usage.completion_tokens},
+            {"predicted_ms", o.timings.generation_ms},   {"queue_ms", o.timings.queue_ms},
             {"first_token_ms", o.timings.first_token_ms}};
 }
 
 json completion_logprobs_json(const std::vector<engine::GeneratedToken>& tokens, size_t text_offset) {
-    json out = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+    json out = {{"tokens", json::array()},
+                {"token_logprobs", json::array()},
+                {"top_logprobs", json::array()},
                 {"text_offset", json::array()}};
     for (const auto& t : tokens) {
         out["tokens"].push_back(sanitize_utf8(t.piece));
@@ -179,8 +196,11 @@ json chat_logprobs_json(const std::vector<engine::GeneratedToken>& tokens) {
     for (const auto& t : tokens) {
         json top = json::array();
         for (const auto& alt : t.top_logprobs)
-            top.push_back({{"token", sanitize_utf8(alt.text)}, {"logprob", alt.logprob}, {"bytes", bytes(alt.text)}});
-        content.push_back({{"token", sanitize_utf8(t.piece)}, {"logprob", t.logprob}, {"bytes", bytes(t.piece)},
+            top.push_back(
+                {{"token", sanitize_utf8(alt.text)}, {"logprob", alt.logprob}, {"bytes", bytes(alt.text)}});
+        content.push_back({{"token", sanitize_utf8(t.piece)},
+                           {"logprob", t.logprob},
+                           {"bytes", bytes(t.piece)},
                            {"top_logprobs", top}});
     }
     return {{"content", content}};
@@ -188,8 +208,9 @@ json chat_logprobs_json(const std::vector<engine::GeneratedToken>& tokens) {
 
 std::optional<Error> outcome_error(const std::vector<Outcome>& outcomes) {
     for (const auto& o : outcomes)
-        if (o.finish == engine::FinishReason::error) return make_error(ErrorCode::internal, "generation failed: " + o.error);
+        if (o.finish == engine::FinishReason::error)
+            return make_error(ErrorCode::internal, "generation failed: " + o.error);
     return std::nullopt;
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

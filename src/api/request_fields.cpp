@@ -8,19 +8,55 @@ Error field_error(const std::string& field, const std::string& message) {
     return make_error(ErrorCode::invalid_argument, "'" + field + "' " + message, field);
 }
 
+std::optional<size_t> nesting_deeper_than(std::string_view text, size_t limit) {
+    size_t depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i; // the escaped character cannot end the string
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > limit) return i;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            --depth;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<Error> nesting_error(std::string_view body) {
+    auto at = nesting_deeper_than(body, kMaxJsonDepth);
+    if (!at) return std::nullopt;
+    return make_error(ErrorCode::invalid_argument, "the request body nests arrays and objects deeper than " +
+                                                       std::to_string(kMaxJsonDepth) + " levels (at byte " +
+                                                       std::to_string(*at) + ")");
+}
+
 Result<json> parse_object(const std::string& body) {
-    if (body.empty()) return make_error(ErrorCode::invalid_argument, "the request body is empty; a JSON object is expected");
+    if (body.empty())
+        return make_error(ErrorCode::invalid_argument,
+                          "the request body is empty; a JSON object is expected");
+    // Checked before parsing: every later step (copies, dumps, destruction) may recurse per level.
+    if (auto deep = nesting_error(body)) return *deep;
     json parsed;
     try {
         parsed = json::parse(body);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
+        // or "[json.exception.out_of_range.406] number overflow parsing '1e999'".
         std::string what = e.what();
         auto pos = what.find("] ");
         return make_error(ErrorCode::invalid_argument,
-                          "the request body is not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+                          "the request body is not valid JSON: " +
+                              (pos == std::string::npos ? what : what.substr(pos + 2)));
     }
-    if (!parsed.is_object()) return make_error(ErrorCode::invalid_argument, "the request body must be a JSON object");
+    if (!parsed.is_object())
+        return make_error(ErrorCode::invalid_argument, "the request body must be a JSON object");
     return parsed;
 }
 
@@ -42,7 +78,14 @@ Result<std::optional<int64_t>> opt_int(const json& body, const char* field, int6
     auto it = body.find(field);
     if (it == body.end() || it->is_null()) return std::optional<int64_t>{};
     int64_t value;
-    if (it->is_number_integer()) {
+    auto out_of_range = [&] {
+        return field_error(field, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                                      " (got " + it->dump() + ")");
+    };
+    if (it->is_number_unsigned()) { // above INT64_MAX it would wrap to a negative value
+        if (it->get<uint64_t>() > static_cast<uint64_t>(max)) return out_of_range();
+        value = static_cast<int64_t>(it->get<uint64_t>());
+    } else if (it->is_number_integer()) {
         value = it->get<int64_t>();
     } else if (it->is_number_float() && std::floor(it->get<double>()) == it->get<double>() &&
                std::abs(it->get<double>()) < 9e15) {
@@ -50,9 +93,7 @@ Result<std::optional<int64_t>> opt_int(const json& body, const char* field, int6
     } else {
         return field_error(field, "must be an integer");
     }
-    if (value < min || value > max)
-        return field_error(field, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                                      " (got " + std::to_string(value) + ")");
+    if (value < min || value > max) return out_of_range();
     return std::optional<int64_t>{value};
 }
 
@@ -85,7 +126,8 @@ Result<std::vector<std::string>> string_or_strings(const json& body, const char*
         return out;
     }
     if (!it->is_array()) return field_error(field, "must be a string or an array of strings");
-    if (it->size() > max_items) return field_error(field, "may hold at most " + std::to_string(max_items) + " items");
+    if (it->size() > max_items)
+        return field_error(field, "may hold at most " + std::to_string(max_items) + " items");
     for (const auto& item : *it) {
         if (!item.is_string()) return field_error(field, "must be a string or an array of strings");
         out.push_back(item.get<std::string>());
@@ -93,4 +135,4 @@ Result<std::vector<std::string>> string_or_strings(const json& body, const char*
     return out;
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -18,20 +18,28 @@ inline Reply reply(const json& body, server::http::status st = server::http::sta
     return Reply{st, body.dump(-1, ' ', false, json::error_handler_t::replace), {}};
 }
 
-inline Reply reply_error(const Error& error) {
+inline Reply reply_error(const Error& raw) {
+    const Error error = public_error(raw);
     Reply r;
     r.status = status_for(error.code);
     r.body = server::error_body(r.status, error.message, error.param);
-    if (error.code == ErrorCode::unavailable) r.headers.emplace_back("Retry-After", "1");
+    if (error.code == ErrorCode::unavailable || error.code == ErrorCode::overloaded)
+        r.headers.emplace_back("Retry-After", "1");
     return r;
 }
 
 using SyncHandler = Reply (*)(ApiContext&, const server::Exchange&);
 
-template <SyncHandler handler>
+inline Reply busy_reply() {
+    return reply_error(make_error(ErrorCode::overloaded, "the server is busy; try again shortly"));
+}
+
+// Runs the handler on the lane's worker pool (never on an I/O thread), then sends its reply.
+template <SyncHandler handler, Lane lane = Lane::store>
 server::asio::awaitable<void> send_reply(server::Exchange& ex, ApiContext& ctx) {
-    Reply r = handler(ctx, ex);
-    co_await ex.respond(r.status, std::move(r.body), "application/json", r.headers);
+    auto r = co_await blocking(ctx, lane, [&ctx, &ex] { return handler(ctx, ex); });
+    if (!r) r = busy_reply();
+    co_await ex.respond(r->status, std::move(r->body), "application/json", r->headers);
 }
 
 // An admin change: to the log and, as a record with the actor and the object before and

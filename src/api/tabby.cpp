@@ -1,24 +1,25 @@
 // Tabby-compatible API (../shared/COMPAT.md §2): completions with `segments`, acceptance
 // events, health and the v1beta settings the extensions read at start.
-#include <thread>
-
 #include "api/code_completion.h"
 #include "api/code_routes.h"
 #include "api/errors.h"
 #include "api/openai_params.h"
 
+#include <thread>
+
 namespace codepilot::api {
 namespace {
 
-using server::asio::awaitable;
 using server::Exchange;
+using server::asio::awaitable;
 using server::http::status;
 using server::http::verb;
 
 bool valid_language_id(const std::string& id) {
     if (id.empty() || id.size() > 64) return false;
     return std::all_of(id.begin(), id.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '+' || c == '#' || c == '.';
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '+' || c == '#' ||
+               c == '.';
     });
 }
 
@@ -35,10 +36,12 @@ Status read_snippets(const json& segments, std::vector<completion::FileSnippet>&
             if (!item.is_object() || !item.contains("filepath") || !item["filepath"].is_string() ||
                 !item.contains("body") || !item["body"].is_string())
                 return field_error(where, "items must be objects with string 'filepath' and 'body'");
-            double score = item.contains("score") && item["score"].is_number() ? item["score"].get<double>() : 0.0;
+            double score =
+                item.contains("score") && item["score"].is_number() ? item["score"].get<double>() : 0.0;
             items.push_back({score, {item["filepath"].get<std::string>(), item["body"].get<std::string>()}});
         }
-        std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+        std::stable_sort(items.begin(), items.end(),
+                         [](const auto& a, const auto& b) { return a.first > b.first; });
         for (auto& [score, s] : items) out.push_back(std::move(s));
     }
     return Ok{};
@@ -60,7 +63,8 @@ json health_json(const ApiContext& ctx) {
             {"cpu_count", cores},
             {"accelerators", json::array()},
             {"cuda_devices", json::array()},
-            {"version", {{"build_date", __DATE__}, {"git_sha", ctx.git_sha}, {"git_describe", "v" + ctx.version}}}};
+            {"version",
+             {{"build_date", __DATE__}, {"git_sha", ctx.git_sha}, {"git_describe", "v" + ctx.version}}}};
 }
 
 json models_json(const ApiContext& ctx) {
@@ -89,26 +93,31 @@ awaitable<void> events(Exchange& ex, ApiContext& ctx) {
     auto index = opt_int(*body, "choice_index", 0, 1000);
     if (!index) co_return co_await respond_error(ex, index.error());
     bool line = ex.query_param("select_kind") == "line";
-    auto st = ctx.completions->record_event(*type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
+    auto st =
+        ctx.completions->record_event(*type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
     if (!st) co_return co_await respond_error(ex, st.error());
     const auto& p = caller_of(ex);
-    if (ctx.quotas && !p.tenant_id.empty())  // rolled up with usage: acceptance per tenant, user, model, language
-        ctx.quotas->account_event(quota::Subject{p.tenant_id, p.tenant_name, p.user_id, p.username, p.key_prefix},
-                                  ctx.model_id, st->second, st->first);
+    if (ctx.quotas &&
+        !p.tenant_id.empty()) // rolled up with usage: acceptance per tenant, user, model, language
+        ctx.quotas->account_event(
+            quota::Subject{p.tenant_id, p.tenant_name, p.user_id, p.username, p.key_prefix}, ctx.model_id,
+            st->second, st->first);
     co_await ex.respond(status::ok, "{}");
 }
 
-}  // namespace
+} // namespace
 
 awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body) {
     auto segments_it = body.find("segments");
-    if (!segments_it->is_object()) co_return co_await respond_error(ex, field_error("segments", "must be an object"));
+    if (!segments_it->is_object())
+        co_return co_await respond_error(ex, field_error("segments", "must be an object"));
     const json& segments = *segments_it;
     CodeCompletionRequest req;
     req.endpoint = "tabby";
     auto prefix = opt_string(segments, "prefix");
     if (!prefix) co_return co_await respond_error(ex, field_error("segments.prefix", "must be a string"));
-    if (!prefix->has_value()) co_return co_await respond_error(ex, field_error("segments.prefix", "is required"));
+    if (!prefix->has_value())
+        co_return co_await respond_error(ex, field_error("segments.prefix", "is required"));
     auto suffix = opt_string(segments, "suffix");
     if (!suffix) co_return co_await respond_error(ex, field_error("segments.suffix", "must be a string"));
     auto filepath = opt_string(segments, "filepath");
@@ -116,7 +125,8 @@ awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body
     auto language = opt_string(body, "language");
     if (!language) co_return co_await respond_error(ex, language.error());
     if (language->has_value() && !valid_language_id(**language))
-        co_return co_await respond_error(ex, field_error("language", "is not a language id (letters, digits, -_+#. up to 64)"));
+        co_return co_await respond_error(
+            ex, field_error("language", "is not a language id (letters, digits, -_+#. up to 64)"));
     auto temperature = opt_number(body, "temperature", 0.0, 2.0);
     if (!temperature) co_return co_await respond_error(ex, temperature.error());
     auto seed = opt_int(body, "seed", INT64_MIN, INT64_MAX);
@@ -127,12 +137,15 @@ awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body
     bool return_snippets = false, return_prompt = false, disable_rag = false;
     std::string raw_prompt;
     if (auto d = body.find("debug_options"); d != body.end() && !d->is_null()) {
-        if (!d->is_object()) co_return co_await respond_error(ex, field_error("debug_options", "must be an object"));
+        if (!d->is_object())
+            co_return co_await respond_error(ex, field_error("debug_options", "must be an object"));
         auto rs = opt_bool(*d, "return_snippets");
         auto rp = opt_bool(*d, "return_prompt");
         auto dr = opt_bool(*d, "disable_retrieval_augmented_code_completion");
         auto raw = opt_string(*d, "raw_prompt");
-        if (!rs || !rp || !dr || !raw) co_return co_await respond_error(ex, field_error("debug_options", "has a field of the wrong type"));
+        if (!rs || !rp || !dr || !raw)
+            co_return co_await respond_error(ex,
+                                             field_error("debug_options", "has a field of the wrong type"));
         return_snippets = rs->value_or(false);
         return_prompt = rp->value_or(false);
         disable_rag = dr->value_or(false);
@@ -143,17 +156,14 @@ awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body
     req.context.prefix = **prefix;
     req.context.suffix = suffix->value_or("");
     if (!disable_rag) {
-        if (auto st = read_snippets(segments, req.context.snippets); !st) co_return co_await respond_error(ex, st.error());
+        if (auto st = read_snippets(segments, req.context.snippets); !st)
+            co_return co_await respond_error(ex, st.error());
     }
     req.raw_prompt = raw_prompt;
     if (*temperature) req.temperature = static_cast<float>(**temperature);
     if (*seed) req.seed = static_cast<uint32_t>(**seed);
     req.want_prompt_text = return_prompt;
-    // Who is typing: the user field, else the credential (hashed: no secret kept as a key), else the address.
-    std::string credential(ex.request()[server::http::field::authorization]);
-    req.client_key = user->value_or("") + "|" +
-                     (credential.empty() ? "" : std::to_string(std::hash<std::string>{}(credential))) + "|" +
-                     (user->has_value() ? "" : ex.remote_address());
+    req.client_key = typist_key(ex, user->value_or(""));
 
     auto result = co_await ctx.completions->complete(ex, std::move(req));
     if (!result) co_return co_await respond_error(ex, result.error());
@@ -161,8 +171,19 @@ awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body
     co_await ex.respond(status::ok, dump(tabby_response(*result, return_snippets, return_prompt)));
 }
 
+std::string typist_key(const server::Exchange& ex, std::string_view client_hint) {
+    const auto& p = caller_of(ex);
+    if (p.method == "none")
+        return ex.remote_address() + "|" + std::string(client_hint); // auth off: one machine
+    // The session's digest, not its token: no secret is kept as a map key.
+    return p.tenant_id + "|" + p.user_id + "|" + p.key_prefix + "|" + p.session_hash.substr(0, 16) + "|" +
+           std::string(client_hint);
+}
+
 void register_code_completion_routes(server::Router& router, std::shared_ptr<ApiContext> context) {
-    auto route = [&](verb method, const char* path, ContextHandler fn) { add_route(router, method, path, context, fn); };
+    auto route = [&](verb method, const char* path, ContextHandler fn) {
+        add_route(router, method, path, context, fn);
+    };
     route(verb::post, "/v1/events", events);
     for (verb v : {verb::get, verb::post})
         route(v, "/v1/health", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
@@ -175,9 +196,10 @@ void register_code_completion_routes(server::Router& router, std::shared_ptr<Api
         co_await ex.respond(status::ok, dump(models_json(ctx)));
     });
     route(verb::get, "/metrics", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
-        co_await ex.respond(status::ok, ctx.metrics->exposition(), "text/plain; version=0.0.4; charset=utf-8");
+        co_await ex.respond(status::ok, ctx.metrics->exposition(),
+                            "text/plain; version=0.0.4; charset=utf-8");
     });
     register_infill_routes(router, context);
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -42,9 +42,9 @@ namespace {
 constexpr std::array<std::string_view, 5> kRoleNames = {"owner", "admin", "developer", "auditor", "viewer"};
 constexpr PermissionSet kInference =
     uint32_t(P::models_read) | uint32_t(P::completion) | uint32_t(P::chat) | uint32_t(P::embeddings);
-constexpr PermissionSet kTenantAdmin = kInference | uint32_t(P::tenant_read) | uint32_t(P::members_write) |
-                                       uint32_t(P::keys_own) | uint32_t(P::keys_manage) |
-                                       uint32_t(P::audit_read) | uint32_t(P::usage_read) | uint32_t(P::quotas_write);
+constexpr PermissionSet kTenantAdmin =
+    kInference | uint32_t(P::tenant_read) | uint32_t(P::members_write) | uint32_t(P::keys_own) |
+    uint32_t(P::keys_manage) | uint32_t(P::audit_read) | uint32_t(P::usage_read) | uint32_t(P::quotas_write);
 } // namespace
 
 std::optional<Role> parse_role(std::string_view name) {
@@ -185,6 +185,7 @@ const std::vector<RouteRule>& route_rules() {
         {"GET", "/admin/v1/users/{user}", A::permission, P::server_admin},
         {"POST", "/admin/v1/users", A::permission, P::server_admin},
         {"PATCH", "/admin/v1/users/{user}", A::permission, P::server_admin},
+        {"DELETE", "/admin/v1/users/{user}/sessions", A::permission, P::server_admin},
         {"GET", "/admin/v1/settings/{name}", A::permission, P::server_admin},
         {"PUT", "/admin/v1/settings/{name}", A::permission, P::server_admin},
     };

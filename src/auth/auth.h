@@ -57,6 +57,9 @@ std::optional<int64_t> parse_duration_seconds(std::string_view text);
 bool valid_tenant_name(std::string_view name);
 // User names: 1–128 printable characters without spaces or '/'.
 bool valid_username(std::string_view name);
+// The one spelling of a user name: surrounding white space trimmed, ASCII letters in lower
+// case, so that "Alice " and "alice" are one account everywhere (sign-in, LDAP, creation).
+std::string canonical_username(std::string_view name);
 
 struct IssuedKey {
     std::string plaintext; // shown once
@@ -82,6 +85,12 @@ public:
     // message is the detail for logs; clients get "invalid credentials"); unavailable: the
     // store or the identity provider cannot be reached.
     Result<std::shared_ptr<const Principal>> authenticate(std::string_view authorization);
+    // The same, answered from memory only: the principal of a credential checked recently, or
+    // nullptr when only authenticate() (which may read the store) can tell. Never blocks.
+    std::shared_ptr<const Principal> authenticate_cached(std::string_view authorization);
+    // Where small background writes go (last_used_at): a function that queues a job and says
+    // whether it took it. Unset, they are written inline.
+    void set_background(std::function<bool(std::function<void()>)> run) { background_ = std::move(run); }
     // Local password, else LDAP. `tenant`: the tenant the session acts in (default: the first).
     Result<SignIn> sign_in(const std::string& username, const std::string& password,
                            const std::string& tenant);
@@ -138,13 +147,15 @@ private:
     config::AuthConfig config_;
     metrics::Registry* metrics_;
     std::function<int64_t()> clock_;
+    std::function<bool(std::function<void()>)> background_;
     mutable std::mutex mu_;
     std::shared_ptr<LdapDirectory> ldap_;
     std::shared_ptr<JwtVerifier> jwt_;
-    std::map<std::string, int64_t> key_touched_;        // key id → last last_used_at write
-    static constexpr std::array<std::string_view, 6> kMethods = {"api_key", "session", "jwt", "password", "ldap", "unknown"};
+    std::map<std::string, int64_t> key_touched_; // key id → last last_used_at write
+    static constexpr std::array<std::string_view, 6> kMethods = {"api_key",  "session", "jwt",
+                                                                 "password", "ldap",    "unknown"};
     static constexpr std::array<std::string_view, 3> kResults = {"success", "failure", "unavailable"};
-    std::array<std::array<metrics::Counter*, 3>, 6> counters_{};  // made up front: counting needs no lock
+    std::array<std::array<metrics::Counter*, 3>, 6> counters_{}; // made up front: counting needs no lock
     metrics::Counter* cache_hits_ = nullptr;
     metrics::Counter* cache_misses_ = nullptr;
     std::map<std::string, std::string> oidc_synced_; // user id → "tenant/role" last written

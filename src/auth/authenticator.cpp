@@ -56,9 +56,9 @@ Authenticator::Authenticator(store::IdentityStore& store, config::AuthConfig con
     if (metrics_)
         for (size_t m = 0; m < kMethods.size(); ++m)
             for (size_t r = 0; r < kResults.size(); ++r)
-                counters_[m][r] = &metrics_->counter("codepilot_auth_attempts_total",
-                                                     "Authentication decisions by method and result",
-                                                     {{"method", std::string(kMethods[m])}, {"result", std::string(kResults[r])}});
+                counters_[m][r] = &metrics_->counter(
+                    "codepilot_auth_attempts_total", "Authentication decisions by method and result",
+                    {{"method", std::string(kMethods[m])}, {"result", std::string(kResults[r])}});
 }
 
 Authenticator::~Authenticator() = default;
@@ -128,8 +128,11 @@ void Authenticator::touch_key(const std::string& key_id, int64_t now) {
             touch = true;
         }
     }
-    if (touch)
-        (void)store_.touch_key(key_id); // last-used is advisory: a failed write does not refuse the call
+    if (!touch) return;
+    // last-used is advisory: a failed write does not refuse the call, and it is written in the
+    // background so that a cache hit on an I/O thread never waits for the store.
+    if (background_ && background_([this, key_id] { (void)store_.touch_key(key_id); })) return;
+    (void)store_.touch_key(key_id);
 }
 
 config::LdapConfig Authenticator::ldap_settings() const {
@@ -165,20 +168,25 @@ Status load_setting(store::IdentityStore& store, const std::string& name, const 
     if (!saved) return saved.error();
     if (!*saved) return Ok{};
     auto parsed = parse(nlohmann::json::parse(**saved, nullptr, false), base);
-    if (!parsed) return make_error(ErrorCode::invalid_argument, "saved " + name + " settings: " + parsed.error().message);
+    if (!parsed)
+        return make_error(ErrorCode::invalid_argument,
+                          "saved " + name + " settings: " + parsed.error().message);
     apply(*parsed);
     return Ok{};
 }
-}  // namespace
+} // namespace
 
 Status Authenticator::load_saved_settings() {
-    if (auto st = load_setting(store_, "ldap", config_.ldap, ldap_from_json, [this](const auto& l) { set_ldap(l); }); !st)
+    if (auto st = load_setting(store_, "ldap", config_.ldap, ldap_from_json,
+                               [this](const auto& l) { set_ldap(l); });
+        !st)
         return st;
     return load_setting(store_, "oidc", config_.oidc, oidc_from_json, [this](const auto& o) { set_oidc(o); });
 }
 
-Result<std::shared_ptr<const Principal>> Authenticator::authenticate(std::string_view header) {
-    // RFC 6750: "Bearer" (any case), one space, the token.
+namespace {
+// RFC 6750: "Bearer" (any case), one space, the token.
+Result<std::string> bearer_token(std::string_view header) {
     if (header.empty()) return invalid("no Authorization header");
     auto space = header.find(' ');
     std::string scheme(header.substr(0, space));
@@ -188,12 +196,35 @@ Result<std::shared_ptr<const Principal>> Authenticator::authenticate(std::string
     std::string token(header.substr(space + 1));
     while (!token.empty() && token.back() == ' ') token.pop_back();
     if (token.empty() || token.find(' ') != std::string::npos) return invalid("malformed bearer token");
+    return token;
+}
 
+const char* method_of(TokenKind kind) {
+    return kind == TokenKind::api_key   ? "api_key"
+           : kind == TokenKind::session ? "session"
+           : kind == TokenKind::jwt     ? "jwt"
+                                        : "unknown";
+}
+} // namespace
+
+std::shared_ptr<const Principal> Authenticator::authenticate_cached(std::string_view header) {
+    auto token = bearer_token(header);
+    if (!token) return nullptr;
+    const TokenKind kind = classify_token(*token);
+    if (kind == TokenKind::unknown) return nullptr;
+    auto hit = cached(sha256_hex(*token), clock_(), store_generation());
+    if (!hit) return nullptr;
+    count(method_of(kind), "success");
+    if (cache_hits_) cache_hits_->inc();
+    return hit;
+}
+
+Result<std::shared_ptr<const Principal>> Authenticator::authenticate(std::string_view header) {
+    auto bearer = bearer_token(header);
+    if (!bearer) return bearer.error();
+    const std::string& token = *bearer;
     const TokenKind kind = classify_token(token);
-    const char* method = kind == TokenKind::api_key   ? "api_key"
-                         : kind == TokenKind::session ? "session"
-                         : kind == TokenKind::jwt     ? "jwt"
-                                                      : "unknown";
+    const char* method = method_of(kind);
     const std::string digest = sha256_hex(token);
     const int64_t now = clock_();
     // Read the generation before the store: a change landing meanwhile then empties the cache.
@@ -295,8 +326,13 @@ Result<Principal> Authenticator::from_jwt(const std::string& token) {
     auto claim = [&](const std::string& name) -> std::string {
         return c.contains(name) && c[name].is_string() ? c[name].get<std::string>() : "";
     };
-    std::string username = claim(oc.username_claim);
-    if (username.empty()) username = claim("sub");
+    // The account is the issuer's subject; the name claim (which users can often edit) only
+    // names a new account.
+    const std::string subject = claim("sub");
+    if (subject.empty()) return invalid("token has no subject");
+    const std::string external_id = claim("iss") + " " + subject;
+    std::string username = canonical_username(claim(oc.username_claim));
+    if (username.empty()) username = canonical_username(subject);
     if (!valid_username(username)) return invalid("token names no usable user");
     std::string tenant_name = claim(oc.tenant_claim);
     std::string role_name = claim(oc.role_claim);
@@ -304,27 +340,37 @@ Result<Principal> Authenticator::from_jwt(const std::string& token) {
     auto role = parse_role(role_name);
     if (!role) return invalid("token role '" + role_name + "' is not a role");
 
-    auto user = store_.find_user(username);
+    auto user = store_.find_user_by_external("oidc", external_id);
     if (!user) return user.error();
     store::User u;
-    if (!*user) {
-        store::User fresh;
-        fresh.username = username;
-        fresh.source = "oidc";
-        fresh.email = claim("email");
-        fresh.display_name = claim("name");
-        auto created = store_.create_user(fresh);
-        if (!created) {
-            auto again = store_.find_user(username); // another request provisioned it first
-            if (!again || !*again) return created.error();
-            u = **again;
-        } else {
-            u = *created;
-        }
-    } else {
+    if (*user) {
         u = **user;
+    } else {
+        auto named = store_.find_user(username);
+        if (!named) return named.error();
+        if (*named) { // a row from before external ids is adopted; anyone else's name is not
+            if ((*named)->source != "oidc" || (*named)->external_id)
+                return invalid("user name '" + username + "' belongs to another account");
+            u = **named;
+            u.external_id = external_id;
+            if (auto st = store_.update_user(u); !st) return st.error();
+        } else {
+            store::User fresh;
+            fresh.username = username;
+            fresh.source = "oidc";
+            fresh.email = claim("email");
+            fresh.display_name = claim("name");
+            fresh.external_id = external_id;
+            auto created = store_.create_user(fresh);
+            if (!created) {
+                auto again = store_.find_user_by_external("oidc", external_id); // provisioned meanwhile
+                if (!again || !*again) return created.error();
+                u = **again;
+            } else {
+                u = *created;
+            }
+        }
     }
-    if (u.source != "oidc") return invalid("user '" + username + "' exists and is not an OIDC user");
     if (u.disabled) return invalid("user is disabled");
 
     Principal p = principal_of(u, "jwt");
@@ -363,17 +409,24 @@ Result<store::User> Authenticator::sign_in_ldap(const std::string& username, con
         count("ldap", found.error().code == ErrorCode::unavailable ? "unavailable" : "failure");
         return found.error();
     }
-    auto existing = store_.find_user(username);
+    // The entry, not the typed name, is the account: DNs compare without case.
+    const std::string dn = canonical_username(found->dn);
+    auto existing = store_.find_user_by_external("ldap", dn);
     if (!existing) return existing.error();
+    if (!*existing) { // first sign-in, or a row from before external ids: adopt it by name
+        existing = store_.find_user(username);
+        if (!existing) return existing.error();
+        if (*existing && ((*existing)->source != "ldap" || (*existing)->external_id)) {
+            count("ldap", "failure");
+            return invalid("user '" + username + "' exists as another " + (*existing)->source + " account");
+        }
+    }
     store::User u;
     if (*existing) {
         u = **existing;
-        if (u.source != "ldap") {
-            count("ldap", "failure");
-            return invalid("user '" + username + "' exists as a " + u.source + " user");
-        }
         u.display_name = found->display_name;
         u.email = found->email;
+        u.external_id = dn;
         if (auto st = store_.update_user(u); !st) return st.error();
     } else {
         store::User fresh;
@@ -381,6 +434,7 @@ Result<store::User> Authenticator::sign_in_ldap(const std::string& username, con
         fresh.source = "ldap";
         fresh.display_name = found->display_name;
         fresh.email = found->email;
+        fresh.external_id = dn;
         auto created = store_.create_user(fresh);
         if (!created) return created.error();
         u = *created;
@@ -420,7 +474,9 @@ Result<SignIn> Authenticator::sign_in(const std::string& username, const std::st
     }
     if (*found && (*found)->source == "local") {
         user = **found;
-        bool ok = user.password_hash && verify_password(password, *user.password_hash);
+        // An account without a password costs the same time as a wrong one: no account probing.
+        bool ok = user.password_hash ? verify_password(password, *user.password_hash)
+                                     : (burn_password_check(password), false);
         if (!ok || user.disabled) {
             count("password", "failure");
             return invalid(!ok ? "wrong password for '" + username + "'"

@@ -1,5 +1,7 @@
 #include "auth/credentials.h"
 
+#include "core/secure_random.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -22,7 +24,7 @@ std::string random_token(size_t chars) {
     out.reserve(chars);
     unsigned char buf[64];
     while (out.size() < chars) {
-        RAND_bytes(buf, sizeof buf);
+        secure_random(buf, sizeof buf);
         for (unsigned char b : buf) {
             if (b >= 248) continue; // 248 = 4 × 62: keeps the choice uniform
             out += kAlphabet[b % 62];

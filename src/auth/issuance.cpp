@@ -58,6 +58,16 @@ bool valid_username(std::string_view name) {
     return true;
 }
 
+std::string canonical_username(std::string_view name) {
+    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (!name.empty() && space(name.front())) name.remove_prefix(1);
+    while (!name.empty() && space(name.back())) name.remove_suffix(1);
+    std::string out(name);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
 Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& tenant_name,
                                 const std::string& username, ScopeSet scopes,
                                 std::optional<int64_t> ttl_seconds, const std::string& name,

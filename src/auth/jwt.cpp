@@ -166,7 +166,7 @@ JwtVerifier::JwtVerifier(config::OidcConfig config, Clock clock)
     if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
 }
 
-Status JwtVerifier::reload() {
+Result<std::shared_ptr<const Jwks>> JwtVerifier::fetch() const {
     std::string text;
     if (!config_.jwks_file.empty()) {
         std::ifstream in(config_.jwks_file);
@@ -181,19 +181,30 @@ Status JwtVerifier::reload() {
     }
     auto parsed = Jwks::parse(text);
     if (!parsed) return parsed.error();
-    jwks_ = std::make_shared<const Jwks>(std::move(*parsed));
-    return Ok{};
+    return std::make_shared<const Jwks>(std::move(*parsed));
 }
 
+// One fetch at a time, outside the lock: while it runs, other callers go on with the keys
+// they have (or hear "unavailable" before the first fetch), and nobody waits behind it.
 Result<std::shared_ptr<const Jwks>> JwtVerifier::keys(bool refresh) {
-    std::lock_guard lock(mu_);
-    int64_t now = clock_();
-    bool due = !jwks_ || (refresh && now - last_fetch_ >= config_.jwks_refresh_min_interval_s);
-    if (due) {
+    {
+        std::lock_guard lock(mu_);
+        int64_t now = clock_();
+        bool due = !jwks_ || (refresh && now - last_fetch_ >= config_.jwks_refresh_min_interval_s);
+        if (!due || fetching_) {
+            if (jwks_) return jwks_;
+            return make_error(ErrorCode::unavailable, "the signing keys are being fetched");
+        }
+        fetching_ = true;
         last_fetch_ = now;
-        auto st = reload();
-        if (!st && !jwks_) return st.error(); // keep serving the last good keys when a refetch fails
     }
+    auto fetched = fetch();
+    std::lock_guard lock(mu_);
+    fetching_ = false;
+    if (fetched)
+        jwks_ = std::move(*fetched);
+    else if (!jwks_)
+        return fetched.error(); // keep serving the last good keys when a refetch fails
     return jwks_;
 }
 

@@ -47,13 +47,14 @@ public:
 
 private:
     Result<std::shared_ptr<const Jwks>> keys(bool refresh);
-    Status reload();
+    Result<std::shared_ptr<const Jwks>> fetch() const;
 
     config::OidcConfig config_;
     Clock clock_;
     std::mutex mu_;
     std::shared_ptr<const Jwks> jwks_;
     int64_t last_fetch_ = 0;
+    bool fetching_ = false;
 };
 
 } // namespace codepilot::auth

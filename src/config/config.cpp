@@ -12,10 +12,9 @@
 namespace codepilot::config {
 namespace {
 
-using Setter = std::function<std::string(const toml::node&)>;  // returns an error or ""
+using Setter = std::function<std::string(const toml::node&)>; // returns an error or ""
 
-template <typename T>
-Setter integer(T& target, int64_t min, int64_t max) {
+template <typename T> Setter integer(T& target, int64_t min, int64_t max) {
     return [&target, min, max](const toml::node& node) -> std::string {
         auto value = node.value<int64_t>();
         if (!node.is_integer() || !value) return "must be an integer";
@@ -67,12 +66,16 @@ Setter group_map(std::vector<LdapGroupMapping>& target) {
             LdapGroupMapping m;
             for (const auto& [key, value] : *table) {
                 std::string k(key.str());
-                std::string* field = k == "group" ? &m.group : k == "tenant" ? &m.tenant : k == "role" ? &m.role : nullptr;
+                std::string* field = k == "group"    ? &m.group
+                                     : k == "tenant" ? &m.tenant
+                                     : k == "role"   ? &m.role
+                                                     : nullptr;
                 if (!field) return "has an unknown key '" + k + "' (group, tenant, role)";
                 if (!value.is_string()) return "'" + k + "' must be a string";
                 *field = *value.value<std::string>();
             }
-            if (m.group.empty() || m.tenant.empty() || m.role.empty()) return "entries need group, tenant and role";
+            if (m.group.empty() || m.tenant.empty() || m.role.empty())
+                return "entries need group, tenant and role";
             out.push_back(std::move(m));
         }
         target = std::move(out);
@@ -93,6 +96,11 @@ std::map<std::string, Setter> setters(Config& c) {
         {"server.keep_alive_timeout_s", integer(c.server.keep_alive_timeout_s, 1, 3600)},
         {"server.shutdown_grace_s", integer(c.server.shutdown_grace_s, 0, 3600)},
         {"server.max_connections", integer(c.server.max_connections, 1, 1000000)},
+        {"server.max_connections_per_ip", integer(c.server.max_connections_per_ip, 1, 1000000)},
+        {"server.header_timeout_s", integer(c.server.header_timeout_s, 1, 3600)},
+        {"server.worker_threads", integer(c.server.worker_threads, 0, 1024)},
+        {"server.sign_in_threads", integer(c.server.sign_in_threads, 0, 256)},
+        {"server.worker_queue", integer(c.server.worker_queue, 1, 1 << 20)},
         {"model.path", string(c.model.path)},
         {"model.name", string(c.model.name)},
         {"model.threads", integer(c.model.threads, 0, 1024)},
@@ -106,6 +114,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"model.deterministic", boolean(c.model.deterministic)},
         {"model.kv_unified", boolean(c.model.kv_unified)},
         {"model.speculative_draft", integer(c.model.speculative_draft, 0, 64)},
+        {"model.max_generations", integer(c.model.max_generations, 1, 4096)},
         {"completion.fim_template", string(c.completion.fim_template)},
         {"completion.max_prompt_tokens", integer(c.completion.max_prompt_tokens, 64, 1 << 20)},
         {"completion.max_tokens", integer(c.completion.max_tokens, 1, 1 << 16)},
@@ -117,6 +126,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"quota.redis_url", string(c.quota.redis_url)},
         {"quota.redis_failure", string(c.quota.redis_failure)},
         {"quota.redis_timeout_ms", integer(c.quota.redis_timeout_ms, 10, 10000)},
+        {"quota.default_key_concurrency", integer(c.quota.default_key_concurrency, 0, 1 << 20)},
         {"audit.flush_ms", integer(c.audit.flush_ms, 1, 10000)},
         {"audit.store_prompts", string(c.audit.store_prompts)},
         {"audit.key_file", string(c.audit.key_file)},
@@ -125,6 +135,11 @@ std::map<std::string, Setter> setters(Config& c) {
         {"auth.enabled", boolean(c.auth.enabled)},
         {"auth.session_ttl_s", integer(c.auth.session_ttl_s, 60, 90 * 86400)},
         {"auth.metrics_public", boolean(c.auth.metrics_public)},
+        {"auth.max_body_bytes", integer(c.auth.max_body_bytes, 1024, 1 << 20)},
+        {"auth.sign_in_free_failures", integer(c.auth.sign_in_free_failures, 1, 1000)},
+        {"auth.sign_in_max_delay_s", integer(c.auth.sign_in_max_delay_s, 1, 86400)},
+        {"auth.sign_in_lock_failures", integer(c.auth.sign_in_lock_failures, 1, 100000)},
+        {"auth.sign_in_lock_s", integer(c.auth.sign_in_lock_s, 1, 30 * 86400)},
         {"auth.ldap.enabled", boolean(c.auth.ldap.enabled)},
         {"auth.ldap.url", string(c.auth.ldap.url)},
         {"auth.ldap.bind_dn", string(c.auth.ldap.bind_dn)},
@@ -176,7 +191,7 @@ std::string walk(const toml::table& table, const std::string& prefix, std::map<s
     return "";
 }
 
-}  // namespace
+} // namespace
 
 Result<Config> parse_config(const std::string& toml_text, const std::string& source_name) {
     Config config;
@@ -213,8 +228,10 @@ Status validate(const Config& c) {
                    std::to_string(c.model.parallel) + "): each sequence needs at least 16 cells");
     if (c.audit.durability != "sync" && c.audit.durability != "batched" && c.audit.durability != "off")
         return bad("audit.durability must be sync, batched or off (got '" + c.audit.durability + "')");
-    if (c.audit.store_prompts != "none" && c.audit.store_prompts != "redacted" && c.audit.store_prompts != "encrypted")
-        return bad("audit.store_prompts must be none, redacted or encrypted (got '" + c.audit.store_prompts + "')");
+    if (c.audit.store_prompts != "none" && c.audit.store_prompts != "redacted" &&
+        c.audit.store_prompts != "encrypted")
+        return bad("audit.store_prompts must be none, redacted or encrypted (got '" + c.audit.store_prompts +
+                   "')");
     if (c.quota.redis_failure != "open" && c.quota.redis_failure != "closed")
         return bad("quota.redis_failure must be open or closed (got '" + c.quota.redis_failure + "')");
     if (!c.quota.redis_url.empty() && c.quota.redis_url.rfind("redis://", 0) != 0)
@@ -230,22 +247,29 @@ const std::vector<std::string>& role_names() {
 }
 
 Status validate_ldap(const LdapConfig& l) {
-    auto bad = [](std::string msg) { return make_error(ErrorCode::invalid_argument, "auth.ldap: " + std::move(msg)); };
+    auto bad = [](std::string msg) {
+        return make_error(ErrorCode::invalid_argument, "auth.ldap: " + std::move(msg));
+    };
     if (!l.enabled) return Ok{};
-    if (l.url.rfind("ldap://", 0) != 0 && l.url.rfind("ldaps://", 0) != 0) return bad("url must start with ldap:// or ldaps://");
+    if (l.url.rfind("ldap://", 0) != 0 && l.url.rfind("ldaps://", 0) != 0)
+        return bad("url must start with ldap:// or ldaps://");
     if (l.base_dn.empty()) return bad("base_dn is required");
-    if (l.user_filter.find("{username}") == std::string::npos) return bad("user_filter must contain {username}");
+    if (l.user_filter.find("{username}") == std::string::npos)
+        return bad("user_filter must contain {username}");
     if (!l.group_filter.empty() && l.group_base_dn.empty()) return bad("group_filter needs group_base_dn");
     for (const auto& m : l.group_map) {
         const auto& roles = role_names();
         if (std::find(roles.begin(), roles.end(), m.role) == roles.end())
-            return bad("group_map role '" + m.role + "' is not one of owner, admin, developer, auditor, viewer");
+            return bad("group_map role '" + m.role +
+                       "' is not one of owner, admin, developer, auditor, viewer");
     }
     return Ok{};
 }
 
 Status validate_oidc(const OidcConfig& o) {
-    auto bad = [](std::string msg) { return make_error(ErrorCode::invalid_argument, "auth.oidc: " + std::move(msg)); };
+    auto bad = [](std::string msg) {
+        return make_error(ErrorCode::invalid_argument, "auth.oidc: " + std::move(msg));
+    };
     if (!o.enabled) return Ok{};
     if (o.issuer.empty()) return bad("issuer is required");
     if (o.audience.empty()) return bad("audience is required");
@@ -271,4 +295,4 @@ bool is_loopback_host(const std::string& host) {
     return host.rfind("127.", 0) == 0;
 }
 
-}  // namespace codepilot::config
+} // namespace codepilot::config

@@ -2,11 +2,11 @@
 // Sources, later ones winning: embedded defaults < TOML file < command-line flags.
 #pragma once
 
+#include "core/result.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "core/result.h"
 
 namespace codepilot::config {
 
@@ -14,64 +14,70 @@ struct ServerConfig {
     std::string host = "127.0.0.1";
     int port = 8080;
     int io_threads = 2;
-    int64_t max_body_bytes = 32 * 1024 * 1024;  // IDE clients send whole files
+    int64_t max_body_bytes = 32 * 1024 * 1024; // IDE clients send whole files
     int max_header_bytes = 16 * 1024;
-    int read_timeout_s = 30;      // a request (headers and body) must arrive within this
-    int keep_alive_timeout_s = 60;  // an idle keep-alive connection is closed after this
-    int shutdown_grace_s = 15;    // SIGTERM: in-flight requests may finish within this
+    int read_timeout_s = 30;       // a request (headers and body) must arrive within this
+    int keep_alive_timeout_s = 60; // an idle keep-alive connection is closed after this
+    int shutdown_grace_s = 15;     // SIGTERM: in-flight requests may finish within this
     int max_connections = 1024;
+    int max_connections_per_ip = 256; // one address cannot take every connection
+    int header_timeout_s = 10;        // a new connection's request headers must arrive within this
+    int worker_threads = 8;           // blocking work (store misses, Redis, JWKS, admin handlers)
+    int sign_in_threads = 2; // sign-ins (Argon2, LDAP): a lane of their own, so they cannot starve the rest
+    int worker_queue = 4096; // jobs waiting for a worker before requests get 503
 };
 
 struct ModelConfig {
-    std::string path;       // empty: a synthesized demo model in data_dir
-    std::string name;       // id shown by /v1/models; default: the file name without .gguf
-    int threads = 0;        // 0: all cores
-    int parallel = 4;       // sequences decoded together
-    int ctx = 8192;         // KV cache cells in all; each request may use ctx / parallel
-    int batch = 512;        // tokens per decode step
-    int max_tokens_cap = 4096;  // upper bound for a request's max_tokens
-    int queue_size = 64;    // requests waiting for a free sequence before 503
-    bool embeddings = true; // serve /v1/embeddings
-    int gpu_layers = -1;    // with a GPU build: layers to offload (-1 all)
-    bool deterministic = true;  // same tokens alone or batched (CPU reference attention kernel)
-    bool kv_unified = false;    // one KV pool for all sequences (less memory, batch-dependent rounding)
-    int speculative_draft = 8;  // greedy requests: tokens drafted by n-gram lookup per step (0: off)
+    std::string path;          // empty: a synthesized demo model in data_dir
+    std::string name;          // id shown by /v1/models; default: the file name without .gguf
+    int threads = 0;           // 0: all cores
+    int parallel = 4;          // sequences decoded together
+    int ctx = 8192;            // KV cache cells in all; each request may use ctx / parallel
+    int batch = 512;           // tokens per decode step
+    int max_tokens_cap = 4096; // upper bound for a request's max_tokens
+    int queue_size = 64;       // requests waiting for a free sequence before 503
+    bool embeddings = true;    // serve /v1/embeddings
+    int gpu_layers = -1;       // with a GPU build: layers to offload (-1 all)
+    bool deterministic = true; // same tokens alone or batched (CPU reference attention kernel)
+    bool kv_unified = false;   // one KV pool for all sequences (less memory, batch-dependent rounding)
+    int speculative_draft = 8; // greedy requests: tokens drafted by n-gram lookup per step (0: off)
+    int max_generations = 16;  // per request: prompts × n
 };
 
 struct CompletionConfig {
-    std::string fim_template = "auto";  // auto | psm | spm | family | "...{prefix}...{suffix}..."
-    int max_prompt_tokens = 1536;       // prompt budget: nearest code, then context snippets
-    int max_tokens = 64;                // default completion length
-    int deadline_ms = 30000;            // server-side limit; the text so far is returned on expiry
-    std::string repo_name = "repo";     // after <repo_name> for models with repo-level tokens
-    bool current_line_after_middle = true;  // typing on a line re-evaluates only that line
+    std::string fim_template = "auto";     // auto | psm | spm | family | "...{prefix}...{suffix}..."
+    int max_prompt_tokens = 1536;          // prompt budget: nearest code, then context snippets
+    int max_tokens = 64;                   // default completion length
+    int deadline_ms = 30000;               // server-side limit; the text so far is returned on expiry
+    std::string repo_name = "repo";        // after <repo_name> for models with repo-level tokens
+    bool current_line_after_middle = true; // typing on a line re-evaluates only that line
 };
 
 struct StoreConfig {
-    std::string url;    // sqlite:///path | postgresql://user:pw@host:port/db; empty: sqlite under data_dir
-    int pool_size = 4;  // connections per process
+    std::string url;   // sqlite:///path | postgresql://user:pw@host:port/db; empty: sqlite under data_dir
+    int pool_size = 4; // connections per process
 };
 
 // A directory group that grants a role in a tenant (created on first use).
 struct LdapGroupMapping {
-    std::string group;   // group DN (memberOf value or group-search result), compared case-insensitively
-    std::string tenant;  // tenant name
-    std::string role;    // owner | admin | developer | auditor | viewer
+    std::string group;  // group DN (memberOf value or group-search result), compared case-insensitively
+    std::string tenant; // tenant name
+    std::string role;   // owner | admin | developer | auditor | viewer
 };
 
 struct LdapConfig {
     bool enabled = false;
-    std::string url;                 // ldap://host:389 or ldaps://host:636
-    std::string bind_dn;             // service account used to find users
+    std::string url;     // ldap://host:389 or ldaps://host:636
+    std::string bind_dn; // service account used to find users
     std::string bind_password;
-    std::string bind_password_file;  // read at start instead of bind_password
-    std::string base_dn;             // where users are searched
-    std::string user_filter = "(uid={username})";  // {username} is escaped (RFC 4515)
+    std::string bind_password_file;               // read at start instead of bind_password
+    std::string base_dn;                          // where users are searched
+    std::string user_filter = "(uid={username})"; // {username} is escaped (RFC 4515)
     std::string display_name_attribute = "cn";
     std::string email_attribute = "mail";
-    std::string group_attribute = "memberOf";  // on the user entry; empty: none
-    std::string group_base_dn;                 // POSIX groups: search here ...
-    std::string group_filter;                  // ... with e.g. (&(objectClass=posixGroup)(memberUid={username}))
+    std::string group_attribute = "memberOf"; // on the user entry; empty: none
+    std::string group_base_dn;                // POSIX groups: search here ...
+    std::string group_filter; // ... with e.g. (&(objectClass=posixGroup)(memberUid={username}))
     bool start_tls = false;
     std::string ca_file;
     bool tls_verify = true;
@@ -88,33 +94,41 @@ struct OidcConfig {
     std::string ca_file;   // https jwks_url: trust this CA bundle (default: the system's)
     std::vector<std::string> algorithms = {"RS256", "ES256"};
     int leeway_s = 60;
-    std::string username_claim = "preferred_username";  // falls back to `sub`
+    std::string username_claim = "preferred_username"; // falls back to `sub`
     std::string tenant_claim = "tenant";
     std::string role_claim = "role";
-    std::string default_role = "developer";  // when the token names a tenant but no role
-    int jwks_refresh_min_interval_s = 30;    // at most one fetch per interval on unknown kids
+    std::string default_role = "developer"; // when the token names a tenant but no role
+    int jwks_refresh_min_interval_s = 30;   // at most one fetch per interval on unknown kids
 };
 
 struct AuthConfig {
-    bool enabled = true;          // `serve --auth off` only on loopback
+    bool enabled = true; // `serve --auth off` only on loopback
     int session_ttl_s = 12 * 3600;
-    bool metrics_public = true;   // /metrics without credentials (it carries no user data)
+    bool metrics_public = true;     // /metrics without credentials (it carries no user data)
+    int max_body_bytes = 16 * 1024; // /auth/* request bodies
+    // Failed sign-ins per address and per account: free, then doubling waits, then a lock.
+    int sign_in_free_failures = 5;
+    int sign_in_max_delay_s = 60;
+    int sign_in_lock_failures = 20;
+    int sign_in_lock_s = 900;
     LdapConfig ldap;
     OidcConfig oidc;
 };
 
 struct AuditConfig {
-    std::string durability = "batched";  // sync: a response waits for its record's commit | batched | off
-    int flush_ms = 100;                  // batched: the longest a record waits for its group commit
-    int capacity = 65536;                // records waiting; beyond it requests get 503
-    std::string store_prompts = "none";  // none | redacted (secrets masked) | encrypted (AES-256-GCM)
-    std::string key_file;                // encrypted: "id:base64url(32 bytes)" lines, newest first; else $CODEPILOT_AUDIT_KEYS
+    std::string durability = "batched"; // sync: a response waits for its record's commit | batched | off
+    int flush_ms = 100;                 // batched: the longest a record waits for its group commit
+    int capacity = 65536;               // records waiting; beyond it requests get 503
+    std::string store_prompts = "none"; // none | redacted (secrets masked) | encrypted (AES-256-GCM)
+    std::string
+        key_file; // encrypted: "id:base64url(32 bytes)" lines, newest first; else $CODEPILOT_AUDIT_KEYS
 };
 
 struct QuotaConfig {
-    std::string redis_url;            // redis://host:6379[/db]: counters shared by replicas; empty: in process
-    std::string redis_failure = "open";  // Redis unreachable: open (admit without limits) | closed (503)
+    std::string redis_url; // redis://host:6379[/db]: counters shared by replicas; empty: in process
+    std::string redis_failure = "open"; // Redis unreachable: open (admit without limits) | closed (503)
     int redis_timeout_ms = 200;
+    int default_key_concurrency = 8; // generations at once per API key without a limit of its own (0: none)
 };
 
 struct Config {
@@ -143,4 +157,4 @@ Status validate(const Config& config);
 Status validate_ldap(const LdapConfig& ldap);
 Status validate_oidc(const OidcConfig& oidc);
 
-}  // namespace codepilot::config
+} // namespace codepilot::config

@@ -1,14 +1,14 @@
 // The decode thread: admits requests into sequences (reusing cached prefixes), builds one
 // llama_batch per step with a token of every generating sequence plus prompt chunks, samples,
 // applies stop rules and streams events back.
-#include <algorithm>
-#include <cmath>
-#include <spdlog/spdlog.h>
-
 #include "engine/draft.h"
 #include "engine/engine_state.h"
 #include "engine/sampler.h"
 #include "engine/slot_choice.h"
+
+#include <algorithm>
+#include <cmath>
+#include <spdlog/spdlog.h>
 
 namespace codepilot::engine {
 namespace {
@@ -28,7 +28,7 @@ void batch_add(llama_batch& batch, Token token, int pos, int seq, bool output) {
     batch.logits[i] = output ? 1 : 0;
 }
 
-}  // namespace
+} // namespace
 
 void Engine::State::run() {
     for (;;) {
@@ -37,10 +37,19 @@ void Engine::State::run() {
         {
             std::unique_lock lock(mu);
             bool active = std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.busy(); });
-            if (!active)
-                wake.wait(lock, [&] { return stopping || !queue.empty() || !embed_queue.empty(); });
+            if (!active) wake.wait(lock, [&] { return stopping || !queue.empty() || !embed_queue.empty(); });
             if (stopping) break;
-            size_t free_slots = std::count_if(slots.begin(), slots.end(), [](const Slot& s) { return !s.busy(); });
+            size_t free_slots =
+                std::count_if(slots.begin(), slots.end(), [](const Slot& s) { return !s.busy(); });
+            // Cancelled jobs leave the queue at once (admit() answers them), not when a slot frees.
+            for (auto it = queue.begin(); it != queue.end();) {
+                if ((*it)->handle->cancelled()) {
+                    admitted.push_back(std::move(*it));
+                    it = queue.erase(it);
+                } else {
+                    ++it;
+                }
+            }
             while (free_slots > 0 && !queue.empty()) {
                 admitted.push_back(std::move(queue.front()));
                 queue.pop_front();
@@ -65,7 +74,7 @@ void Engine::State::run() {
 void Engine::State::admit(std::vector<std::unique_ptr<Job>> jobs) {
     for (auto& job : jobs) {
         if (job->handle->cancelled()) {
-            --running;  // before the event, as in finish()
+            --running; // before the event, as in finish()
             GenerationEvent done;
             done.kind = GenerationEvent::Kind::done;
             done.finish = FinishReason::cancelled;
@@ -135,8 +144,10 @@ void Engine::State::reap_cancelled() {
     auto now = Clock::now();
     for (auto& slot : slots) {
         if (!slot.busy()) continue;
-        if (slot.job->handle->cancelled()) finish(slot, FinishReason::cancelled);
-        else if (slot.job->request.deadline && now >= *slot.job->request.deadline) finish(slot, FinishReason::length);
+        if (slot.job->handle->cancelled())
+            finish(slot, FinishReason::cancelled);
+        else if (slot.job->request.deadline && now >= *slot.job->request.deadline)
+            finish(slot, FinishReason::length);
     }
 }
 
@@ -153,7 +164,8 @@ void Engine::State::step() {
         slot.batch_output = batch.n_tokens - 1;
         size_t room = budget > 1 ? static_cast<size_t>(budget - 1) : 0;
         if (slot.draft.size() > room) slot.draft.resize(room);
-        for (size_t i = 0; i < slot.draft.size(); ++i) batch_add(batch, slot.draft[i], pos + 1 + static_cast<int>(i), slot.id, true);
+        for (size_t i = 0; i < slot.draft.size(); ++i)
+            batch_add(batch, slot.draft[i], pos + 1 + static_cast<int>(i), slot.id, true);
         in_batch.push_back(&slot);
         budget -= 1 + static_cast<int>(slot.draft.size());
     }
@@ -190,7 +202,8 @@ void Engine::State::step() {
     for (Slot* slot : in_batch) slot->cached.push_back(slot->next_token);
     for (auto& [slot, n] : prompt_chunks) {
         const auto& prompt = slot->job->request.prompt;
-        slot->cached.insert(slot->cached.end(), prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done),
+        slot->cached.insert(slot->cached.end(),
+                            prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done),
                             prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done + n));
         slot->prompt_done += n;
         if (!slot->in_prompt()) slot->timings.prompt_ms = ms_between(slot->prompt_start, Clock::now());
@@ -215,7 +228,7 @@ void Engine::State::sample_outputs() {
                            }) <= kMaxSequencesForDrafts;
     for (auto& slot : slots) {
         if (!slot.busy() || slot.batch_output < 0) continue;
-        if (slot.job->request.max_tokens == 0) {  // warm-up: the prompt is in the cache now
+        if (slot.job->request.max_tokens == 0) { // warm-up: the prompt is in the cache now
             finish(slot, FinishReason::length);
             continue;
         }
@@ -229,7 +242,7 @@ void Engine::State::sample_outputs() {
         for (;;) {
             Token token = greedy ? argmax_token(ctx, out, info.n_vocab, ignore_eos ? eog_tokens : kNone)
                                  : llama_sampler_sample(slot.sampler, ctx, out);
-            if (!accept_token(slot, token, out)) break;  // finished (the request is gone)
+            if (!accept_token(slot, token, out)) break; // finished (the request is gone)
             if (accepted < proposed && token == slot.draft[accepted]) {
                 slot.cached.push_back(token);
                 ++accepted;
@@ -240,14 +253,16 @@ void Engine::State::sample_outputs() {
             break;
         }
         if (proposed > 0) {
-            llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(slot.cached.size()), -1);  // rejected drafts
+            llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(slot.cached.size()),
+                                -1); // rejected drafts
             slot.draft_budget.record(static_cast<int>(proposed), static_cast<int>(accepted));
             std::lock_guard lock(stats_mu);
             stats.draft_tokens_proposed += static_cast<int64_t>(proposed);
             stats.draft_tokens_accepted += static_cast<int64_t>(accepted);
         }
         slot.draft.clear();
-        if (may_draft && slot.busy() && greedy && slot.job->request.logprobs == 0 && options.speculative_draft > 0) {
+        if (may_draft && slot.busy() && greedy && slot.job->request.logprobs == 0 &&
+            options.speculative_draft > 0) {
             slot.draft_budget.tick();
             const auto& req = slot.job->request;
             int len = std::min({slot.draft_budget.next(), req.max_tokens - slot.generated - 1,
@@ -349,7 +364,7 @@ void Engine::State::finish(Slot& slot, FinishReason reason, const std::string& e
     slot.next_token = -1;
     slot.batch_output = -1;
     slot.last_used = ++clock;
-    --running;  // before the event: whoever sees "done" also sees the capacity back
+    --running; // before the event: whoever sees "done" also sees the capacity back
     if (job->request.on_event) job->request.on_event(done);
 }
 
@@ -418,4 +433,4 @@ void Engine::State::shutdown_all() {
     }
 }
 
-}  // namespace codepilot::engine
+} // namespace codepilot::engine

@@ -28,29 +28,37 @@ struct Subject {
 enum class Kind { requests, tokens, daily_tokens, monthly_tokens, concurrency };
 std::string_view to_string(Kind kind);
 
-// A call that was admitted: gives back its concurrency slot and debits its tokens once.
-class Ticket {
-public:
-    ~Ticket();
-    void finish(int64_t tokens);
-
-private:
-    friend class QuotaLedger;
-    class QuotaLedger* ledger_ = nullptr;
-    std::vector<std::string> scopes_; // counter keys this call holds a slot in / debits
-    std::vector<ScopeCounters> shared_scopes_; // the same, when the counters live in Redis
-    std::string day_, month_;
-    bool finished_ = false;
-};
+class Ticket;
 
 struct Decision {
     bool allowed = true;
-    bool unavailable = false; // refused because the shared counters cannot be reached (503)
+    bool unavailable = false;   // refused because the shared counters cannot be reached (503)
     Kind kind = Kind::requests; // what refused it
     std::string message;
     int64_t retry_after_s = 0;
     std::vector<std::pair<std::string, std::string>> headers; // x-ratelimit-*, budget warnings
     std::shared_ptr<Ticket> ticket;                           // when allowed
+};
+
+// A call that was admitted: gives back its concurrency slot and debits its tokens once.
+class Ticket {
+public:
+    ~Ticket();
+    void finish(int64_t tokens);
+    // A call with several generations (prompts × n) holds one concurrency slot for each: takes
+    // `extra` more. A refusal names the limit and leaves the ticket as it was.
+    Decision widen(int64_t extra);
+
+private:
+    friend class QuotaLedger;
+    class QuotaLedger* ledger_ = nullptr;
+    std::vector<std::string> scopes_;                 // counter keys this call holds a slot in / debits
+    std::vector<ScopeCounters> shared_scopes_;        // the same, when the counters live in Redis
+    std::vector<std::string> labels_;                 // per scope, for refusals
+    std::vector<std::optional<int64_t>> concurrency_; // per scope: its limit
+    std::string day_, month_;
+    int64_t slots_ = 1; // concurrency slots held in every scope
+    bool finished_ = false;
 };
 
 class QuotaLedger {
@@ -63,6 +71,8 @@ public:
     ~QuotaLedger(); // writes the usage still buffered
 
     Decision admit(const Subject& subject);
+    // Keys without a concurrency limit of their own get this one (0: none).
+    void set_default_key_concurrency(int64_t limit);
     // Debits a finished call's usage to its day (written by the flusher, at least every second).
     void account(const Subject& subject, const std::string& model, int64_t prompt_tokens,
                  int64_t completion_tokens, int64_t cached_tokens);
@@ -97,7 +107,8 @@ private:
     void refill(Bucket& b, double capacity, int64_t now) const;
     Result<int64_t> budget_used(const Scope& scope, const Subject& subject, bool monthly,
                                 const std::string& period);
-    void release(const std::vector<std::string>& keys, int64_t tokens);
+    void release(const std::vector<std::string>& keys, int64_t tokens, int64_t slots);
+    Decision widen(Ticket& ticket, int64_t extra);
     Decision admit_shared(const Subject& subject, std::vector<Scope> scopes, int64_t now);
     void release_shared(const Ticket& ticket, int64_t tokens);
     Decision refused(Kind kind, std::string message, int64_t retry_after_s);
@@ -117,6 +128,7 @@ private:
     std::map<std::string, double> tpm_capacity_;
     std::unique_ptr<RedisCounters> redis_;
     bool fail_open_ = true;
+    int64_t default_key_concurrency_ = 0;
     bool redis_ok_ = true;
     std::condition_variable wake_;
     bool stopping_ = false;

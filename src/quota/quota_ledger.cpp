@@ -79,7 +79,47 @@ void Ticket::finish(int64_t tokens) {
     if (!shared_scopes_.empty())
         ledger_->release_shared(*this, tokens);
     else
-        ledger_->release(scopes_, tokens);
+        ledger_->release(scopes_, tokens, slots_);
+}
+
+Decision Ticket::widen(int64_t extra) {
+    if (finished_ || !ledger_ || extra <= 0) return Decision{};
+    return ledger_->widen(*this, extra);
+}
+
+void QuotaLedger::set_default_key_concurrency(int64_t limit) {
+    std::lock_guard lock(mu_);
+    default_key_concurrency_ = limit;
+}
+
+Decision QuotaLedger::widen(Ticket& ticket, int64_t extra) {
+    auto over = [&](size_t i) {
+        return refused(Kind::concurrency,
+                       ticket.labels_[i] + " may run " + std::to_string(*ticket.concurrency_[i]) +
+                           " generations at once (prompts × n count one each)",
+                       1);
+    };
+    if (!ticket.shared_scopes_.empty()) {
+        auto widened = redis_->widen(ticket.shared_scopes_, extra);
+        if (!widened) {
+            redis_state(false, widened.error().message);
+            if (fail_open_) return Decision{};
+            Decision d = refused(Kind::concurrency, "quota counters are unavailable; try again shortly", 1);
+            d.unavailable = true;
+            return d;
+        }
+        redis_state(true, "");
+        if (*widened && **widened < ticket.labels_.size()) return over(**widened);
+        ticket.slots_ += extra;
+        return Decision{};
+    }
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < ticket.scopes_.size(); ++i)
+        if (ticket.concurrency_[i] && in_flight_[ticket.scopes_[i]] + extra > *ticket.concurrency_[i])
+            return over(i);
+    for (const auto& key : ticket.scopes_) in_flight_[key] += extra;
+    ticket.slots_ += extra;
+    return Decision{};
 }
 
 void QuotaLedger::share_counters(std::unique_ptr<RedisCounters> redis, bool fail_open) {
@@ -169,6 +209,10 @@ Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> sc
         Decision d;
         auto ticket = std::make_shared<Ticket>();
         ticket->ledger_ = this;
+        for (const auto& s : scopes) {
+            ticket->labels_.push_back(s.label);
+            ticket->concurrency_.push_back(s.limits.concurrency);
+        }
         ticket->shared_scopes_ = std::move(counters);
         ticket->day_ = day;
         ticket->month_ = month;
@@ -213,7 +257,8 @@ Decision QuotaLedger::admit_shared(const Subject& subject, std::vector<Scope> sc
 }
 
 void QuotaLedger::release_shared(const Ticket& ticket, int64_t tokens) {
-    auto st = redis_->release(ticket.shared_scopes_, clock_(), tokens, ticket.day_, ticket.month_);
+    auto st =
+        redis_->release(ticket.shared_scopes_, clock_(), tokens, ticket.day_, ticket.month_, ticket.slots_);
     redis_state(st.ok(), st ? "" : st.error().message);
 }
 
@@ -338,6 +383,17 @@ std::vector<QuotaLedger::Scope> QuotaLedger::scopes_for(const Subject& s) const 
     if (!s.user_id.empty())
         add("user", s.user_id, "user '" + s.username + "' in tenant '" + s.tenant + "'", s.username, "");
     if (!s.key_prefix.empty()) add("key", s.key_prefix, "key " + s.key_prefix, "", s.key_prefix);
+    if (!s.key_prefix.empty() && default_key_concurrency_ > 0) { // every key has a ceiling
+        const std::string key = limit_key(s.tenant_id, "key", s.key_prefix);
+        auto own = std::find_if(out.begin(), out.end(), [&](const Scope& x) { return x.key == key; });
+        if (own == out.end()) {
+            store::QuotaLimits limits;
+            limits.concurrency = default_key_concurrency_;
+            out.push_back(Scope{key, "key " + s.key_prefix, limits, "", s.key_prefix});
+        } else if (!own->limits.concurrency) {
+            own->limits.concurrency = default_key_concurrency_;
+        }
+    }
     return out;
 }
 
@@ -383,7 +439,7 @@ Decision QuotaLedger::admit(const Subject& subject) {
     auto scopes = scopes_for(subject);
     auto refuse = [&](Kind kind, std::string message, int64_t retry) {
         Decision r = refused(kind, std::move(message), retry);
-        r.headers = std::move(d.headers);  // x-ratelimit-* of the limit that refused
+        r.headers = std::move(d.headers); // x-ratelimit-* of the limit that refused
         return r;
     };
     const std::string day = day_of(now), month = month_of(now);
@@ -455,6 +511,8 @@ Decision QuotaLedger::admit(const Subject& subject) {
         if (s.limits.rpm) requests_[s.key].tokens -= 1.0;
         ++in_flight_[s.key];
         ticket->scopes_.push_back(s.key);
+        ticket->labels_.push_back(s.label);
+        ticket->concurrency_.push_back(s.limits.concurrency);
     }
     if (tightest_rpm) {
         auto& s = *tightest_rpm->second;
@@ -478,10 +536,11 @@ Decision QuotaLedger::admit(const Subject& subject) {
     return d;
 }
 
-void QuotaLedger::release(const std::vector<std::string>& keys, int64_t tokens) {
+void QuotaLedger::release(const std::vector<std::string>& keys, int64_t tokens, int64_t slots) {
     std::lock_guard lock(mu_);
     for (const auto& key : keys) {
-        if (auto it = in_flight_.find(key); it != in_flight_.end() && it->second > 0) --it->second;
+        if (auto it = in_flight_.find(key); it != in_flight_.end())
+            it->second = std::max<int64_t>(0, it->second - slots);
         if (tokens <= 0) continue;
         if (auto it = tokens_.find(key); it != tokens_.end())
             it->second.tokens -= static_cast<double>(tokens);

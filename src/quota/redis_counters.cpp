@@ -63,12 +63,29 @@ end
 return out
 )lua";
 
-// Per scope: KEYS tokens-bucket, concurrency, daily, monthly; ARGV now, tokens, then tpm per scope.
+// Per scope: KEYS concurrency; ARGV extra, then the concurrency limit per scope (0: none).
+// Takes `extra` more slots in every scope, or none when one would go over its limit.
+constexpr const char* kWiden = R"lua(
+local extra = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local conc = tonumber(ARGV[1 + i])
+  if conc > 0 and tonumber(redis.call('GET', KEYS[i]) or '0') + extra > conc then return {0, i - 1} end
+end
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], extra)
+  redis.call('PEXPIRE', KEYS[i], 600000)
+end
+return {1, -1}
+)lua";
+
+// Per scope: KEYS tokens-bucket, concurrency, daily, monthly; ARGV now, tokens, slots held,
+// then tpm per scope.
 constexpr const char* kRelease = R"lua(
-local now, tokens = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, tokens, slots = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 0, #KEYS / 4 - 1 do
-  local k, tpm = i * 4, tonumber(ARGV[3 + i])
-  if tonumber(redis.call('GET', KEYS[k + 2]) or '0') > 0 then redis.call('DECR', KEYS[k + 2]) end
+  local k, tpm = i * 4, tonumber(ARGV[4 + i])
+  local held = tonumber(redis.call('GET', KEYS[k + 2]) or '0')
+  if held > 0 then redis.call('DECRBY', KEYS[k + 2], math.min(held, slots)) end
   if tokens > 0 then
     if tpm > 0 then
       local v = redis.call('HMGET', KEYS[k + 1], 't', 'at')
@@ -205,8 +222,24 @@ Result<SharedAdmission> RedisCounters::admit(const std::vector<ScopeCounters>& s
     return a;
 }
 
+Result<std::optional<size_t>> RedisCounters::widen(const std::vector<ScopeCounters>& scopes, int64_t extra) {
+    if (scopes.empty() || extra <= 0) return std::optional<size_t>{};
+    std::vector<std::string> args{"EVAL", kWiden, std::to_string(scopes.size())};
+    for (const auto& s : scopes) args.push_back("cp:c:" + s.key);
+    args.push_back(std::to_string(extra));
+    for (const auto& s : scopes) args.push_back(lim(s.limits.concurrency));
+    std::lock_guard lock(mu_);
+    auto raw = command(args);
+    if (!raw) return raw.error();
+    ReplyGuard g{static_cast<redisReply*>(*raw)};
+    if (g.r->type != REDIS_REPLY_ARRAY || g.r->elements < 2 || g.r->element[0]->type != REDIS_REPLY_INTEGER)
+        return make_error(ErrorCode::unavailable, "redis: unexpected reply to the widen script");
+    if (g.r->element[0]->integer == 1) return std::optional<size_t>{};
+    return std::optional<size_t>(static_cast<size_t>(g.r->element[1]->integer));
+}
+
 Status RedisCounters::release(const std::vector<ScopeCounters>& scopes, int64_t now_ms, int64_t tokens,
-                              const std::string& day, const std::string& month) {
+                              const std::string& day, const std::string& month, int64_t slots) {
     if (scopes.empty()) return Ok{};
     std::vector<std::string> args{"EVAL", kRelease, std::to_string(scopes.size() * 4)};
     for (const auto& s : scopes)
@@ -215,6 +248,7 @@ Status RedisCounters::release(const std::vector<ScopeCounters>& scopes, int64_t 
             args.push_back(k);
     args.push_back(std::to_string(now_ms));
     args.push_back(std::to_string(tokens));
+    args.push_back(std::to_string(slots));
     for (const auto& s : scopes) args.push_back(lim(s.limits.tpm));
     std::lock_guard lock(mu_);
     auto raw = command(args);

@@ -39,8 +39,12 @@ public:
 
     Result<SharedAdmission> admit(const std::vector<ScopeCounters>& scopes, int64_t now_ms,
                                   const std::string& day, const std::string& month);
+    // Gives back `slots` concurrency slots (a call's generations) and debits its tokens.
     Status release(const std::vector<ScopeCounters>& scopes, int64_t now_ms, int64_t tokens,
-                   const std::string& day, const std::string& month);
+                   const std::string& day, const std::string& month, int64_t slots = 1);
+    // Takes `extra` more concurrency slots in every scope at once; the scope over its limit
+    // when that would go too far (then none is taken).
+    Result<std::optional<size_t>> widen(const std::vector<ScopeCounters>& scopes, int64_t extra);
     // Sets a budget counter unless another replica did first.
     Status init_budget(const std::string& key, bool monthly, const std::string& period, int64_t used);
 

@@ -1,6 +1,7 @@
 #include "server/connection.h"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <cctype>
 #include <random>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -19,13 +20,33 @@ std::string new_request_id() {
     return buf;
 }
 
-}  // namespace
+} // namespace
 
 Connection::Connection(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::socket socket, uint64_t id)
-    : shared_(std::move(shared)), stream_(std::move(socket)), id_(id) {
-    beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote = ep.address().to_string();
+    : shared_(std::move(shared)), stream_(std::move(socket)), id_(id) {}
+
+// Request paths go to the log as printable ASCII: anything else is written as \xNN.
+static std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(std::min<size_t>(text.size(), 512));
+    for (unsigned char c : text.substr(0, 512)) {
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            char buf[5];
+            std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
+void Connection::cut_request() {
+    if (!handling_ || gone) return;
+    cut = true;
+    gone = true;
+    keep_alive = false;
+    if (gone_callback) gone_callback();
 }
 
 void Connection::close_if_idle() {
@@ -60,26 +81,47 @@ asio::awaitable<void> Connection::run() {
         parser.body_limit(static_cast<std::uint64_t>(opts.max_body_bytes));
 
         idle_ = true;
-        stream_.expires_after(first ? opts.read_timeout : opts.keep_alive_timeout);
+        stream_.expires_after(first ? std::min(opts.header_timeout, opts.read_timeout) : opts.keep_alive_timeout);
         auto [ec, n] = co_await http::async_read_header(stream_, buffer, parser, as_tuple);
         idle_ = false;
         first = false;
         if (ec == http::error::header_limit) {
-            co_await write_error(http::status::request_header_fields_too_large, "request headers are too large");
+            co_await write_error(http::status::request_header_fields_too_large,
+                                 "request headers are too large");
             break;
         }
         if (ec == http::error::body_limit) {
-            co_await write_error(http::status::payload_too_large,
-                                 "request body is larger than " + std::to_string(opts.max_body_bytes) + " bytes");
+            co_await write_error(http::status::payload_too_large, "request body is larger than " +
+                                                                      std::to_string(opts.max_body_bytes) +
+                                                                      " bytes");
             break;
         }
         if (ec) {
             bool quiet = ec == http::error::end_of_stream || ec == beast::error::timeout ||
                          ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
                          ec == asio::error::eof;
-            if (!quiet) co_await write_error(http::status::bad_request, "malformed HTTP request: " + ec.message());
+            if (!quiet)
+                co_await write_error(http::status::bad_request, "malformed HTTP request: " + ec.message());
             break;
         }
+        if (parser.get().version() >= 11 && parser.get()[http::field::host].empty()) { // RFC 9112 3.2
+            co_await write_error(http::status::bad_request, "an HTTP/1.1 request must have a Host header");
+            break;
+        }
+        // Decided before the body is read: who may send one (credentials first) and how large.
+        auto verdict = co_await shared_->router->check_header(parser.get().base(), remote);
+        if (verdict.status != http::status::ok) {
+            co_await write_response_and_close(verdict);
+            break;
+        }
+        const uint64_t limit =
+            verdict.body_limit ? verdict.body_limit : static_cast<uint64_t>(opts.max_body_bytes);
+        if (parser.content_length() && *parser.content_length() > limit) {
+            co_await write_error(http::status::payload_too_large,
+                                 "request body is larger than " + std::to_string(limit) + " bytes");
+            break;
+        }
+        parser.body_limit(limit);
         // curl and others wait for this before sending a large body.
         auto expect = parser.get()[http::field::expect];
         if (beast::iequals(expect, "100-continue")) {
@@ -90,7 +132,7 @@ asio::awaitable<void> Connection::run() {
         auto [ec2, n2] = co_await http::async_read(stream_, buffer, parser, as_tuple);
         if (ec2 == http::error::body_limit) {
             co_await write_error(http::status::payload_too_large,
-                                 "request body is larger than " + std::to_string(opts.max_body_bytes) + " bytes");
+                                 "request body is larger than " + std::to_string(limit) + " bytes");
             break;
         }
         if (ec2) {
@@ -101,17 +143,36 @@ asio::awaitable<void> Connection::run() {
         stream_.expires_never();
         Request request = parser.release();
         keep_alive = request.keep_alive();
+        if (buffer.size() > 0) pipelined_ = true; // the next request is already here
         co_await handle(request);
-        if (!keep_alive || gone) break;
+        if (!keep_alive || gone || (peer_done_ && buffer.size() == 0)) break;
     }
     close();
     std::lock_guard lock(shared_->mu);
     shared_->connections.erase(id_);
+    if (auto it = shared_->per_address.find(remote); it != shared_->per_address.end() && --it->second <= 0)
+        shared_->per_address.erase(it);
+}
+
+asio::awaitable<void> Connection::write_response_and_close(const HeaderVerdict& verdict) {
+    http::response<http::string_body> res{verdict.status, 11};
+    res.set(http::field::server, "codepilot");
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::connection, "close");
+    for (const auto& [k, v] : verdict.headers) res.set(k, v);
+    res.body() = verdict.body;
+    res.prepare_payload();
+    stream_.expires_after(shared_->options.read_timeout);
+    co_await http::async_write(stream_, res, as_tuple);
 }
 
 asio::awaitable<void> Connection::handle(Request& request) {
     std::string request_id(request["x-request-id"]);
-    if (request_id.empty() || request_id.size() > 128) request_id = new_request_id();
+    // A client's id is kept only when it is a plain token: it goes into logs and the audit trail.
+    bool plain = !request_id.empty() && request_id.size() <= 128;
+    for (unsigned char c : request_id)
+        plain = plain && (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':');
+    if (!plain) request_id = new_request_id();
     Exchange exchange(*this, request, request_id);
 
     shared_->in_flight++;
@@ -135,14 +196,19 @@ asio::awaitable<void> Connection::handle(Request& request) {
     if (!exchange.responded() && !gone) {
         co_await exchange.respond_error(http::status::internal_server_error, "the handler sent no response");
     }
-    co_await exchange.settle();  // a client that left mid-request is accounted for too
+    co_await exchange.settle(); // a client that left mid-request is accounted for too
     handling_ = false;
     beast::error_code ec;
-    stream_.socket().cancel(ec);  // ends watch_disconnect
+    stream_.socket().cancel(ec); // ends watch_disconnect
     shared_->in_flight--;
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    // The status the audit trail records: 499 for a client that left, 503 for a cut request.
+    const int logged = cut ? 503 : gone ? 499 : static_cast<int>(exchange.status());
     spdlog::info("{} {} {} {} {:.1f}ms{}", request_id, std::string(request.method_string()),
-                 std::string(exchange.path()), static_cast<int>(exchange.status()), ms, gone ? " (client gone)" : "");
+                 printable(exchange.path()), logged, ms,
+                 cut    ? " (cut at shutdown)"
+                 : gone ? " (client gone)"
+                        : "");
 }
 
 // Waits for the socket to become readable while a request is handled: EOF means the client
@@ -154,12 +220,16 @@ asio::awaitable<void> Connection::watch_disconnect() {
         if (!handling_ || ec == asio::error::operation_aborted) co_return;
         char byte;
         ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0) co_return;  // a pipelined request: not a disconnect
+        if (n > 0) co_return; // a pipelined request: not a disconnect
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        if (n == 0 && pipelined_) { // a half-close after pipelined requests: answer them all
+            peer_done_ = true;
+            co_return;
+        }
         gone = true;
         if (gone_callback) gone_callback();
         co_return;
     }
 }
 
-}  // namespace codepilot::server
+} // namespace codepilot::server

@@ -1,11 +1,11 @@
 // Internal: one TCP connection, served by a coroutine on its own strand.
 #pragma once
 
+#include "server/server.h"
+
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
-
-#include "server/server.h"
 
 namespace codepilot::server {
 
@@ -19,6 +19,7 @@ struct HttpServer::Shared {
     std::atomic<uint64_t> next_id{1};
     std::mutex mu;
     std::unordered_map<uint64_t, std::weak_ptr<Connection>> connections;
+    std::unordered_map<std::string, int> per_address; // open connections by client address
 
     Shared(asio::io_context& io_, ServerOptions o, std::shared_ptr<Router> r)
         : io(io_), options(std::move(o)), router(std::move(r)), acceptor(io_) {}
@@ -31,24 +32,33 @@ public:
     // Closes the connection if it is between requests (on its strand).
     void close_if_idle();
     void close();
+    // A shutdown's grace period is over: the request in flight is cancelled as if its client
+    // had gone, and settles as 503 (on its strand).
+    void cut_request();
 
     beast::tcp_stream& stream() { return stream_; }
     HttpServer::Shared& shared() { return *shared_; }
     bool keep_alive = true;
     std::string remote;
     bool gone = false;
+    bool cut = false;
     std::function<void()> gone_callback;
 
 private:
     asio::awaitable<void> handle(Request& request);
     asio::awaitable<void> watch_disconnect();
     asio::awaitable<void> write_error(http::status status, std::string_view message);
+    asio::awaitable<void> write_response_and_close(const HeaderVerdict& verdict);
 
     std::shared_ptr<HttpServer::Shared> shared_;
     beast::tcp_stream stream_;
     uint64_t id_;
     bool idle_ = true;
     bool handling_ = false;
+    // The client sent requests ahead of our answers (pipelining). Its end of stream then
+    // means "no more requests" (a half-close), not "gone": what it sent is still answered.
+    bool pipelined_ = false;
+    bool peer_done_ = false;
 };
 
-}  // namespace codepilot::server
+} // namespace codepilot::server

@@ -1,9 +1,9 @@
 #include "server/server.h"
 
+#include "server/connection.h"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-
-#include "server/connection.h"
 
 namespace codepilot::server {
 
@@ -11,12 +11,18 @@ constexpr auto as_tuple = asio::as_tuple(asio::use_awaitable);
 
 std::string_view error_type(http::status status) {
     switch (status) {
-        case http::status::unauthorized: return "authentication_error";
-        case http::status::forbidden: return "permission_error";
-        case http::status::not_found: return "not_found_error";
-        case http::status::too_many_requests: return "rate_limit_error";
-        case http::status::service_unavailable: return "server_overloaded";
-        default: return static_cast<int>(status) >= 500 ? "server_error" : "invalid_request_error";
+    case http::status::unauthorized:
+        return "authentication_error";
+    case http::status::forbidden:
+        return "permission_error";
+    case http::status::not_found:
+        return "not_found_error";
+    case http::status::too_many_requests:
+        return "rate_limit_error";
+    case http::status::service_unavailable:
+        return "server_overloaded";
+    default:
+        return static_cast<int>(status) >= 500 ? "server_error" : "invalid_request_error";
     }
 }
 
@@ -72,7 +78,8 @@ std::string Exchange::query_param(std::string_view name) const {
         auto amp = query.find('&');
         std::string_view pair = query.substr(0, amp);
         auto eq = pair.find('=');
-        if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true);
+        if (pair.substr(0, eq) == name)
+            return eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true);
         if (amp == std::string_view::npos) break;
         query.remove_prefix(amp + 1);
     }
@@ -85,9 +92,16 @@ const std::string& Exchange::path_param(const std::string& name) const {
     return it == path_params.end() ? empty : it->second;
 }
 
-std::string Exchange::remote_address() const { return connection_.remote; }
+std::string Exchange::remote_address() const {
+    return connection_.remote;
+}
 
-bool Exchange::client_gone() const { return connection_.gone; }
+bool Exchange::client_gone() const {
+    return connection_.gone;
+}
+bool Exchange::server_cut() const {
+    return connection_.cut;
+}
 
 void Exchange::on_client_gone(std::function<void()> callback) {
     if (connection_.gone) {
@@ -104,8 +118,10 @@ void Exchange::common_headers(http::fields& fields) {
 }
 
 namespace {
-Headers retry_after_headers() { return {{"Retry-After", "1"}}; }
-}  // namespace
+Headers retry_after_headers() {
+    return {{"Retry-After", "1"}};
+}
+} // namespace
 
 asio::awaitable<bool> Exchange::run_finisher(http::status status) {
     if (!finisher_) co_return true;
@@ -115,23 +131,29 @@ asio::awaitable<bool> Exchange::run_finisher(http::status status) {
 }
 
 asio::awaitable<void> Exchange::settle() {
-    if (finisher_) (void)co_await run_finisher(connection_.gone ? static_cast<http::status>(499) : status_);
+    // 499 (nginx's "client closed request") when the client left, 503 when a shutdown cut it.
+    const auto st = connection_.cut    ? http::status::service_unavailable
+                    : connection_.gone ? static_cast<http::status>(499)
+                                       : status_;
+    if (finisher_) (void)co_await run_finisher(st);
 }
 
 asio::awaitable<void> Exchange::respond(http::status status, std::string body, std::string_view content_type,
                                         const Headers& extra) {
     if (!co_await run_finisher(status)) {
         const auto unavailable = http::status::service_unavailable;
-        co_await write_response(unavailable,
-                                error_body(unavailable, "the audit trail cannot record this request right now; try again shortly"),
-                                "application/json", retry_after_headers());
+        co_await write_response(
+            unavailable,
+            error_body(unavailable,
+                       "the audit trail cannot record this request right now; try again shortly"),
+            "application/json", retry_after_headers());
         co_return;
     }
     co_await write_response(status, std::move(body), content_type, extra);
 }
 
-asio::awaitable<void> Exchange::write_response(http::status status, std::string body, std::string_view content_type,
-                                               const Headers& extra) {
+asio::awaitable<void> Exchange::write_response(http::status status, std::string body,
+                                               std::string_view content_type, const Headers& extra) {
     status_ = status;
     responded_ = true;
     http::response<http::string_body> res{status, request_.version()};
@@ -140,17 +162,24 @@ asio::awaitable<void> Exchange::write_response(http::status status, std::string 
     for (const auto& [k, v] : response_headers) res.set(k, v);
     for (const auto& [k, v] : extra) res.set(k, v);
     res.keep_alive(connection_.keep_alive);
-    res.body() = std::move(body);
-    res.prepare_payload();
     auto& stream = connection_.stream();
     stream.expires_after(connection_.shared().options.read_timeout);
-    auto [ec, n] = co_await http::async_write(stream, res, as_tuple);
+    beast::error_code ec;
+    if (request_.method() == http::verb::head) { // the headers a GET would send, and no body (RFC 9110 9.3.2)
+        http::response<http::empty_body> head{std::move(res.base())};
+        head.content_length(body.size());
+        std::tie(ec, std::ignore) = co_await http::async_write(stream, head, as_tuple);
+    } else {
+        res.body() = std::move(body);
+        res.prepare_payload();
+        std::tie(ec, std::ignore) = co_await http::async_write(stream, res, as_tuple);
+    }
     stream.expires_never();
     if (ec) connection_.keep_alive = false;
 }
 
-asio::awaitable<void> Exchange::respond_error(http::status status, std::string_view message, std::string_view param,
-                                              const Headers& extra) {
+asio::awaitable<void> Exchange::respond_error(http::status status, std::string_view message,
+                                              std::string_view param, const Headers& extra) {
     co_await respond(status, error_body(status, message, param), "application/json", extra);
 }
 
@@ -178,7 +207,8 @@ asio::awaitable<bool> Exchange::write_chunk(std::string_view data) {
     if (connection_.gone) co_return false;
     auto& stream = connection_.stream();
     stream.expires_after(connection_.shared().options.read_timeout);
-    auto [ec, n] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(data.data(), data.size())), as_tuple);
+    auto [ec, n] = co_await asio::async_write(
+        stream, http::make_chunk(asio::buffer(data.data(), data.size())), as_tuple);
     stream.expires_never();
     if (ec) {
         connection_.keep_alive = false;
@@ -221,14 +251,16 @@ std::vector<std::string> split_path(std::string_view path) {
     }
     return parts;
 }
-}  // namespace
+} // namespace
 
 void Router::add(http::verb method, std::string pattern, Handler handler) {
     auto segments = split_path(pattern);
     routes_.push_back({method, std::move(pattern), std::move(segments), std::move(handler)});
 }
 
-void Router::set_gate(Gate gate) { gate_ = std::move(gate); }
+void Router::set_gate(Gate gate) {
+    gate_ = std::move(gate);
+}
 
 std::vector<std::pair<http::verb, std::string>> Router::routes() const {
     std::vector<std::pair<http::verb, std::string>> out;
@@ -236,30 +268,57 @@ std::vector<std::pair<http::verb, std::string>> Router::routes() const {
     return out;
 }
 
-asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
-    auto parts = split_path(exchange.path());
-    bool path_known = false;
-    std::vector<std::string> allowed;
+const Router::Route* Router::match(std::string_view path, http::verb method,
+                                   std::map<std::string, std::string>* params, bool* path_known,
+                                   std::vector<std::string>* allowed) const {
+    auto parts = split_path(path);
     for (const auto& route : routes_) {
         if (route.segments.size() != parts.size()) continue;
-        std::map<std::string, std::string> params;
-        bool match = true;
-        for (size_t i = 0; i < parts.size() && match; ++i) {
+        std::map<std::string, std::string> found;
+        bool same = true;
+        for (size_t i = 0; i < parts.size() && same; ++i) {
             const auto& seg = route.segments[i];
             if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}')
-                params[seg.substr(1, seg.size() - 2)] = percent_decode(parts[i]);
-            else match = seg == parts[i];
+                found[seg.substr(1, seg.size() - 2)] = percent_decode(parts[i]);
+            else
+                same = seg == parts[i];
         }
-        if (!match) continue;
-        path_known = true;
-        auto method = exchange.request().method();
+        if (!same) continue;
+        if (path_known) *path_known = true;
         if (route.method == method || (method == http::verb::head && route.method == http::verb::get)) {
-            exchange.path_params = std::move(params);
-            if (gate_ && !co_await gate_(exchange, route.method, route.pattern)) co_return;
-            co_await route.handler(exchange);
-            co_return;
+            if (params) *params = std::move(found);
+            return &route;
         }
-        allowed.emplace_back(http::to_string(route.method));
+        if (allowed) allowed->emplace_back(http::to_string(route.method));
+    }
+    return nullptr;
+}
+
+void Router::set_header_check(HeaderCheck check) {
+    header_check_ = std::move(check);
+}
+
+asio::awaitable<HeaderVerdict> Router::check_header(const http::request_header<>& header,
+                                                    const std::string& remote) const {
+    if (!header_check_) co_return HeaderVerdict{};
+    std::string_view target(header.target().data(), header.target().size());
+    const Route* route =
+        match(target.substr(0, target.find('?')), header.method(), nullptr, nullptr, nullptr);
+    static const std::string none;
+    co_return co_await header_check_(header, route ? route->method : header.method(),
+                                     route ? route->pattern : none, remote);
+}
+
+asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
+    bool path_known = false;
+    std::vector<std::string> allowed;
+    std::map<std::string, std::string> params;
+    if (const Route* route =
+            match(exchange.path(), exchange.request().method(), &params, &path_known, &allowed)) {
+        exchange.path_params = std::move(params);
+        if (gate_ && !co_await gate_(exchange, route->method, route->pattern)) co_return;
+        co_await route->handler(exchange);
+        co_return;
     }
     if (path_known) {
         std::string allow;
@@ -295,25 +354,38 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared) {
         std::shared_ptr<Connection> connection;
         {
             std::lock_guard lock(shared->mu);
-            if (static_cast<int>(shared->connections.size()) >= shared->options.max_connections) {
-                static constexpr char kBusy[] =
-                    "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                    "Retry-After: 1\r\nContent-Length: 95\r\n\r\n"
-                    "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_overloaded\",\"param\":null,\"code\":null}}";
+            auto peer = socket.remote_endpoint(ec);
+            const std::string address = ec ? std::string() : peer.address().to_string();
+            const bool full = static_cast<int>(shared->connections.size()) >= shared->options.max_connections;
+            // One address cannot hold every connection (half-open sockets, a runaway client).
+            const bool greedy =
+                !full && shared->per_address[address] >= shared->options.max_connections_per_ip;
+            if (full || greedy) {
+                const std::string body =
+                    error_body(http::status::service_unavailable,
+                               full ? "too many connections" : "too many connections from this address");
+                const std::string reply =
+                    "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                    "Content-Type: application/json\r\nRetry-After: 1\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
                 beast::error_code ignored;
-                asio::write(socket, asio::buffer(kBusy, sizeof(kBusy) - 1), ignored);
+                socket.non_blocking(true, ignored); // a full send buffer drops the answer, never the thread
+                socket.write_some(asio::buffer(reply), ignored);
                 socket.close(ignored);
                 continue;
             }
             connection = std::make_shared<Connection>(shared, std::move(socket), id);
+            connection->remote = address;
+            ++shared->per_address[address];
             shared->connections[id] = connection;
         }
-        asio::co_spawn(connection->stream().get_executor(),
-                       [connection]() -> asio::awaitable<void> { co_await connection->run(); }, asio::detached);
+        asio::co_spawn(
+            connection->stream().get_executor(),
+            [connection]() -> asio::awaitable<void> { co_await connection->run(); }, asio::detached);
     }
 }
 
-}  // namespace
+} // namespace
 
 HttpServer::HttpServer(asio::io_context& io, ServerOptions options, std::shared_ptr<Router> router)
     : shared_(std::make_shared<Shared>(io, std::move(options), std::move(router))) {}
@@ -332,15 +404,22 @@ Status HttpServer::listen() {
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
         return make_error(ErrorCode::unavailable, "cannot listen on " + shared_->options.host + ":" +
-                                                      std::to_string(shared_->options.port) + ": " + ec.message());
+                                                      std::to_string(shared_->options.port) + ": " +
+                                                      ec.message());
     port_ = acceptor.local_endpoint().port();
     return Ok{};
 }
 
-void HttpServer::start() { asio::co_spawn(shared_->acceptor.get_executor(), accept_loop(shared_), asio::detached); }
+void HttpServer::start() {
+    asio::co_spawn(shared_->acceptor.get_executor(), accept_loop(shared_), asio::detached);
+}
 
-int HttpServer::in_flight() const { return shared_->in_flight.load(); }
-bool HttpServer::draining() const { return shared_->draining.load(); }
+int HttpServer::in_flight() const {
+    return shared_->in_flight.load();
+}
+bool HttpServer::draining() const {
+    return shared_->draining.load();
+}
 
 void HttpServer::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
     auto shared = shared_;
@@ -370,10 +449,24 @@ void HttpServer::shutdown(std::chrono::milliseconds grace, std::function<void()>
         Drain(std::shared_ptr<Shared> s, std::chrono::steady_clock::time_point d, std::function<void()> f,
               std::function<void(std::function<void(Connection&)>)> e)
             : shared(s), timer(s->io), deadline(d), done(std::move(f)), each(std::move(e)) {}
+        bool cutting = false;
         void tick() {
             bool idle = shared->in_flight.load() == 0;
-            if (idle || std::chrono::steady_clock::now() >= deadline) {
-                if (!idle) spdlog::warn("shutdown: {} requests still running at the deadline", shared->in_flight.load());
+            const auto now = std::chrono::steady_clock::now();
+            if (!idle && !cutting && now >= deadline) {
+                // Past the grace period: cancel what still runs, then give each request a moment
+                // to record itself (its audit row, with the tokens it used) before closing.
+                spdlog::warn("shutdown: cutting {} requests still running at the deadline",
+                             shared->in_flight.load());
+                cutting = true;
+                deadline = now + shared->options.cut_grace;
+                each([](Connection& c) {
+                    asio::post(c.stream().get_executor(),
+                               [keep = c.shared_from_this()] { keep->cut_request(); });
+                });
+            } else if (idle || now >= deadline) {
+                if (!idle)
+                    spdlog::error("shutdown: {} cut requests did not finish", shared->in_flight.load());
                 each([](Connection& c) {
                     asio::post(c.stream().get_executor(), [keep = c.shared_from_this()] { keep->close(); });
                 });
@@ -389,4 +482,4 @@ void HttpServer::shutdown(std::chrono::milliseconds grace, std::function<void()>
     asio::post(shared->io, [drain] { drain->tick(); });
 }
 
-}  // namespace codepilot::server
+} // namespace codepilot::server

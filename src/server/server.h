@@ -2,6 +2,8 @@
 // client-disconnect detection and graceful shutdown. No endpoint logic lives here.
 #pragma once
 
+#include "core/result.h"
+
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <chrono>
@@ -10,8 +12,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "core/result.h"
 
 namespace codepilot::server {
 
@@ -30,11 +30,26 @@ std::string_view error_type(http::status status);
 struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8080;
-    int64_t max_body_bytes = 32 * 1024 * 1024;  // IDE clients send whole files
+    int64_t max_body_bytes = 32 * 1024 * 1024; // IDE clients send whole files
     int max_header_bytes = 16 * 1024;
     std::chrono::seconds read_timeout{30};
     std::chrono::seconds keep_alive_timeout{60};
+    std::chrono::seconds header_timeout{10}; // a new connection's first request headers
     int max_connections = 1024;
+    int max_connections_per_ip = 256;
+    // After the grace period, cut requests get this long to record themselves (their audit
+    // rows, with what they used) before the connections close.
+    std::chrono::milliseconds cut_grace{5000};
+};
+
+// What the router decides from a request's headers alone, before its body is read: refuse it
+// (status other than ok: the body is never read and the connection closes), or how large a
+// body it may have (0: ServerOptions::max_body_bytes).
+struct HeaderVerdict {
+    http::status status = http::status::ok;
+    std::string body;
+    Headers headers;
+    uint64_t body_limit = 0;
 };
 
 class Connection;
@@ -54,17 +69,20 @@ public:
     bool responded() const { return responded_; }
 
     asio::awaitable<void> respond(http::status status, std::string body,
-                                  std::string_view content_type = "application/json", const Headers& extra = {});
-    asio::awaitable<void> respond_error(http::status status, std::string_view message, std::string_view param = {},
-                                        const Headers& extra = {});
+                                  std::string_view content_type = "application/json",
+                                  const Headers& extra = {});
+    asio::awaitable<void> respond_error(http::status status, std::string_view message,
+                                        std::string_view param = {}, const Headers& extra = {});
 
     // Chunked streaming (server-sent events). Each returns false once the client is gone.
     asio::awaitable<bool> begin_stream(std::string_view content_type = "text/event-stream");
     asio::awaitable<bool> write_chunk(std::string_view data);
     asio::awaitable<void> end_stream();
 
-    // The client closed its connection while the request was being handled.
+    // The client closed its connection while the request was being handled (or the server
+    // cut it at the end of a shutdown's grace period: server_cut()).
     bool client_gone() const;
+    bool server_cut() const;
     // Called (on the connection's strand) when the client goes away mid-request.
     void on_client_gone(std::function<void()> callback);
 
@@ -77,12 +95,16 @@ public:
         std::string model;
         int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
         struct Timing {
-            double queue_ms = 0, first_token_ms = 0, inter_token_ms = 0;  // inter_token_ms: 0 with < 2 tokens
+            double queue_ms = 0, first_token_ms = 0, inter_token_ms = 0; // inter_token_ms: 0 with < 2 tokens
         };
         std::vector<Timing> generations;
-        std::string completion_text;  // what was generated (kept only if the audit trail stores prompts)
+        std::string completion_text; // what was generated (kept only if the audit trail stores prompts)
+        std::string attempted_user; // a sign-in: the account name tried (failed sign-ins are audited with it)
     };
     CallUsage usage;
+    // Set by the gate for calls that hold quota: asks for `extra` more concurrency slots before
+    // a call starts more than one generation (prompts × n count one each).
+    std::function<asio::awaitable<Status>(int64_t extra)> claim_generations;
     // Added to whatever response this exchange sends (e.g. x-ratelimit-*).
     Headers response_headers;
 
@@ -124,6 +146,15 @@ public:
     void set_gate(Gate gate);
     std::vector<std::pair<http::verb, std::string>> routes() const;
 
+    // Runs when a request's headers have arrived, with the pattern of the route they name
+    // (empty for none), before its body is read.
+    using HeaderCheck =
+        std::function<asio::awaitable<HeaderVerdict>(const http::request_header<>& header, http::verb method,
+                                                     const std::string& pattern, const std::string& remote)>;
+    void set_header_check(HeaderCheck check);
+    asio::awaitable<HeaderVerdict> check_header(const http::request_header<>& header,
+                                                const std::string& remote) const;
+
 private:
     struct Route {
         http::verb method;
@@ -131,8 +162,11 @@ private:
         std::vector<std::string> segments;
         Handler handler;
     };
+    const Route* match(std::string_view path, http::verb method, std::map<std::string, std::string>* params,
+                       bool* path_known, std::vector<std::string>* allowed) const;
     std::vector<Route> routes_;
     Gate gate_;
+    HeaderCheck header_check_;
 };
 
 // %XX → byte; with `form` (query strings) also '+' → space.
@@ -160,4 +194,4 @@ private:
     int port_ = 0;
 };
 
-}  // namespace codepilot::server
+} // namespace codepilot::server

@@ -1,6 +1,7 @@
 #include "store/identity_store.h"
 
 #include "core/base64.h"
+#include "core/secure_random.h"
 
 #include <ctime>
 #include <openssl/rand.h>
@@ -10,8 +11,8 @@ namespace {
 
 constexpr const char* kUserColumns = "u.id, u.username, u.kind, u.source, u.display_name, u.email, "
                                      "u.password_hash, u.disabled, u.server_owner, "
-                                     "u.created_at, u.updated_at, u.last_login_at";
-constexpr size_t kUserWidth = 12;
+                                     "u.created_at, u.updated_at, u.last_login_at, u.external_id";
+constexpr size_t kUserWidth = 13;
 
 User user_from(const Row& r, size_t at = 0) {
     User u;
@@ -27,6 +28,7 @@ User user_from(const Row& r, size_t at = 0) {
     u.created_at = r.integer(at + 9);
     u.updated_at = r.integer(at + 10);
     u.last_login_at = r.optional_integer(at + 11);
+    if (!r.is_null(at + 12)) u.external_id = r.text(at + 12);
     return u;
 }
 
@@ -96,7 +98,7 @@ Result<int64_t> IdentityStore::write(std::string_view sql, const std::vector<Val
 
 std::string IdentityStore::new_id() {
     unsigned char bytes[16];
-    RAND_bytes(bytes, sizeof bytes);
+    secure_random(bytes, sizeof bytes);
     return hex_encode(bytes, sizeof bytes);
 }
 
@@ -132,11 +134,12 @@ Status IdentityStore::delete_tenant(const std::string& tenant_id) {
 Result<User> IdentityStore::create_user(User u) {
     u.id = new_id();
     u.created_at = u.updated_at = now();
-    auto r = write("INSERT INTO users (id, username, kind, source, display_name, email, password_hash, "
-                   "disabled, server_owner, "
-                   "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   {u.id, u.username, u.kind, u.source, u.display_name, u.email, opt(u.password_hash),
-                    int64_t{u.disabled}, int64_t{u.server_owner}, u.created_at, u.updated_at});
+    auto r =
+        write("INSERT INTO users (id, username, kind, source, display_name, email, password_hash, "
+              "disabled, server_owner, "
+              "created_at, updated_at, external_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              {u.id, u.username, u.kind, u.source, u.display_name, u.email, opt(u.password_hash),
+               int64_t{u.disabled}, int64_t{u.server_owner}, u.created_at, u.updated_at, opt(u.external_id)});
     if (!r) {
         if (r.error().message.rfind(kConstraintError, 0) == 0)
             return make_error(ErrorCode::invalid_argument, "user '" + u.username + "' already exists",
@@ -150,6 +153,14 @@ Result<std::optional<User>> IdentityStore::find_user(const std::string& username
     return first<User>(
         db_.query(std::string("SELECT ") + kUserColumns + " FROM users u WHERE u.username = ?", {username}),
         [](const Row& r) { return user_from(r); });
+}
+
+Result<std::optional<User>> IdentityStore::find_user_by_external(const std::string& source,
+                                                                 const std::string& external_id) {
+    return first<User>(db_.query(std::string("SELECT ") + kUserColumns +
+                                     " FROM users u WHERE u.source = ? AND u.external_id = ?",
+                                 {source, external_id}),
+                       [](const Row& r) { return user_from(r); });
 }
 
 Result<std::optional<User>> IdentityStore::find_user_by_id(const std::string& user_id) {
@@ -166,10 +177,10 @@ Result<int64_t> IdentityStore::count_users() {
 
 Status IdentityStore::update_user(const User& u) {
     return status_of(write("UPDATE users SET display_name = ?, email = ?, password_hash = ?, disabled = ?, "
-                           "server_owner = ?, updated_at = ? "
+                           "server_owner = ?, updated_at = ?, external_id = ? "
                            "WHERE id = ?",
                            {u.display_name, u.email, opt(u.password_hash), int64_t{u.disabled},
-                            int64_t{u.server_owner}, now(), u.id}));
+                            int64_t{u.server_owner}, now(), opt(u.external_id), u.id}));
 }
 
 Status IdentityStore::record_login(const std::string& user_id) {
@@ -300,6 +311,11 @@ Result<std::optional<SessionGrant>> IdentityStore::find_session_grant(const std:
         s.revoked_at = r.optional_integer(7);
         return SessionGrant{s, user_from(r, 8)};
     });
+}
+
+Result<int64_t> IdentityStore::revoke_sessions_of_user(const std::string& user_id) {
+    return write("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                 {now(), user_id});
 }
 
 Result<bool> IdentityStore::revoke_session(const std::string& secret_hash) {

@@ -27,6 +27,7 @@ struct User {
     bool server_owner = false;
     int64_t created_at = 0, updated_at = 0;
     std::optional<int64_t> last_login_at;
+    std::optional<std::string> external_id; // ldap: the entry's DN; oidc: "<iss> <sub>"
 };
 
 struct Membership {
@@ -77,6 +78,8 @@ public:
     Result<User> create_user(User user);
     Result<std::optional<User>> find_user(const std::string& username);
     Result<std::optional<User>> find_user_by_id(const std::string& user_id);
+    Result<std::optional<User>> find_user_by_external(const std::string& source,
+                                                      const std::string& external_id);
     Result<int64_t> count_users();
     Status update_user(const User& user); // display name, email, password hash, disabled, owner flag
     Status record_login(const std::string& user_id);
@@ -105,6 +108,8 @@ public:
     Status create_session(const Session& session);
     Result<std::optional<SessionGrant>> find_session_grant(const std::string& secret_hash);
     Result<bool> revoke_session(const std::string& secret_hash);
+    // Ends every live session of a user (password change, "sign out everywhere"); how many.
+    Result<int64_t> revoke_sessions_of_user(const std::string& user_id);
 
     // Server-wide settings (JSON text), e.g. "ldap", "oidc".
     Result<std::optional<std::string>> get_setting(const std::string& name);

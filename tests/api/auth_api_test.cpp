@@ -259,6 +259,27 @@ TEST_F(LdapAuthApi, DirectoryDownMeans503ForSignInWhileKeysKeepWorking) {
     EXPECT_EQ(call("GET", "/v1/models", k).status, 200);
 }
 
+// The entry is the account: "Alice " is alice, and a disabled alice stays out however typed.
+TEST_F(LdapAuthApi, TheDirectoryEntryIsTheAccountWhateverTheSpelling) {
+    auto first = post_json(port(), "/auth/login", {{"username", "alice"}, {"password", "alice-pass"}});
+    ASSERT_EQ(first.status, 200) << first.body;
+    auto again = post_json(port(), "/auth/login", {{"username", " Alice"}, {"password", "alice-pass"}});
+    ASSERT_EQ(again.status, 200) << again.body;
+    EXPECT_EQ(again.json()["user"]["username"], "alice");
+    auto rows = ids().database().query("SELECT COUNT(*) FROM users WHERE source = 'ldap'");
+    ASSERT_TRUE(rows);
+    EXPECT_EQ((*rows)[0].integer(0), 1);
+    auto alice = *ids().find_user("alice");
+    ASSERT_TRUE(alice);
+    EXPECT_NE(alice->external_id.value_or("").find("uid=alice"), std::string::npos);
+    alice->disabled = true;
+    ASSERT_TRUE(ids().update_user(*alice));
+    for (const char* name : {"alice", "Alice", "ALICE "})
+        EXPECT_EQ(post_json(port(), "/auth/login", {{"username", name}, {"password", "alice-pass"}}).status,
+                  401)
+            << name;
+}
+
 // OIDC bearer tokens through the API.
 class OidcAuthApi : public AuthServerTest {
 protected:
@@ -320,6 +341,21 @@ TEST_F(OidcAuthApi, BadTokensAreInvalidCredentials) {
         EXPECT_EQ(r.status, 401) << token;
         EXPECT_EQ(r.json()["error"]["message"], "invalid credentials");
     }
+}
+
+// The issuer's subject is the account; the name claim, which users can often edit, is not.
+TEST_F(OidcAuthApi, TheSubjectIsTheAccountNotTheEditableName) {
+    tenant("acme");
+    auto erin = call("GET", "/auth/me", signer_.sign(claims("acme", "developer")));
+    ASSERT_EQ(erin.status, 200) << erin.body;
+    auto renamed = claims("acme", "developer");
+    renamed["preferred_username"] = "mallory";
+    auto same = call("GET", "/auth/me", signer_.sign(renamed));
+    ASSERT_EQ(same.status, 200) << same.body;
+    EXPECT_EQ(same.json()["username"], "erin"); // still erin's account, under erin's name
+    auto impostor = claims("acme", "developer");
+    impostor["sub"] = "sub-8"; // someone else who named themselves erin
+    EXPECT_EQ(call("GET", "/auth/me", signer_.sign(impostor)).status, 401);
 }
 
 } // namespace
