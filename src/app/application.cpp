@@ -11,6 +11,8 @@
 
 #include "api/api.h"
 #include "api/code_completion.h"
+#include "auth/settings_json.h"
+#include "core/private_files.h"
 #include "metrics/metrics.h"
 #include "engine/model_synth.h"
 #include "server/server.h"
@@ -34,7 +36,7 @@ struct Application::Parts {
     std::unique_ptr<audit::AuditLog> audit;  // after the database: destroyed (and flushed) first
     std::unique_ptr<store::QuotaStore> quota_store;
     std::unique_ptr<quota::QuotaLedger> quotas;
-    std::optional<std::string> bootstrap_key;
+    std::optional<std::string> bootstrap_key_file;
     std::shared_ptr<server::Router> router;
     std::shared_ptr<api::ApiContext> api;
     std::unique_ptr<server::HttpServer> server;
@@ -54,20 +56,24 @@ std::string demo_model_path(const config::Config& config) {
 
 namespace {
 
-void print_bootstrap_banner(const std::string& key) {
-    // stdout, not the log: `make run` shows it once, and log shippers never see it.
-    std::printf(
-        "\n"
-        "==================================================================================\n"
-        " First start: created tenant 'default' and the server owner 'owner'.\n"
-        " The owner's API key (every scope) is shown this once; keep it somewhere safe:\n"
-        "\n"
-        "   %s\n"
-        "\n"
-        " Use it as 'Authorization: Bearer <key>', or create more with `codepilot key create`.\n"
-        "==================================================================================\n\n",
-        key.c_str());
-    std::fflush(stdout);
+std::string bootstrap_key_path(const config::Config& config) {
+    return (fs::path(config.data_dir) / "bootstrap-owner.key").string();
+}
+
+std::string describe_duration(int64_t seconds) {
+    if (seconds % 86400 == 0) return std::to_string(seconds / 86400) + (seconds == 86400 ? " day" : " days");
+    if (seconds % 3600 == 0) return std::to_string(seconds / 3600) + " h";
+    return std::to_string(seconds) + " s";
+}
+
+// One line per path that other local users could read (the data dir, the database files, the
+// key file): reported, not refused, so that an operator's deliberate choice still starts.
+void warn_about_loose_modes(const Application::Parts& parts, const config::Config& config) {
+    std::vector<std::pair<std::string, unsigned>> paths = {{config.data_dir, kPrivateDirMode}};
+    for (const auto& file : parts.database->files()) paths.emplace_back(file, kPrivateFileMode);
+    paths.emplace_back(bootstrap_key_path(config), kPrivateFileMode);
+    for (const auto& [path, allowed] : paths)
+        if (auto warning = looser_mode_warning(path, allowed)) spdlog::warn("file modes: {}", *warning);
 }
 
 Status open_identity(Application::Parts& parts, const config::Config& config);
@@ -194,7 +200,14 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     if (auto st = parts->server->listen(); !st) return st.error();
     parts->api->ready = true;
     if (!config.auth.enabled) spdlog::warn("authentication is OFF: every local caller acts as the server owner");
-    if (parts->bootstrap_key) print_bootstrap_banner(*parts->bootstrap_key);
+    if (parts->bootstrap_key_file)
+        spdlog::warn(
+            "first start: the server owner's API key is in {} (readable only by this user, valid {}): "
+            "create your own key with it, then delete the file",
+            *parts->bootstrap_key_file, describe_duration(config.auth.bootstrap_key_ttl_s));
+    else if (fs::exists(bootstrap_key_path(config)))
+        spdlog::warn("{} still exists: once the owner has a key of their own, delete it",
+                     bootstrap_key_path(config));
     return std::unique_ptr<Application>(new Application(std::move(parts)));
 }
 
@@ -226,10 +239,16 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
         parts.quotas->share_counters(std::move(*redis), config.quota.redis_failure == "open");
         spdlog::info("quota: counters shared in Redis (fail {})", config.quota.redis_failure);
     }
+    if (auto st = auth::scrub_saved_secrets(*parts.identities); !st) return st.error();
     if (auto st = parts.authenticator->load_saved_settings(); !st) return st.error();
-    auto key = auth::bootstrap_owner(*parts.identities);
-    if (!key) return make_error(key.error().code, "bootstrap: " + key.error().message);
-    parts.bootstrap_key = *key;
+    // An in-memory store with auth off ends with the process and needs no credential at all.
+    const bool ephemeral =
+        parts.database->dialect() == store::Dialect::sqlite && parts.database->files().empty();
+    const std::string key_file = ephemeral && !config.auth.enabled ? "" : bootstrap_key_path(config);
+    auto boot = auth::bootstrap_owner(*parts.identities, key_file, config.auth.bootstrap_key_ttl_s);
+    if (!boot) return make_error(boot.error().code, "bootstrap: " + boot.error().message);
+    if (*boot && !(*boot)->key_file.empty()) parts.bootstrap_key_file = (*boot)->key_file;
+    warn_about_loose_modes(parts, config);
     auto version = store::schema_version(*parts.database);
     spdlog::info("store: {} (schema version {})", url.rfind("postgres", 0) == 0 ? "postgresql (URL not logged)" : url,
                  version ? *version : -1);
@@ -252,7 +271,9 @@ const std::string& Application::model_id() const { return parts_->api->model_id;
 engine::Engine& Application::engine() { return *parts_->engine; }
 store::IdentityStore& Application::identities() { return *parts_->identities; }
 auth::Authenticator& Application::authenticator() { return *parts_->authenticator; }
-const std::optional<std::string>& Application::bootstrap_key() const { return parts_->bootstrap_key; }
+const std::optional<std::string>& Application::bootstrap_key_file() const {
+    return parts_->bootstrap_key_file;
+}
 
 std::vector<std::pair<std::string, std::string>> Application::routes() const {
     std::vector<std::pair<std::string, std::string>> out;

@@ -63,8 +63,9 @@ struct LdapConfig {
     bool enabled = false;
     std::string url;                 // ldap://host:389 or ldaps://host:636
     std::string bind_dn;             // service account used to find users
-    std::string bind_password;
-    std::string bind_password_file;  // read at start instead of bind_password
+    // Its password only by reference, read at each service bind (never stored, never in TOML):
+    std::string bind_password_file;  // a file readable only by codepilot (first line) ...
+    std::string bind_password_env;   // ... or the name of an environment variable
     std::string base_dn;             // where users are searched
     std::string user_filter = "(uid={username})";  // {username} is escaped (RFC 4515)
     std::string display_name_attribute = "cn";
@@ -99,6 +100,7 @@ struct AuthConfig {
     bool enabled = true;          // `serve --auth off` only on loopback
     int session_ttl_s = 12 * 3600;
     bool metrics_public = true;   // /metrics without credentials (it carries no user data)
+    int bootstrap_key_ttl_s = 7 * 86400; // the first start's owner key lapses after this
     LdapConfig ldap;
     OidcConfig oidc;
 };
