@@ -404,7 +404,7 @@ Reply end_user_sessions(ApiContext& ctx, const Exchange& ex) {
 
 Reply get_setting(ApiContext& ctx, const Exchange& ex) {
     const auto& name = ex.path_param("name");
-    if (name == "ldap") return reply(auth::ldap_to_json(ctx.auth->ldap_settings(), true));
+    if (name == "ldap") return reply(auth::ldap_to_json(ctx.auth->ldap_settings()));
     if (name == "oidc") return reply(auth::oidc_to_json(ctx.auth->oidc_settings()));
     return reply_error(not_found("setting '" + name + "' (ldap, oidc)"));
 }
@@ -417,13 +417,14 @@ Reply put_setting(ApiContext& ctx, const Exchange& ex) {
     if (!body) return reply_error(body.error());
     std::string stored;
     json shown;
-    const json before = name == "ldap" ? auth::ldap_to_json(ctx.auth->ldap_settings(), true)
+    const json before = name == "ldap" ? auth::ldap_to_json(ctx.auth->ldap_settings())
                                        : auth::oidc_to_json(ctx.auth->oidc_settings());
     if (name == "ldap") {
         auto parsed = auth::ldap_from_json(*body, ctx.auth->ldap_settings());
         if (!parsed) return reply_error(parsed.error());
-        stored = auth::ldap_to_json(*parsed, false).dump();
-        shown = auth::ldap_to_json(*parsed, true);
+        if (auto st = auth::check_bind_password(*parsed); !st) return reply_error(st.error());
+        shown = auth::ldap_to_json(*parsed);
+        stored = shown.dump();
         if (auto st = ctx.auth->store().put_setting(name, stored, caller_of(ex).username); !st)
             return reply_error(st.error());
         ctx.auth->set_ldap(*parsed);

@@ -28,8 +28,8 @@ public:
     engine::Engine& engine();
     store::IdentityStore& identities();
     auth::Authenticator& authenticator();
-    // The owner key created by this start on an empty store (printed once), if any.
-    const std::optional<std::string>& bootstrap_key() const;
+    // The file holding the owner key this start created on an empty store, if any.
+    const std::optional<std::string>& bootstrap_key_file() const;
     // Every registered route (method, pattern): tests check each has an access rule.
     std::vector<std::pair<std::string, std::string>> routes() const;
 

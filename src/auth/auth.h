@@ -72,8 +72,14 @@ Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& 
                                 const std::string& actor);
 
 // First start of an empty store: tenant "default", server owner "owner" and an owner key with
-// every scope. Returns the key's plaintext, or nullopt when the store already had users.
-Result<std::optional<std::string>> bootstrap_owner(store::IdentityStore& store);
+// every scope that expires after `key_ttl_seconds`, written to `key_file` (a new 0600 file; a
+// stale one from an earlier store is replaced). The key is never returned, printed or logged.
+struct Bootstrap {
+    std::string key_file; // where the key is; "" when none was issued (key_file was "")
+};
+// nullopt when the store already had users.
+Result<std::optional<Bootstrap>> bootstrap_owner(store::IdentityStore& store, const std::string& key_file,
+                                                 int64_t key_ttl_seconds);
 
 class Authenticator {
 public:

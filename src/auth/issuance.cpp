@@ -2,8 +2,11 @@
 // admin API and the CLI.
 #include "auth/auth.h"
 #include "auth/credentials.h"
+#include "core/private_files.h"
 
 #include <charconv>
+#include <filesystem>
+#include <spdlog/spdlog.h>
 
 namespace codepilot::auth {
 
@@ -105,10 +108,22 @@ Result<IssuedKey> issue_api_key(store::IdentityStore& store, const std::string& 
     return IssuedKey{fresh.plaintext, k};
 }
 
-Result<std::optional<std::string>> bootstrap_owner(store::IdentityStore& store) {
+Result<std::optional<Bootstrap>> bootstrap_owner(store::IdentityStore& store, const std::string& key_file,
+                                                 int64_t key_ttl_seconds) {
     auto users = store.count_users();
     if (!users) return users.error();
-    if (*users > 0) return std::optional<std::string>{};
+    if (*users > 0) return std::optional<Bootstrap>{};
+    if (!key_file.empty()) {
+        // The store is empty, so a key file left from an earlier one opens nothing: replace it.
+        // remove() takes a planted symlink away, not its target; the new file is O_EXCL.
+        std::error_code ec;
+        if (std::filesystem::symlink_status(key_file, ec).type() != std::filesystem::file_type::not_found) {
+            spdlog::info("bootstrap: removing {} left from an earlier store", key_file);
+            std::filesystem::remove(key_file, ec);
+        }
+        if (auto st = make_private_dir(std::filesystem::path(key_file).parent_path().string()); !st)
+            return st.error();
+    }
     auto tenant = store.find_tenant("default");
     if (!tenant) return tenant.error();
     std::string tenant_id;
@@ -124,11 +139,19 @@ Result<std::optional<std::string>> bootstrap_owner(store::IdentityStore& store) 
     owner.display_name = "Server owner";
     owner.server_owner = true;
     auto user = store.create_user(owner);
-    if (!user) return user.error(); // another replica won the race: it prints the key
+    if (!user) return user.error(); // another replica won the race: it writes the key
     if (auto st = store.set_membership(tenant_id, user->id, "owner"); !st) return st.error();
-    auto key = issue_api_key(store, "default", "owner", kAllScopes, std::nullopt, "bootstrap", "bootstrap");
+    if (key_file.empty()) return std::optional<Bootstrap>(Bootstrap{});
+    auto key =
+        issue_api_key(store, "default", "owner", kAllScopes, key_ttl_seconds, "bootstrap", "bootstrap");
     if (!key) return key.error();
-    return std::optional<std::string>(key->plaintext);
+    if (auto st = write_private_file(key_file, key->plaintext + "\n"); !st) {
+        (void)store.revoke_key(key->record.id); // a key nobody holds
+        return make_error(st.error().code, st.error().message +
+                                               " (the owner exists; create a key with `codepilot key create "
+                                               "--tenant default --user owner`)");
+    }
+    return std::optional<Bootstrap>(Bootstrap{key_file});
 }
 
 } // namespace codepilot::auth

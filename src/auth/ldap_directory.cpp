@@ -1,12 +1,17 @@
 #include "auth/ldap_directory.h"
 
 #include "auth/access_rules.h"
+#include "core/private_files.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <ldap.h>
 #include <map>
 #include <memory>
+#include <spdlog/spdlog.h>
 
 namespace codepilot::auth {
 
@@ -113,19 +118,37 @@ std::vector<std::string> values(LDAP* ld, LDAPMessage* entry, const std::string&
     return out;
 }
 
-std::string read_password(const config::LdapConfig& c) {
-    if (c.bind_password_file.empty()) return c.bind_password;
+} // namespace
+
+Result<std::string> read_bind_password(const config::LdapConfig& c) {
+    if (!c.bind_password_env.empty()) {
+        const char* value = std::getenv(c.bind_password_env.c_str());
+        if (!value)
+            return make_error(ErrorCode::unavailable, "bind_password_env: the environment variable " +
+                                                          c.bind_password_env + " is not set");
+        return std::string(value);
+    }
+    if (c.bind_password_file.empty()) return std::string();
     std::ifstream in(c.bind_password_file);
+    if (!in)
+        return make_error(ErrorCode::unavailable, "bind_password_file: cannot read " + c.bind_password_file +
+                                                      ": " + std::strerror(errno));
     std::string line;
     std::getline(in, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     return line;
 }
 
-} // namespace
-
 LdapDirectory::LdapDirectory(config::LdapConfig config) : config_(std::move(config)) {
-    config_.bind_password = read_password(config_);
-    config_.bind_password_file.clear();
+    if (!config_.bind_password_file.empty()) {
+        if (auto loose = looser_mode_warning(config_.bind_password_file, kPrivateFileMode))
+            spdlog::warn("auth.ldap.bind_password_file: {}", *loose);
+    }
+    if (!config_.bind_dn.empty() && config_.bind_password_file.empty() && config_.bind_password_env.empty())
+        spdlog::warn("auth.ldap: bind_dn is set but neither bind_password_file nor bind_password_env: "
+                     "sign-ins fail until one is set");
+    else if (auto password = read_bind_password(config_); !password)
+        spdlog::warn("auth.ldap: {}", password.error().message);
 }
 
 Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
@@ -136,7 +159,16 @@ Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
     if (!service) return service.error();
     LDAP* ld = service->get();
     if (!config_.bind_dn.empty()) {
-        int rc = simple_bind(ld, config_.bind_dn, config_.bind_password);
+        auto secret = read_bind_password(config_);
+        if (!secret)
+            return make_error(ErrorCode::unavailable,
+                              "LDAP service bind as " + config_.bind_dn + ": " + secret.error().message);
+        // An empty password would be an unauthenticated bind (RFC 4513 §5.1.2), never meant here.
+        if (secret->empty())
+            return make_error(ErrorCode::unavailable, "LDAP service bind as " + config_.bind_dn +
+                                                          ": no password (set bind_password_file or "
+                                                          "bind_password_env)");
+        int rc = simple_bind(ld, config_.bind_dn, *secret);
         if (rc != LDAP_SUCCESS) return unavailable("service bind as " + config_.bind_dn, rc);
     }
 

@@ -1,6 +1,7 @@
 // LDAP sign-in (OpenLDAP libldap): service bind → search for the user with the configured
 // filter, the name escaped per RFC 4515 → bind as the found DN with the given password →
-// read groups (memberOf on the entry, or a group search for POSIX groups).
+// read groups (memberOf on the entry, or a group search for POSIX groups). The service
+// account's password is read from its file or environment variable at each bind.
 #pragma once
 
 #include "config/config.h"
@@ -19,10 +20,15 @@ struct DirectoryUser {
     std::vector<std::string> groups; // group DNs
 };
 
+// The service account's password from bind_password_file (its first line) or
+// bind_password_env; "" when neither is set. unavailable: the reference cannot be read.
+Result<std::string> read_bind_password(const config::LdapConfig& config);
+
 enum class DirectoryFailure { invalid_credentials, unavailable };
 
 class LdapDirectory {
 public:
+    // Logs a warning when the password file is readable by others or the reference is unset.
     explicit LdapDirectory(config::LdapConfig config);
     // invalid_argument: wrong user or password; unavailable: the directory cannot be reached
     // or refused the service account (the message says which, for the server log).

@@ -1,7 +1,10 @@
 #include "auth/settings_json.h"
 
+#include "auth/ldap_directory.h"
+
 #include <functional>
 #include <map>
+#include <spdlog/spdlog.h>
 
 namespace codepilot::auth {
 namespace {
@@ -47,14 +50,15 @@ Status apply(const json& body, std::map<std::string, Field>& fields, const char*
 
 } // namespace
 
-json ldap_to_json(const config::LdapConfig& l, bool mask) {
+json ldap_to_json(const config::LdapConfig& l) {
     json groups = json::array();
     for (const auto& m : l.group_map)
         groups.push_back(json{{"group", m.group}, {"tenant", m.tenant}, {"role", m.role}});
     return json{{"enabled", l.enabled},
                 {"url", l.url},
                 {"bind_dn", l.bind_dn},
-                {"bind_password", mask && !l.bind_password.empty() ? kMaskedSecret : l.bind_password},
+                {"bind_password_file", l.bind_password_file},
+                {"bind_password_env", l.bind_password_env},
                 {"base_dn", l.base_dn},
                 {"user_filter", l.user_filter},
                 {"display_name_attribute", l.display_name_attribute},
@@ -87,12 +91,18 @@ json oidc_to_json(const config::OidcConfig& o) {
 
 Result<config::LdapConfig> ldap_from_json(const json& body, const config::LdapConfig& base) {
     config::LdapConfig l = base;
-    std::string password = base.bind_password;
     std::map<std::string, Field> fields = {
         {"enabled", flag(l.enabled)},
         {"url", text(l.url)},
         {"bind_dn", text(l.bind_dn)},
-        {"bind_password", text(password)},
+        {"bind_password",
+         [](const json&) -> std::string {
+             return "is not accepted: the settings table would hold it in clear; set "
+                    "bind_password_file (a file only codepilot may read) or bind_password_env (the name of "
+                    "an environment variable)";
+         }},
+        {"bind_password_file", text(l.bind_password_file)},
+        {"bind_password_env", text(l.bind_password_env)},
         {"base_dn", text(l.base_dn)},
         {"user_filter", text(l.user_filter)},
         {"display_name_attribute", text(l.display_name_attribute)},
@@ -120,8 +130,6 @@ Result<config::LdapConfig> ldap_from_json(const json& body, const config::LdapCo
          }},
     };
     if (auto st = apply(body, fields, "LDAP"); !st) return st.error();
-    if (password != kMaskedSecret) l.bind_password = password;
-    l.bind_password_file.clear();
     if (auto st = config::validate_ldap(l); !st) return st.error();
     return l;
 }
@@ -156,6 +164,38 @@ Result<config::OidcConfig> oidc_from_json(const json& body, const config::OidcCo
     if (auto st = apply(body, fields, "OIDC"); !st) return st.error();
     if (auto st = config::validate_oidc(o); !st) return st.error();
     return o;
+}
+
+Status check_bind_password(const config::LdapConfig& c) {
+    if (!c.enabled) return Ok{};
+    if (!c.bind_dn.empty() && c.bind_password_file.empty() && c.bind_password_env.empty())
+        return make_error(
+            ErrorCode::invalid_argument,
+            "bind_dn needs the service account's password: set bind_password_file or bind_password_env",
+            "bind_password_file");
+    auto password = read_bind_password(c);
+    if (!password)
+        return make_error(ErrorCode::invalid_argument, password.error().message,
+                          c.bind_password_env.empty() ? "bind_password_file" : "bind_password_env");
+    return Ok{};
+}
+
+Status scrub_saved_secrets(store::IdentityStore& store) {
+    auto saved = store.get_setting("ldap");
+    if (!saved) return saved.error();
+    if (!*saved) return Ok{};
+    auto row = json::parse(**saved, nullptr, false);
+    if (!row.is_object() || !row.contains("bind_password")) return Ok{};
+    const bool had_secret =
+        row["bind_password"].is_string() && !row["bind_password"].get<std::string>().empty();
+    row.erase("bind_password");
+    if (auto st = store.put_setting("ldap", row.dump(), "codepilot"); !st) return st.error();
+    if (had_secret)
+        spdlog::warn(
+            "auth.ldap: the saved LDAP settings held the service account's password in clear (written "
+            "by an older version); it is now removed from the database. Set bind_password_file or "
+            "bind_password_env (PUT /admin/v1/settings/ldap) so that LDAP sign-in works again");
+    return Ok{};
 }
 
 } // namespace codepilot::auth

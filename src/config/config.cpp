@@ -55,6 +55,11 @@ Setter strings(std::vector<std::string>& target) {
     };
 }
 
+// A key that is refused whatever its value, with the reason and what to use instead.
+Setter refused(std::string why) {
+    return [why = std::move(why)](const toml::node&) -> std::string { return why; };
+}
+
 Setter group_map(std::vector<LdapGroupMapping>& target) {
     return [&target](const toml::node& node) -> std::string {
         const auto* array = node.as_array();
@@ -140,11 +145,16 @@ std::map<std::string, Setter> setters(Config& c) {
         {"auth.sign_in_max_delay_s", integer(c.auth.sign_in_max_delay_s, 1, 86400)},
         {"auth.sign_in_lock_failures", integer(c.auth.sign_in_lock_failures, 1, 100000)},
         {"auth.sign_in_lock_s", integer(c.auth.sign_in_lock_s, 1, 30 * 86400)},
+        {"auth.bootstrap_key_ttl_s", integer(c.auth.bootstrap_key_ttl_s, 60, 366 * 86400)},
         {"auth.ldap.enabled", boolean(c.auth.ldap.enabled)},
         {"auth.ldap.url", string(c.auth.ldap.url)},
         {"auth.ldap.bind_dn", string(c.auth.ldap.bind_dn)},
-        {"auth.ldap.bind_password", string(c.auth.ldap.bind_password)},
+        {"auth.ldap.bind_password",
+         refused(
+             "is not accepted: a password must not sit in the config file; set bind_password_file (a file "
+             "only codepilot may read) or bind_password_env (the name of an environment variable)")},
         {"auth.ldap.bind_password_file", string(c.auth.ldap.bind_password_file)},
+        {"auth.ldap.bind_password_env", string(c.auth.ldap.bind_password_env)},
         {"auth.ldap.base_dn", string(c.auth.ldap.base_dn)},
         {"auth.ldap.user_filter", string(c.auth.ldap.user_filter)},
         {"auth.ldap.display_name_attribute", string(c.auth.ldap.display_name_attribute)},
@@ -257,6 +267,8 @@ Status validate_ldap(const LdapConfig& l) {
     if (l.user_filter.find("{username}") == std::string::npos)
         return bad("user_filter must contain {username}");
     if (!l.group_filter.empty() && l.group_base_dn.empty()) return bad("group_filter needs group_base_dn");
+    if (!l.bind_password_file.empty() && !l.bind_password_env.empty())
+        return bad("set at most one of bind_password_file and bind_password_env");
     for (const auto& m : l.group_map) {
         const auto& roles = role_names();
         if (std::find(roles.begin(), roles.end(), m.role) == roles.end())

@@ -67,12 +67,13 @@ struct LdapGroupMapping {
 
 struct LdapConfig {
     bool enabled = false;
-    std::string url;     // ldap://host:389 or ldaps://host:636
-    std::string bind_dn; // service account used to find users
-    std::string bind_password;
-    std::string bind_password_file;               // read at start instead of bind_password
-    std::string base_dn;                          // where users are searched
-    std::string user_filter = "(uid={username})"; // {username} is escaped (RFC 4515)
+    std::string url;                 // ldap://host:389 or ldaps://host:636
+    std::string bind_dn;             // service account used to find users
+    // Its password only by reference, read at each service bind (never stored, never in TOML):
+    std::string bind_password_file;  // a file readable only by codepilot (first line) ...
+    std::string bind_password_env;   // ... or the name of an environment variable
+    std::string base_dn;             // where users are searched
+    std::string user_filter = "(uid={username})";  // {username} is escaped (RFC 4515)
     std::string display_name_attribute = "cn";
     std::string email_attribute = "mail";
     std::string group_attribute = "memberOf"; // on the user entry; empty: none
@@ -111,6 +112,7 @@ struct AuthConfig {
     int sign_in_max_delay_s = 60;
     int sign_in_lock_failures = 20;
     int sign_in_lock_s = 900;
+    int bootstrap_key_ttl_s = 7 * 86400; // the first start's owner key lapses after this
     LdapConfig ldap;
     OidcConfig oidc;
 };

@@ -61,6 +61,9 @@ public:
     virtual ~Database() = default;
     virtual Dialect dialect() const = 0;
     virtual std::unique_ptr<ChangeMonitor> watch_changes() = 0;
+    // The files on this machine that hold the data (SQLite: the file, -wal, -shm), for the
+    // start-up check of their modes; none for a server database or an in-memory one.
+    virtual std::vector<std::string> files() const { return {}; }
     // A connection from the pool for the duration of `work`.
     virtual Status with_connection(const std::function<Status(Connection&)>& work) = 0;
 

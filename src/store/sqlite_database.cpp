@@ -1,5 +1,8 @@
 // SQLite engine: WAL journal, foreign keys on, a busy timeout so that the CLI and a running
-// server can write to the same file.
+// server can write to the same file. The file is created 0600 (SQLite gives -wal and -shm the
+// main file's mode) in a 0700 directory, and deleted content is zeroed (secure_delete): the
+// database holds password hashes and key digests.
+#include "core/private_files.h"
 #include "store/connection_pool.h"
 #include "store/database.h"
 
@@ -139,6 +142,10 @@ public:
         }
         return std::make_unique<DataVersionMonitor>(handle, stmt);
     }
+    std::vector<std::string> files() const override {
+        if (memory) return {};
+        return {name, name + "-wal", name + "-shm"};
+    }
     ConnectionPool pool;
     std::string name;
     bool memory = false;
@@ -148,10 +155,10 @@ public:
 
 std::unique_ptr<Database> open_sqlite(const std::string& path, int pool_size, Error* error) {
     bool memory = path == ":memory:";
-    if (!memory) {
-        std::error_code ec;
-        auto parent = std::filesystem::path(path).parent_path();
-        if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (!memory && path.rfind("file:", 0) != 0) {
+        // Errors here surface as sqlite3_open_v2's own, naming the path.
+        (void)make_private_dir(std::filesystem::path(path).parent_path().string());
+        (void)create_private_file_if_missing(path);
     }
     auto db = std::make_unique<SqliteDatabase>();
     // A private in-memory database exists once per connection: share one via a named cache.
@@ -171,8 +178,8 @@ std::unique_ptr<Database> open_sqlite(const std::string& path, int pool_size, Er
         }
         sqlite3_busy_timeout(handle, 5000);
         auto conn = std::make_unique<SqliteConnection>(handle);
-        for (const char* pragma :
-             {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+        for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                                   "PRAGMA foreign_keys=ON", "PRAGMA secure_delete=ON"}) {
             if (memory && std::string_view(pragma).find("journal") != std::string_view::npos) continue;
             if (auto r = conn->query(pragma, {}); !r) {
                 *error = r.error();

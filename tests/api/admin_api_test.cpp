@@ -1,8 +1,14 @@
 // The admin REST surface: tenants, members, keys and settings, with the finer rules a
 // product needs (keys shown once, only owners make owners, the last owner stays).
+#include "auth/settings_json.h"
+#include "core/private_files.h"
+#include "store/store.h"
 #include "support/auth_fixture.h"
+#include "support/log_capture.h"
 
+#include <fstream>
 #include <gtest/gtest.h>
+#include <sstream>
 
 namespace codepilot::testenv {
 namespace {
@@ -124,36 +130,70 @@ TEST_F(AdminApi, OnlyOwnersMakeOwnersAndTheLastOwnerStays) {
     EXPECT_EQ(members.size(), 2u);
 }
 
-TEST_F(AdminApi, LdapAndOidcSettingsAreValidatedMaskedAndPersisted) {
-    auto put =
-        call("PUT", "/admin/v1/settings/ldap", owner_key_,
-             {{"enabled", true},
-              {"url", "ldap://127.0.0.1:1"},
-              {"base_dn", "dc=x"},
-              {"bind_dn", "cn=svc,dc=x"},
-              {"bind_password", "s3cret-pw"},
-              {"group_map", json::array({{{"group", "cn=g,dc=x"}, {"tenant", "t"}, {"role", "viewer"}}})}});
+TEST_F(AdminApi, LdapSettingsNameTheServicePasswordAndNeverHoldIt) {
+    const json base = {
+        {"enabled", true},
+        {"url", "ldap://127.0.0.1:1"},
+        {"base_dn", "dc=x"},
+        {"bind_dn", "cn=svc,dc=x"},
+        {"group_map", json::array({{{"group", "cn=g,dc=x"}, {"tenant", "t"}, {"role", "viewer"}}})}};
+    // A literal password is refused by name, with what to use instead.
+    json literal = base;
+    literal["bind_password"] = "s3cret-pw";
+    auto refused = call("PUT", "/admin/v1/settings/ldap", owner_key_, literal);
+    ASSERT_EQ(refused.status, 400) << refused.body;
+    EXPECT_EQ(refused.json()["error"]["param"], "bind_password");
+    const std::string why = refused.json()["error"]["message"];
+    EXPECT_NE(why.find("bind_password_file"), std::string::npos) << why;
+    EXPECT_NE(why.find("bind_password_env"), std::string::npos) << why;
+    EXPECT_EQ(refused.body.find("s3cret-pw"), std::string::npos);
+    // So is a bind DN without any reference, and a reference that cannot be read.
+    auto none = call("PUT", "/admin/v1/settings/ldap", owner_key_, base);
+    EXPECT_EQ(none.status, 400) << none.body;
+    EXPECT_EQ(none.json()["error"]["param"], "bind_password_file");
+    json missing = base;
+    missing["bind_password_file"] = (data_dir_ / "no-such-file").string();
+    auto unreadable = call("PUT", "/admin/v1/settings/ldap", owner_key_, missing);
+    EXPECT_EQ(unreadable.status, 400) << unreadable.body;
+    EXPECT_EQ(unreadable.json()["error"]["param"], "bind_password_file");
+    json unset = base;
+    ::unsetenv("CODEPILOT_TEST_NO_SUCH_VARIABLE");
+    unset["bind_password_env"] = "CODEPILOT_TEST_NO_SUCH_VARIABLE";
+    auto unset_reply = call("PUT", "/admin/v1/settings/ldap", owner_key_, unset);
+    EXPECT_EQ(unset_reply.status, 400) << unset_reply.body;
+    EXPECT_EQ(unset_reply.json()["error"]["param"], "bind_password_env");
+
+    const std::string secret_file = (data_dir_ / "ldap-bind").string();
+    ASSERT_TRUE(write_private_file(secret_file, "s3cret-pw\n"));
+    json by_file = base;
+    by_file["bind_password_file"] = secret_file;
+    auto put = call("PUT", "/admin/v1/settings/ldap", owner_key_, by_file);
     ASSERT_EQ(put.status, 200) << put.body;
-    EXPECT_EQ(put.json()["bind_password"], "********");
+    EXPECT_EQ(put.json()["bind_password_file"], secret_file);
+    EXPECT_FALSE(put.json().contains("bind_password"));
     auto got = call("GET", "/admin/v1/settings/ldap", owner_key_);
+    EXPECT_EQ(got.json()["bind_password_file"], secret_file);
     EXPECT_EQ(got.body.find("s3cret-pw"), std::string::npos);
-    EXPECT_EQ(app().authenticator().ldap_settings().bind_password, "s3cret-pw");
-    // Sending the mask back keeps the secret.
-    ASSERT_EQ(call("PUT", "/admin/v1/settings/ldap", owner_key_,
-                   {{"bind_password", "********"}, {"timeout_ms", 900}})
-                  .status,
-              200);
-    EXPECT_EQ(app().authenticator().ldap_settings().bind_password, "s3cret-pw");
+    EXPECT_EQ(app().authenticator().ldap_settings().bind_password_file, secret_file);
+    ASSERT_EQ(call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"timeout_ms", 900}}).status, 200);
+    EXPECT_EQ(app().authenticator().ldap_settings().bind_password_file, secret_file);
     EXPECT_EQ(app().authenticator().ldap_settings().timeout_ms, 900);
     auto stored = ids().get_setting("ldap");
     ASSERT_TRUE(stored && *stored);
     EXPECT_NE((*stored)->find("\"timeout_ms\":900"), std::string::npos);
+    EXPECT_EQ((*stored)->find("s3cret-pw"), std::string::npos);
+    EXPECT_FALSE(json::parse(**stored).contains("bind_password"));
+}
 
+TEST_F(AdminApi, LdapAndOidcSettingsAreValidated) {
     auto unknown = call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"urll", "ldap://x"}});
     EXPECT_EQ(unknown.status, 400);
     EXPECT_EQ(unknown.json()["error"]["param"], "urll");
-    auto bad_filter = call("PUT", "/admin/v1/settings/ldap", owner_key_, {{"user_filter", "(uid=alice)"}});
+    auto bad_filter =
+        call("PUT", "/admin/v1/settings/ldap", owner_key_,
+             {{"enabled", true}, {"url", "ldap://x"}, {"base_dn", "dc=x"}, {"user_filter", "(uid=alice)"}});
     EXPECT_EQ(bad_filter.status, 400);
+    EXPECT_NE(bad_filter.body.find("{username}"), std::string::npos) << bad_filter.body;
     auto bad_alg = call("PUT", "/admin/v1/settings/oidc", owner_key_,
                         {{"enabled", true},
                          {"issuer", "i"},
@@ -163,6 +203,56 @@ TEST_F(AdminApi, LdapAndOidcSettingsAreValidatedMaskedAndPersisted) {
     EXPECT_EQ(bad_alg.status, 400);
     EXPECT_NE(bad_alg.json()["error"]["message"].get<std::string>().find("HS256"), std::string::npos);
     EXPECT_EQ(call("GET", "/admin/v1/settings/smtp", owner_key_).status, 404);
+}
+
+// A settings row from an older version, with the service password in clear.
+class AdminApiOldLdapRow : public AuthServerTest {
+protected:
+    void configure(config::Config& c) override {
+        log_ = std::make_unique<LogCapture>();
+        ASSERT_TRUE(make_private_dir(c.data_dir));
+        auto db = store::open_and_migrate(config::store_url(c), 1);
+        ASSERT_TRUE(db) << db.error().message;
+        store::IdentityStore ids(**db);
+        json old = auth::ldap_to_json(config::LdapConfig{});
+        old["enabled"] = false;
+        old["url"] = "ldap://directory.corp:389";
+        old["bind_dn"] = "cn=svc,dc=corp";
+        old["bind_password"] = "old-cleartext-secret";
+        ASSERT_TRUE(ids.put_setting("ldap", old.dump(), "dana"));
+    }
+    std::unique_ptr<LogCapture> log_;
+};
+
+TEST_F(AdminApiOldLdapRow, IsScrubbedOfThePasswordAtStartAndTheRestKept) {
+    EXPECT_EQ(log_->count("held the service account's password in clear"), 1) << log_->text();
+    EXPECT_EQ(log_->text().find("old-cleartext-secret"), std::string::npos);
+    auto stored = ids().get_setting("ldap");
+    ASSERT_TRUE(stored && *stored);
+    EXPECT_EQ((*stored)->find("old-cleartext-secret"), std::string::npos) << **stored;
+    EXPECT_FALSE(json::parse(**stored).contains("bind_password"));
+    EXPECT_EQ(app().authenticator().ldap_settings().url, "ldap://directory.corp:389");
+    EXPECT_EQ(call("GET", "/admin/v1/settings/ldap", owner_key_).json()["bind_dn"], "cn=svc,dc=corp");
+
+    // Not in the file either: the old row's bytes are zeroed, not just unlinked (secure_delete).
+    server_.reset();
+    std::ifstream in(data_dir_ / "codepilot.db", std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    EXPECT_GT(bytes.str().size(), 0u);
+    EXPECT_EQ(bytes.str().find("old-cleartext-secret"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(data_dir_ / "codepilot.db-wal"));
+}
+
+TEST_F(AdminApi, TheBootstrapKeyIsInA0600FileAndExpires) {
+    auto path = data_dir_ / "bootstrap-owner.key";
+    ASSERT_EQ(*app().bootstrap_key_file(), path.string());
+    EXPECT_EQ(permission_bits(path.string()), kPrivateFileMode);
+    auto record = ids().find_key_by_prefix(owner_key_.substr(0, 12));
+    ASSERT_TRUE(record && *record);
+    ASSERT_TRUE((*record)->expires_at);
+    EXPECT_EQ(*(*record)->expires_at - (*record)->created_at, 7 * 86400);
+    EXPECT_EQ(call("GET", "/auth/me", owner_key_).status, 200);
 }
 
 TEST_F(AdminApi, RolesAreListed) {

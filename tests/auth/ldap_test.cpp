@@ -1,9 +1,14 @@
 // LDAP sign-in against a real OpenLDAP slapd seeded with users and groups
 // (scripts/test_services.sh, tests/services/directory.ldif).
 #include "auth/ldap_directory.h"
+#include "core/private_files.h"
 #include "support/ldap_config.h"
+#include "support/log_capture.h"
 
+#include <filesystem>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace codepilot::auth {
 namespace {
@@ -66,11 +71,86 @@ TEST(LdapDirectory, UnreachableOrMisconfiguredDirectoryIsUnavailable) {
     EXPECT_EQ(r.error().code, ErrorCode::unavailable);
 
     auto bad_service = testenv::test_ldap_config();
-    bad_service.bind_password = "not-the-service-password";
+    ::setenv("CODEPILOT_TEST_WRONG_BIND_PASSWORD", "not-the-service-password", 1);
+    bad_service.bind_password_env = "CODEPILOT_TEST_WRONG_BIND_PASSWORD";
     auto s = LdapDirectory(bad_service).authenticate("alice", "alice-pass");
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, ErrorCode::unavailable);
     EXPECT_NE(s.error().message.find("service bind"), std::string::npos);
+}
+
+// The service password is named, never held: a file (re-read at each bind) or a variable.
+class LdapServicePassword : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() / ("cp-ldap-secret-" + std::to_string(::getpid()));
+        std::filesystem::remove_all(dir_);
+        ASSERT_TRUE(make_private_dir(dir_.string()));
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string secret_file(const std::string& name, const std::string& content) {
+        auto path = (dir_ / name).string();
+        EXPECT_TRUE(write_private_file(path, content));
+        return path;
+    }
+    std::filesystem::path dir_;
+};
+
+TEST_F(LdapServicePassword, FromAFileSignsInAndARotatedFileIsReadAtTheNextBind) {
+    auto c = testenv::test_ldap_config();
+    c.bind_password_env.clear();
+    c.bind_password_file = secret_file("bind", std::string(testenv::kTestLdapBindPassword) + "\n");
+    testenv::LogCapture log;
+    LdapDirectory d(c);
+    EXPECT_EQ(log.count("bind_password_file"), 0) << log.text(); // 0600: nothing to say
+    auto alice = d.authenticate("alice", "alice-pass");
+    ASSERT_TRUE(alice) << alice.error().message;
+    EXPECT_EQ(d.config().bind_password_file, c.bind_password_file); // the reference, not the secret
+
+    std::filesystem::remove(c.bind_password_file);
+    secret_file("bind", "rotated-but-wrong\n");
+    auto after = d.authenticate("alice", "alice-pass");
+    ASSERT_FALSE(after);
+    EXPECT_EQ(after.error().code, ErrorCode::unavailable);
+}
+
+TEST_F(LdapServicePassword, AFileOthersCanReadIsReportedOnce) {
+    auto c = testenv::test_ldap_config();
+    c.bind_password_env.clear();
+    c.bind_password_file = secret_file("bind", testenv::kTestLdapBindPassword);
+    ASSERT_EQ(::chmod(c.bind_password_file.c_str(), 0644), 0);
+    testenv::LogCapture log;
+    LdapDirectory d(c);
+    EXPECT_EQ(log.count(c.bind_password_file + " has mode 0644"), 1) << log.text();
+    EXPECT_TRUE(d.authenticate("alice", "alice-pass")); // a warning, not a refusal
+    EXPECT_EQ(log.count("has mode"), 1) << log.text();  // not once per bind
+}
+
+TEST_F(LdapServicePassword, AMissingFileUnsetVariableOrNoReferenceFailsTheServiceBindClearly) {
+    auto missing = testenv::test_ldap_config();
+    missing.bind_password_env.clear();
+    missing.bind_password_file = (dir_ / "nothere").string();
+    auto r = LdapDirectory(missing).authenticate("alice", "alice-pass");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::unavailable);
+    EXPECT_NE(r.error().message.find("cannot read " + missing.bind_password_file), std::string::npos)
+        << r.error().message;
+
+    auto unset = testenv::test_ldap_config();
+    ::unsetenv("CODEPILOT_TEST_UNSET_BIND_PASSWORD");
+    unset.bind_password_env = "CODEPILOT_TEST_UNSET_BIND_PASSWORD";
+    auto u = LdapDirectory(unset).authenticate("alice", "alice-pass");
+    ASSERT_FALSE(u);
+    EXPECT_NE(u.error().message.find("CODEPILOT_TEST_UNSET_BIND_PASSWORD is not set"), std::string::npos)
+        << u.error().message;
+
+    // No reference at all is not an unauthenticated bind (RFC 4513 §5.1.2) in disguise.
+    auto none = testenv::test_ldap_config();
+    none.bind_password_env.clear();
+    auto n = LdapDirectory(none).authenticate("alice", "alice-pass");
+    ASSERT_FALSE(n);
+    EXPECT_EQ(n.error().code, ErrorCode::unavailable);
+    EXPECT_NE(n.error().message.find("no password"), std::string::npos) << n.error().message;
 }
 
 TEST(LdapDirectory, StartTlsAndLdapsWithTheCompanyCa) {

@@ -87,7 +87,8 @@ TEST_F(AdminCli, BootstrapsAStoreAndManagesKeysThatARunningServerHonours) {
     c.data_dir = dir_.string();
     c.store.url = "";
     TestServer server(c);
-    EXPECT_FALSE(server.app().bootstrap_key()); // users exist: no bootstrap
+    EXPECT_FALSE(server.app().bootstrap_key_file()); // users exist: no bootstrap
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "bootstrap-owner.key"));
     std::map<std::string, std::string> auth{{"Authorization", "Bearer " + key}};
     EXPECT_EQ(http(server.port(), "GET", "/v1/models", "", auth).status, 200);
     auto me = http(server.port(), "GET", "/auth/me", "", auth).json();

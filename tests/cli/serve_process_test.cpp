@@ -1,4 +1,10 @@
-// The binary as a user runs it: flags, config errors, and graceful shutdown on SIGTERM.
+// The binary as a user runs it: flags, config errors, graceful shutdown on SIGTERM, and what a
+// first start leaves on disk.
+#include "audit/audit.h"
+#include "store/store.h"
+#include "support/http_client.h"
+#include "support/test_env.h"
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -6,17 +12,12 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
-
-#include "audit/audit.h"
-#include "store/store.h"
-#include "support/http_client.h"
-#include "support/test_env.h"
 
 using namespace codepilot::testenv;
 using json = nlohmann::json;
@@ -47,15 +48,30 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
     return pid;
 }
 
-// The owner key a first start printed in its log ("" when there is none).
-std::string owner_key_in(const std::string& log_path) {
-    std::ifstream in(log_path);
+std::string read_text(const std::filesystem::path& path) {
+    std::ifstream in(path);
     std::stringstream text;
     text << in.rdbuf();
-    std::string log = text.str();
-    std::smatch key;
-    if (!std::regex_search(log, key, std::regex("cpk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}"))) return "";
-    return key.str();
+    return text.str();
+}
+
+// The owner key a first start wrote to <data dir>/bootstrap-owner.key ("" when there is none).
+std::string owner_key_in(const std::filesystem::path& data_dir) {
+    std::string key;
+    std::ifstream(data_dir / "bootstrap-owner.key") >> key;
+    return key;
+}
+
+unsigned mode_of(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return 0;
+    return st.st_mode & 0777;
+}
+
+void stop(pid_t pid) {
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
 }
 
 int wait_port(const std::string& file) {
@@ -111,8 +127,8 @@ TEST(Cli, SigtermLetsInFlightRequestsFinishThenExits) {
                       (dir / "log").string());
     int port = wait_port(port_file);
     ASSERT_GT(port, 0);
-    // Authentication is on by default: the first start printed the owner's key.
-    std::string key = owner_key_in((dir / "log").string());
+    // Authentication is on by default: the first start wrote the owner's key to a file.
+    std::string key = owner_key_in(dir);
     ASSERT_FALSE(key.empty());
     EXPECT_EQ(http(port, "GET", "/v1/models").status, 401);
 
@@ -149,7 +165,7 @@ TEST(Cli, KillNineUnderLoadLosesNoAuditRecordOfAnAnsweredCall) {
                       (dir / "log").string());
     int port = wait_port(port_file);
     ASSERT_GT(port, 0);
-    std::string key = owner_key_in((dir / "log").string());
+    std::string key = owner_key_in(dir);
     ASSERT_FALSE(key.empty());
     const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + key}};
 
@@ -196,4 +212,64 @@ TEST(Cli, KillNineUnderLoadLosesNoAuditRecordOfAnAnsweredCall) {
     ASSERT_TRUE(report);
     EXPECT_FALSE(report->first_bad_seq) << report->problem;
     std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, AFirstStartKeepsItsSecretsInPrivateFilesAndOutOfTheLog) {
+    auto dir =
+        std::filesystem::temp_directory_path() / ("cli-private-" + std::to_string(::getpid())) / "data";
+    std::filesystem::remove_all(dir.parent_path());
+    std::filesystem::create_directories(dir.parent_path());
+    const auto log = dir.parent_path() / "log";
+    std::string port_file = (dir.parent_path() / "port").string();
+    const std::vector<std::string> args = {CODEPILOT_BINARY, "serve",      "--model",     tiny_model(),
+                                           "--port",         "0",          "--port-file", port_file,
+                                           "--data-dir",     dir.string(), "--threads",   "1"};
+    // The modes must not depend on a careful umask.
+    mode_t umask_before = ::umask(0);
+    pid_t pid = spawn(args, log.string());
+    ::umask(umask_before);
+    int port = wait_port(port_file);
+    ASSERT_GT(port, 0) << read_text(log);
+
+    EXPECT_EQ(mode_of(dir), 0700u);
+    for (const char* file : {"codepilot.db", "codepilot.db-wal", "codepilot.db-shm", "bootstrap-owner.key"})
+        EXPECT_EQ(mode_of(dir / file), 0600u) << file;
+    std::string key = owner_key_in(dir);
+    ASSERT_FALSE(key.empty());
+    auto me = http(port, "GET", "/auth/me", "", {{"Authorization", "Bearer " + key}});
+    ASSERT_EQ(me.status, 200) << me.body;
+    stop(pid);
+    std::string first = read_text(log);
+    EXPECT_EQ(first.find("cpk_"), std::string::npos) << first; // neither the key nor its prefix
+    EXPECT_NE(first.find((dir / "bootstrap-owner.key").string()), std::string::npos) << first;
+    EXPECT_NE(first.find("delete the file"), std::string::npos) << first;
+    EXPECT_EQ(first.find("has mode"), std::string::npos) << first; // nothing loose to report
+
+    // Loosened by hand (or left so by an older version): one warning each, and it still starts.
+    std::filesystem::remove(port_file);
+    ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+    ASSERT_EQ(::chmod((dir / "codepilot.db").c_str(), 0644), 0);
+    ASSERT_EQ(::chmod((dir / "bootstrap-owner.key").c_str(), 0640), 0);
+    pid = spawn(args, log.string());
+    port = wait_port(port_file);
+    ASSERT_GT(port, 0) << read_text(log);
+    EXPECT_EQ(http(port, "GET", "/auth/me", "", {{"Authorization", "Bearer " + key}}).status, 200);
+    stop(pid);
+    std::string second = read_text(log);
+    auto lines_with = [&second](const std::string& needle) {
+        std::istringstream lines(second);
+        int n = 0;
+        for (std::string line; std::getline(lines, line);) n += line.find(needle) != std::string::npos;
+        return n;
+    };
+    EXPECT_EQ(lines_with(dir.string() + " has mode 0755"), 1) << second;
+    EXPECT_EQ(lines_with((dir / "codepilot.db").string() + " has mode 0644"), 1) << second;
+    EXPECT_EQ(lines_with((dir / "bootstrap-owner.key").string() + " has mode 0640"), 1) << second;
+    // -wal and -shm, recreated now, take the main file's mode: loose too, when they exist yet.
+    EXPECT_EQ(lines_with("has mode"),
+              3 + lines_with("codepilot.db-wal has mode 0644") + lines_with("codepilot.db-shm has mode 0644"))
+        << second;
+    EXPECT_EQ(lines_with("bootstrap-owner.key still exists"), 1) << second; // a nudge to delete it
+    EXPECT_EQ(second.find("cpk_"), std::string::npos) << second;
+    std::filesystem::remove_all(dir.parent_path());
 }

@@ -54,3 +54,36 @@ TEST(Config, ContextTooSmallForParallel) {
     ASSERT_FALSE(c.ok());
     EXPECT_NE(c.error().message.find("model.ctx"), std::string::npos);
 }
+
+TEST(Config, LdapBindPasswordIsRefusedInFavourOfAFileOrVariable) {
+    auto c = parse_config("[auth.ldap]\nbind_password = 'hunter2'\n", "codepilot.toml");
+    ASSERT_FALSE(c.ok());
+    const auto& msg = c.error().message;
+    EXPECT_NE(msg.find("'auth.ldap.bind_password' is not accepted"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bind_password_file"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bind_password_env"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg; // the value is not echoed
+
+    auto file = parse_config("[auth.ldap]\nbind_password_file = '/run/secrets/ldap'\n");
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    EXPECT_EQ(file->auth.ldap.bind_password_file, "/run/secrets/ldap");
+    auto env = parse_config("[auth.ldap]\nbind_password_env = 'LDAP_BIND_PASSWORD'\n");
+    ASSERT_TRUE(env.ok()) << env.error().message;
+    EXPECT_EQ(env->auth.ldap.bind_password_env, "LDAP_BIND_PASSWORD");
+    auto both = parse_config("[auth.ldap]\nenabled = true\nurl = 'ldap://x'\nbase_dn = 'dc=x'\n"
+                             "bind_password_file = '/f'\nbind_password_env = 'E'\n");
+    ASSERT_FALSE(both.ok());
+    EXPECT_NE(both.error().message.find("at most one of bind_password_file and bind_password_env"),
+              std::string::npos)
+        << both.error().message;
+}
+
+TEST(Config, BootstrapKeyLapsesAfterAWeekByDefault) {
+    auto c = parse_config("");
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->auth.bootstrap_key_ttl_s, 7 * 86400);
+    auto day = parse_config("[auth]\nbootstrap_key_ttl_s = 86400\n");
+    ASSERT_TRUE(day.ok()) << day.error().message;
+    EXPECT_EQ(day->auth.bootstrap_key_ttl_s, 86400);
+    EXPECT_FALSE(parse_config("[auth]\nbootstrap_key_ttl_s = 0\n").ok()); // no forever key
+}

@@ -1,4 +1,4 @@
-// A server with authentication on (in-memory store) and helpers to make tenants, people and
+// A server with authentication on (a SQLite file store) and helpers to make tenants, people and
 // keys directly in its store, then call it over HTTP with a bearer token.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include "support/test_env.h"
 
 #include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 #include <memory>
 #include <unistd.h>
@@ -28,8 +29,10 @@ protected:
         c.store.url = "";
         configure(c);
         server_ = std::make_unique<TestServer>(c);
-        ASSERT_TRUE(app().bootstrap_key());
-        owner_key_ = *app().bootstrap_key();
+        // The first start wrote the owner key to a file, as for an operator.
+        ASSERT_TRUE(app().bootstrap_key_file());
+        std::ifstream(*app().bootstrap_key_file()) >> owner_key_;
+        ASSERT_FALSE(owner_key_.empty());
     }
 
     app::Application& app() { return server_->app(); }

@@ -1,17 +1,24 @@
-// The LDAP settings that match the seeded test directory (tests/services/directory.ldif).
+// The LDAP settings that match the seeded test directory (tests/services/directory.ldif). The
+// service account's password comes by reference, as in production: an environment variable.
 #pragma once
 
 #include "config/config.h"
 #include "support/test_services.h"
 
+#include <cstdlib>
+
 namespace codepilot::testenv {
 
+inline constexpr const char* kTestLdapBindPassword = "service-secret";
+inline constexpr const char* kTestLdapBindPasswordEnv = "CODEPILOT_TEST_LDAP_BIND_PASSWORD";
+
 inline config::LdapConfig test_ldap_config() {
+    ::setenv(kTestLdapBindPasswordEnv, kTestLdapBindPassword, 1);
     config::LdapConfig c;
     c.enabled = true;
     c.url = service_url("CODEPILOT_TEST_LDAP_URL");
     c.bind_dn = "cn=codepilot-service,dc=codepilot,dc=test";
-    c.bind_password = "service-secret";
+    c.bind_password_env = kTestLdapBindPasswordEnv;
     c.base_dn = "ou=people,dc=codepilot,dc=test";
     c.user_filter = "(&(objectClass=inetOrgPerson)(uid={username}))";
     c.group_base_dn = "ou=groups,dc=codepilot,dc=test";
