@@ -6,7 +6,7 @@ packages=(
     build-essential cmake ccache git pkg-config nodejs npm
     libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
     libgtest-dev libgmock-dev libbenchmark-dev
-    libsqlite3-dev libpq-dev libargon2-dev libldap-dev libhiredis-dev redis-server
+    libsqlite3-dev libpq-dev libargon2-dev libldap-dev libhiredis-dev libre2-dev redis-server
     postgresql slapd ldap-utils openssl prometheus
     curl wrk python3
 )

@@ -269,6 +269,14 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
         if (!keys) return keys.error();
         ao.prompts.keys = std::move(*keys);
     }
+    auto chain_keys = audit::load_chain_keys(config.audit.chain_key_file, config.data_dir, true);
+    if (!chain_keys) return chain_keys.error();
+    ao.chain_keys = std::move(*chain_keys);
+    ao.anchors.file = config.audit.anchor_file.empty()
+                          ? (fs::path(config.data_dir) / "audit-anchors.jsonl").string()
+                          : config.audit.anchor_file;
+    ao.anchors.interval = std::chrono::seconds(config.audit.anchor_interval_s);
+    ao.anchors.syslog = config.audit.anchor_syslog;
     parts.audit = std::make_unique<audit::AuditLog>(*parts.database, ao, &parts.metrics);
     parts.quota_store = std::make_unique<store::QuotaStore>(*parts.database);
     parts.quotas = std::make_unique<quota::QuotaLedger>(*parts.quota_store, &parts.metrics);

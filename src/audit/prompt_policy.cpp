@@ -1,12 +1,10 @@
-// Prompt storage for the audit trail: modes, keys (with rotation), AES-256-GCM sealing.
+// Prompt storage for the audit trail: modes and AES-256-GCM sealing (keys: key_ring.cpp).
 #include "audit/audit.h"
+#include "core/secure_random.h"
 #include "core/base64.h"
 
-#include <cstdlib>
-#include <fstream>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sstream>
 
 namespace codepilot::audit {
 
@@ -17,53 +15,10 @@ std::optional<PromptStorage> parse_prompt_storage(std::string_view text) {
     return std::nullopt;
 }
 
-Result<PromptKeys> parse_prompt_keys(const std::string& text) {
-    PromptKeys out;
-    std::string normalized = text;
-    for (auto& c : normalized)
-        if (c == ';') c = '\n';
-    std::istringstream lines(normalized);
-    std::string line;
-    while (std::getline(lines, line)) {
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-        if (line.empty() || line[0] == '#') continue;
-        auto colon = line.find(':');
-        if (colon == std::string::npos || colon == 0)
-            return make_error(ErrorCode::invalid_argument, "audit keys: each line is id:base64url(32 bytes)");
-        std::string id = line.substr(0, colon);
-        auto key = base64url_decode(line.substr(colon + 1));
-        if (!key || key->size() != 32)
-            return make_error(ErrorCode::invalid_argument,
-                              "audit key '" + id + "' is not 32 bytes in base64url");
-        if (out.keys.count(id))
-            return make_error(ErrorCode::invalid_argument, "audit key id '" + id + "' appears twice");
-        if (out.current.empty()) out.current = id;
-        out.keys[id] = *key;
-    }
-    if (out.keys.empty()) return make_error(ErrorCode::invalid_argument, "audit keys: none given");
-    return out;
-}
-
-Result<PromptKeys> load_prompt_keys(const std::string& file, const char* env_var) {
-    if (!file.empty()) {
-        std::ifstream in(file);
-        if (!in) return make_error(ErrorCode::invalid_argument, "cannot read audit key file " + file);
-        std::stringstream text;
-        text << in.rdbuf();
-        return parse_prompt_keys(text.str());
-    }
-    const char* env = env_var ? std::getenv(env_var) : nullptr;
-    if (!env || !*env)
-        return make_error(ErrorCode::invalid_argument,
-                          std::string("audit.store_prompts = \"encrypted\" needs audit.key_file or ") +
-                              (env_var ? env_var : "a key"));
-    return parse_prompt_keys(env);
-}
-
 std::string seal(const PromptKeys& keys, std::string_view plain) {
     const std::string& key = keys.keys.at(keys.current);
     unsigned char nonce[12];
-    RAND_bytes(nonce, sizeof nonce);
+    secure_random(nonce, sizeof nonce);  // a repeated GCM nonce would expose plaintexts
     std::string out(sizeof nonce + plain.size() + 16, '\0');
     std::copy(nonce, nonce + sizeof nonce, out.begin());
     EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();

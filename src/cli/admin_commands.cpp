@@ -38,14 +38,19 @@ int fail(const std::string& message, int code = 1) {
 }
 
 struct OpenStore {
+    config::Config config;
     std::unique_ptr<store::Database> db;
     std::unique_ptr<store::IdentityStore> identities;
 
     // A change made from the command line, recorded in the audit trail like the API's
-    // (actor "cli:<OS user>"); waits for the commit.
+    // (actor "cli:<OS user>", linked with the server's chain key); waits for the commit.
     Status record(const std::string& action, const std::string& object, nlohmann::json before, nlohmann::json after) {
         audit::Options options;
         options.durability = audit::Durability::sync;
+        auto keys = audit::load_chain_keys(config.audit.chain_key_file, config.data_dir, true);
+        if (!keys) return keys.error();
+        options.chain_keys = std::move(*keys);
+        options.prepare_threads = 1;
         audit::AuditLog log(*db, options, nullptr);
         audit::Record r;
         r.kind = "admin";
@@ -76,6 +81,7 @@ Result<OpenStore> open_store(const StoreFlags& f) {
     auto db = store::open_and_migrate(config::store_url(cfg), 1);
     if (!db) return db.error();
     OpenStore out;
+    out.config = cfg;
     out.db = std::move(*db);
     out.identities = std::make_unique<store::IdentityStore>(*out.db);
     return out;
@@ -404,24 +410,48 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     });
 
     struct AuditArgs {
-        std::string from, to, output, key_file;
+        std::string from, to, output, key_file, chain_key_file;
+        std::vector<std::string> anchors;
         bool decrypt = false;
     };
     auto aa = std::make_shared<AuditArgs>();
     auto* audit_cmd = app.add_subcommand("audit", "The hash-chained audit trail");
     audit_cmd->require_subcommand(1);
     auto* verify = audit_cmd->add_subcommand("verify", "Check every record's link; exit 1 naming the first bad one");
+    verify
+        ->add_option("--anchors", aa->anchors,
+                     "anchor files (audit.anchor_file): each anchored head must be in the chain")
+        ->check(CLI::ExistingFile);
+    verify->add_option("--chain-key-file", aa->chain_key_file,
+                       "chain keys (default: audit.chain_key_file, $CODEPILOT_AUDIT_CHAIN_KEYS, <data "
+                       "dir>/audit-chain.key)");
     add_store_flags(verify, *flags);
-    commands.emplace_back(verify, [flags] {
+    commands.emplace_back(verify, [flags, aa] {
         auto s = open_store(*flags);
         if (!s) return fail(s.error().message);
-        auto report = audit::verify(*s->db);
+        const std::string& key_file =
+            aa->chain_key_file.empty() ? s->config.audit.chain_key_file : aa->chain_key_file;
+        auto keys = audit::load_chain_keys(key_file, s->config.data_dir, false);
+        if (!keys) return fail(keys.error().message, 2);
+        audit::VerifyOptions options;
+        options.chain_keys = &*keys;
+        for (const auto& file : aa->anchors) {
+            auto read = audit::read_anchors(file);
+            if (!read) return fail(read.error().message, 2);
+            options.anchors.insert(options.anchors.end(), read->begin(), read->end());
+        }
+        auto report = audit::verify(*s->db, options);
         if (!report) return fail(report.error().message);
         if (report->first_bad_seq) {
             std::cout << "audit chain BROKEN at record " << *report->first_bad_seq << ": " << report->problem << "\n";
             return 1;
         }
-        std::cout << "audit chain intact: " << report->rows << " records\n";
+        if (report->unkeyed_rows > 0)
+            std::cout << "note: " << report->unkeyed_rows
+                      << " record(s) predate chain keys (plain SHA-256 links): only anchors protect them\n";
+        std::cout << "audit chain intact: " << report->rows << " records";
+        if (!aa->anchors.empty()) std::cout << ", " << report->anchors_checked << " anchors match";
+        std::cout << "\n";
         return 0;
     });
     auto* export_cmd = audit_cmd->add_subcommand("export", "Write records as JSON lines (for a SIEM)");

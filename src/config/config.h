@@ -118,12 +118,16 @@ struct AuthConfig {
 };
 
 struct AuditConfig {
-    std::string durability = "batched"; // sync: a response waits for its record's commit | batched | off
-    int flush_ms = 100;                 // batched: the longest a record waits for its group commit
-    int capacity = 65536;               // records waiting; beyond it requests get 503
-    std::string store_prompts = "none"; // none | redacted (secrets masked) | encrypted (AES-256-GCM)
-    std::string
-        key_file; // encrypted: "id:base64url(32 bytes)" lines, newest first; else $CODEPILOT_AUDIT_KEYS
+    std::string durability = "batched";  // sync: a response waits for its record's commit | batched | off
+    int flush_ms = 100;                  // batched: the longest a record waits for its group commit
+    int capacity = 65536;                // records waiting; beyond it requests get 503
+    std::string store_prompts = "none";  // none | redacted (secrets masked) | encrypted (AES-256-GCM)
+    std::string key_file;                // encrypted: "id:base64url(32 bytes)" lines, newest first; else $CODEPILOT_AUDIT_KEYS
+    std::string chain_key_file;          // HMAC chain keys, same form; else $CODEPILOT_AUDIT_CHAIN_KEYS, else
+                                         // data_dir/audit-chain.key
+    std::string anchor_file;             // the head appended as JSON lines; "": data_dir/audit-anchors.jsonl
+    int anchor_interval_s = 60;          // 0: no anchors
+    bool anchor_syslog = false;          // each anchor also to syslog(3)
 };
 
 struct QuotaConfig {

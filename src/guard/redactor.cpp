@@ -1,39 +1,51 @@
+// Secret redaction on RE2: automata that run in time linear in the input, with no recursion
+// and no backtracking, so a 2 MiB prompt cannot stall the caller or exhaust its stack.
 #include "guard/guard.h"
 
 #include <cctype>
-#include <regex>
+#include <memory>
+#include <re2/re2.h>
 #include <vector>
 
 namespace codepilot::guard {
 namespace {
 
-// Quantifiers are bounded: libstdc++'s regex recurses per repetition, so an unbounded one
-// over a long run of letters could exhaust the stack.
+// No upper bounds on the secret itself: they were there because libstdc++'s regex recursed per
+// repetition, and they let a token longer than the bound slip through (a 400-character GitHub
+// token matched nothing). The bounds left are part of what a rule means (a name suffix, spaces).
 struct Rule {
     const char* kind;
-    std::regex pattern;
+    std::unique_ptr<RE2> pattern;
     int group; // the part to mask (0: the whole match)
 };
+
+std::unique_ptr<RE2> compile(const char* pattern, bool icase) {
+    RE2::Options options;
+    options.set_case_sensitive(!icase);
+    options.set_encoding(RE2::Options::EncodingLatin1); // bytes, as before: prompts need not be valid UTF-8
+    options.set_log_errors(false);
+    return std::make_unique<RE2>(pattern, options);
+}
 
 const std::vector<Rule>& rules() {
     static const std::vector<Rule> all = [] {
         auto r = [](const char* kind, const char* pattern, int group = 0, bool icase = false) {
-            auto flags = std::regex::ECMAScript | (icase ? std::regex::icase : std::regex::ECMAScript);
-            return Rule{kind, std::regex(pattern, flags), group};
+            return Rule{kind, compile(pattern, icase), group};
         };
-        return std::vector<Rule>{
-            r("aws_access_key", R"(\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"),
-            r("github_token", R"(\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b)"),
-            r("slack_token", R"(\bxox[abpors]-[A-Za-z0-9-]{10,255}\b)"),
-            r("codepilot_key", R"(\bcpk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}\b)"),
-            r("jwt", R"(\beyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{8,4096}\b)"),
-            r("bearer_token", R"((?:[Bb]earer)[ \t]{1,8}([A-Za-z0-9._~+/=-]{16,4096}))", 1),
-            r("url_password", R"([a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^/\s:@]{1,256}:([^@\s/]{1,256})@)", 1),
-            // password = "…", api_key: '…', SECRET_TOKEN=… (the value only)
-            r("assigned_secret",
-              R"((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|token|client[_-]?secret)[A-Za-z0-9_-]{0,64}["']?[ \t]{0,8}[:=][ \t]{0,8}["']?([^\s"',;]{6,512}))",
-              1, true),
-        };
+        std::vector<Rule> v;
+        v.push_back(r("aws_access_key", R"(\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"));
+        v.push_back(r("github_token", R"(\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b)"));
+        v.push_back(r("slack_token", R"(\bxox[abpors]-[A-Za-z0-9-]{10,}\b)"));
+        v.push_back(r("codepilot_key", R"(\bcpk_[A-Za-z0-9]{8}_[A-Za-z0-9]{40}\b)"));
+        v.push_back(r("jwt", R"(\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b)"));
+        v.push_back(r("bearer_token", R"((?:[Bb]earer)[ \t]{1,8}([A-Za-z0-9._~+/=-]{16,}))", 1));
+        v.push_back(r("url_password", R"([a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^/\s:@]+:([^@\s/]+)@)", 1));
+        // password = "…", api_key: '…', SECRET_TOKEN=… (the value only)
+        v.push_back(r(
+            "assigned_secret",
+            R"((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|token|client[_-]?secret)[A-Za-z0-9_-]{0,64}["']?[ \t]{0,8}[:=][ \t]{0,8}["']?([^\s"',;]{6,}))",
+            1, true));
+        return v;
     }();
     return all;
 }
@@ -61,37 +73,46 @@ int redact_private_keys(std::string& text) {
     return found;
 }
 
+// One rule over the text: every non-overlapping match, leftmost first, replaced.
+int apply(const Rule& rule, std::string& text) {
+    const RE2& re = *rule.pattern;
+    const re2::StringPiece input(text);
+    re2::StringPiece groups[2];
+    const int wanted = rule.group + 1;
+    std::string result;
+    size_t search = 0, last = 0;
+    int found = 0;
+    while (search <= text.size() && re.Match(input, search, text.size(), RE2::UNANCHORED, groups, wanted)) {
+        const size_t match_end = static_cast<size_t>(groups[0].data() - text.data()) + groups[0].size();
+        search = match_end > search ? match_end : search + 1; // an empty match cannot stall the scan
+        const re2::StringPiece& part = groups[rule.group];
+        const size_t start = static_cast<size_t>(part.data() - text.data());
+        if (start < last) continue;
+        result.append(text, last, start - last);
+        result += "[REDACTED:";
+        result += rule.kind;
+        result += ']';
+        // A secret is masked to the end of its token (a trailing "." or ")" of the same word too).
+        size_t end = start + part.size();
+        while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) &&
+               std::string_view("\"',;@").find(text[end]) == std::string_view::npos)
+            ++end;
+        last = end;
+        ++found;
+    }
+    if (found) {
+        result.append(text, last, std::string::npos);
+        text = std::move(result);
+    }
+    return found;
+}
+
 } // namespace
 
 Redaction redact_secrets(std::string_view input) {
     Redaction out{std::string(input), 0};
     out.secrets += redact_private_keys(out.text);
-    for (const auto& rule : rules()) {
-        std::string result;
-        std::string& text = out.text;
-        auto begin = std::sregex_iterator(text.begin(), text.end(), rule.pattern);
-        size_t last = 0;
-        int found = 0;
-        for (auto it = begin; it != std::sregex_iterator(); ++it) {
-            const auto& m = *it;
-            size_t start = static_cast<size_t>(m.position(rule.group)),
-                   length = static_cast<size_t>(m.length(rule.group));
-            if (start < last) continue;
-            result.append(text, last, start - last);
-            result += std::string("[REDACTED:") + rule.kind + "]";
-            // The quantifiers are bounded: a longer secret is masked to the end of its token.
-            size_t end = start + length;
-            while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) &&
-                   std::string_view("\"',;@").find(text[end]) == std::string_view::npos)
-                ++end;
-            last = end;
-            ++found;
-        }
-        if (!found) continue;
-        result.append(text, last, std::string::npos);
-        text = std::move(result);
-        out.secrets += found;
-    }
+    for (const auto& rule : rules()) out.secrets += apply(rule, out.text);
     return out;
 }
 

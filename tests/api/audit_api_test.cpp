@@ -104,7 +104,9 @@ TEST_F(SyncAuditApi, AdminChangesRecordActorObjectBeforeAndAfterWithoutSecrets) 
         EXPECT_EQ(r.text(0).find("dora-password-1"), std::string::npos);
         EXPECT_EQ(r.text(0).find("$argon2id$"), std::string::npos);
     }
-    auto report = audit::verify(app().identities().database());
+    auto keys = audit::load_chain_keys("", data_dir_.string(), false); // the one the server generated
+    ASSERT_TRUE(keys);
+    auto report = audit::verify(app().identities().database(), {&*keys, {}});
     ASSERT_TRUE(report);
     EXPECT_FALSE(report->first_bad_seq) << report->problem;
 }
@@ -204,7 +206,9 @@ TEST_F(SyncAuditOnPostgres, AnUnavailableStoreMeans503NotUnauditedCalls) {
         if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     EXPECT_EQ(status, 200);
-    auto report = audit::verify(app().identities().database());
+    auto keys = audit::load_chain_keys("", data_dir_.string(), false); // the one the server generated
+    ASSERT_TRUE(keys);
+    auto report = audit::verify(app().identities().database(), {&*keys, {}});
     ASSERT_TRUE(report);
     EXPECT_FALSE(report->first_bad_seq) << report->problem;
 }

@@ -1,17 +1,29 @@
 // The audit trail on both stores: group commits, the hash chain and every way to break it,
-// durability modes, and a store that goes away.
+// durability modes, and a store that goes away. Keys, anchors and the preparation stage:
+// audit_chain_test.cpp.
 #include "audit/audit.h"
 #include "store/store.h"
 #include "support/test_services.h"
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <gtest/gtest.h>
+#include <regex>
 #include <thread>
 #include <unistd.h>
 
 namespace codepilot::audit {
 namespace {
+
+KeyRing ring(const std::vector<std::pair<std::string, char>>& keys) {
+    KeyRing out;
+    for (const auto& [id, fill] : keys) {
+        if (out.current.empty()) out.current = id;
+        out.keys[id] = std::string(32, fill);
+    }
+    return out;
+}
 
 Record call(int i) {
     Record r;
@@ -61,6 +73,50 @@ protected:
                                 : "intact " + std::to_string(r->rows);
     }
     void sql(const std::string& statement) { ASSERT_TRUE(db_->query(statement)) << statement; }
+
+    void write_keyed(int n, const KeyRing& keys, int first = 1) {
+        Options o;
+        o.chain_keys = keys;
+        AuditLog log(*db_, o, nullptr);
+        for (int i = first; i < first + n; ++i) ASSERT_TRUE(log.append(call(i)));
+    }
+    std::string verdict(const VerifyOptions& options) {
+        auto r = verify(*db_, options);
+        if (!r) return "error: " + r.error().message;
+        return r->first_bad_seq ? std::to_string(*r->first_bad_seq) + ": " + r->problem
+                                : "intact " + std::to_string(r->rows);
+    }
+    std::vector<store::AuditRow> rows() {
+        std::vector<store::AuditRow> out;
+        EXPECT_TRUE(store::AuditStore(*db_).scan(0, 0, [&](const store::AuditRow& r) -> Status {
+            out.push_back(r);
+            return Ok{};
+        }));
+        return out;
+    }
+    // What someone with write access to the database does: edits row `from` and re-links it and
+    // every row after it (and the head) with `key`: none (plain SHA-256) or whatever key they have.
+    void rewrite_from(int64_t from, const store::ChainKey& key) {
+        std::string prev = store::kAuditGenesis;
+        for (auto row : rows()) {
+            if (row.seq >= from) {
+                if (row.seq == from)
+                    row.body = std::regex_replace(row.body, std::regex("\"status\":200"), "\"status\":500");
+                row.hash = store::audit_link(prev, row.body, key);
+                ASSERT_TRUE(db_->query(
+                    "UPDATE audit_log SET body = ?, prev_hash = ?, hash = ?, key_id = ? WHERE seq = ?",
+                    {row.body, prev, row.hash, key.id, row.seq}));
+            }
+            prev = row.hash;
+        }
+        ASSERT_TRUE(db_->query("UPDATE audit_head SET hash = ? WHERE id = 1", {prev}));
+    }
+    Anchor anchor_at(int64_t seq) {
+        for (const auto& r : rows())
+            if (r.seq == seq) return Anchor{seq, r.hash, 0, "anchors:" + std::to_string(seq)};
+        ADD_FAILURE() << "no row " << seq;
+        return {};
+    }
 
     std::filesystem::path path_;
     std::string url_;
@@ -142,6 +198,164 @@ TEST_P(AuditTest, ExportWritesTheRequestedWindowAsJsonLines) {
     EXPECT_EQ(records[0]["seq"], 3);
     EXPECT_EQ(records[2]["prompt_tokens"], 5);
     EXPECT_EQ(records[1]["prev_hash"], records[0]["hash"]);
+}
+
+TEST_P(AuditTest, KeyedRowsNameTheirKeyAndVerifyingNeedsIt) {
+    const auto k1 = ring({{"k1", 'a'}});
+    write_keyed(5, k1);
+    auto written = rows();
+    ASSERT_EQ(written.size(), 5u);
+    for (const auto& r : written) {
+        EXPECT_EQ(r.key_id, "k1");
+        EXPECT_NE(r.hash,
+                  store::audit_link(r.prev_hash, r.body)); // not the plain SHA-256 anyone can recompute
+    }
+    EXPECT_EQ(verdict({&k1, {}}), "intact 5");
+    auto without = verdict({});
+    EXPECT_EQ(without.rfind("1: it was linked with chain key 'k1', which is not among the keys given", 0), 0u)
+        << without;
+    std::ostringstream out;
+    ASSERT_TRUE(export_jsonl(*db_, 0, 2'000'000'000'000, out));
+    EXPECT_EQ(nlohmann::json::parse(out.str().substr(0, out.str().find('\n')))["key_id"], "k1");
+}
+
+TEST_P(AuditTest, RotatedKeysStillVerifyTheRowsTheyLinked) {
+    write_keyed(3, ring({{"k1", 'a'}}));
+    const auto rotated = ring({{"k2", 'b'}, {"k1", 'a'}});
+    write_keyed(3, rotated, 4);
+    auto written = rows();
+    ASSERT_EQ(written.size(), 6u);
+    EXPECT_EQ(written[2].key_id, "k1");
+    EXPECT_EQ(written[3].key_id, "k2");
+    EXPECT_EQ(verdict({&rotated, {}}), "intact 6");
+    const auto only_new = ring({{"k2", 'b'}});
+    EXPECT_EQ(verdict({&only_new, {}}).substr(0, 40), "1: it was linked with chain key 'k1', wh");
+}
+
+TEST_P(AuditTest, LegacyUnkeyedRowsBeforeTheKeyedOnesStillVerify) {
+    write(3); // rows from before chain keys: plain SHA-256, key id ""
+    const auto k1 = ring({{"k1", 'a'}});
+    write_keyed(3, k1, 4);
+    auto report = verify(*db_, {&k1, {}});
+    ASSERT_TRUE(report);
+    EXPECT_FALSE(report->first_bad_seq) << report->problem;
+    EXPECT_EQ(report->rows, 6);
+    EXPECT_EQ(report->unkeyed_rows, 3);
+}
+
+TEST_P(AuditTest, AHistoryRecomputedWithoutTheKeyIsFound) {
+    const auto k1 = ring({{"k1", 'a'}});
+    write_keyed(10, k1);
+    rewrite_from(4, store::ChainKey{"k1", std::string(32, 'z')}); // the attacker's own key under the same id
+    EXPECT_EQ(verdict({&k1, {}}),
+              "4: its content was changed (or chain key 'k1' is not the key that linked it)");
+    rewrite_from(4, {}); // plain SHA-256, as before chain keys
+    EXPECT_EQ(verdict({&k1, {}}), "4: it is unkeyed after keyed rows (rewritten without the chain key)");
+}
+
+TEST_P(AuditTest, AnchorsCatchAHistoryRecomputedEvenWithTheKey) {
+    const auto k1 = ring({{"k1", 'a'}});
+    write_keyed(10, k1);
+    std::vector<Anchor> anchors{anchor_at(5), anchor_at(10)};
+    EXPECT_EQ(verdict({&k1, anchors}), "intact 10");
+    rewrite_from(4, store::ChainKey{"k1", std::string(32, 'a')}); // the key itself leaked
+    EXPECT_EQ(verdict({&k1, {}}), "intact 10");                   // the chain alone cannot tell
+    auto caught = verdict({&k1, anchors});
+    EXPECT_EQ(caught.rfind("5: anchor anchors:5 says record 5 has hash ", 0), 0u) << caught;
+    EXPECT_NE(caught.find("(history was rewritten)"), std::string::npos);
+}
+
+TEST_P(AuditTest, AnchorsCatchARecomputedPlainChainAndACutEnd) {
+    write(10); // no keys at all: anyone can recompute every hash
+    std::vector<Anchor> anchors{anchor_at(7)};
+    rewrite_from(2, {});
+    EXPECT_EQ(verdict({nullptr, {}}), "intact 10");
+    EXPECT_EQ(verdict({nullptr, anchors}).substr(0, 36), "7: anchor anchors:7 says record 7 ha");
+    Anchor beyond{12, "00", 0, "anchors:1"};
+    EXPECT_EQ(
+        verdict({nullptr, {beyond}}),
+        "11: anchor anchors:1 says the chain reached record 12, but it ends at record 10 (rows were cut off "
+        "the end)");
+}
+
+TEST_P(AuditTest, TheWriterAnchorsTheHeadOnScheduleAndAtShutdown) {
+    const std::string file = path_.empty() ? "/tmp/cp-anchors-" + std::to_string(::getpid()) + ".jsonl"
+                                           : path_.string() + ".anchors";
+    std::filesystem::remove(file);
+    Options o;
+    o.chain_keys = ring({{"k1", 'a'}});
+    o.anchors.file = file;
+    o.anchors.interval = std::chrono::milliseconds(5);
+    o.anchors.now_ms = [] { return int64_t{1'800'000'000'000}; };
+    {
+        AuditLog log(*db_, o, nullptr);
+        for (int i = 1; i <= 3; ++i) ASSERT_TRUE(log.append(call(i)));
+        ASSERT_TRUE(log.flush());
+        // The schedule: an anchor of seq 3 appears (bounded wait on the file, not a sleep).
+        auto has_seq3 = [&] {
+            auto a = read_anchors(file);
+            return a && !a->empty() && a->back().seq == 3;
+        };
+        for (int tries = 0; tries < 500 && !has_seq3(); ++tries)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        EXPECT_TRUE(has_seq3());
+        for (int i = 4; i <= 5; ++i) ASSERT_TRUE(log.append(call(i)));
+    } // shutdown commits and anchors the final head
+    auto anchors = read_anchors(file);
+    ASSERT_TRUE(anchors) << anchors.error().message;
+    ASSERT_FALSE(anchors->empty());
+    EXPECT_EQ(anchors->back().seq, 5);
+    EXPECT_EQ(anchors->back().hash, anchor_at(5).hash);
+    EXPECT_EQ(anchors->back().at_ms, 1'800'000'000'000);
+    for (size_t i = 1; i < anchors->size(); ++i)
+        EXPECT_NE((*anchors)[i].seq, (*anchors)[i - 1].seq); // only when moved
+    EXPECT_EQ(verdict({&o.chain_keys, *anchors}), "intact 5");
+    std::filesystem::remove(file);
+}
+
+// Records are prepared by several threads at once, with prompts of very different sizes (so
+// they finish out of order), yet the chain holds them in the order they were appended.
+TEST_P(AuditTest, PreparedInParallelCommittedInAppendOrder) {
+    Options o;
+    o.prompts.storage = PromptStorage::redacted;
+    o.prepare_threads = 4;
+    o.flush_ms = 5;
+    const int n = 2000;
+    {
+        AuditLog log(*db_, o, nullptr);
+        for (int i = 1; i <= n; ++i) {
+            Record r = call(i);
+            r.prompt = std::string(static_cast<size_t>(i % 5) * 2048, 'x') + " key AKIAIOSFODNN7EXAMPLE end";
+            ASSERT_TRUE(log.append(std::move(r)));
+        }
+    } // and a clean shutdown commits every one
+    auto written = rows();
+    ASSERT_EQ(written.size(), static_cast<size_t>(n));
+    for (int i = 1; i <= n; ++i) {
+        auto body = nlohmann::json::parse(written[i - 1].body);
+        ASSERT_EQ(body["request_id"], "req-" + std::to_string(i));
+        auto text = body["prompt"]["text"].get<std::string>();
+        ASSERT_NE(text.find("key [REDACTED:aws_access_key] end"), std::string::npos) << i;
+        ASSERT_EQ(text.find("AKIAIOSFODNN7EXAMPLE"), std::string::npos) << i;
+    }
+    EXPECT_EQ(verdict(), "intact 2000");
+}
+
+// Capacity counts records still being prepared as well as those waiting for the writer; a
+// flush commits them all without waiting for the flush interval.
+TEST_P(AuditTest, CapacityCountsEveryUncommittedRecordAndFlushDrainsThem) {
+    Options o;
+    o.prompts.storage = PromptStorage::redacted;
+    o.capacity = 16;
+    o.flush_ms = 10000; // the writer would otherwise wait 10 s
+    AuditLog log(*db_, o, nullptr);
+    int accepted = 0;
+    for (int i = 1; i <= 20; ++i) accepted += log.append(call(i)) ? 1 : 0;
+    EXPECT_EQ(accepted, 16);
+    EXPECT_FALSE(log.accepting());
+    ASSERT_TRUE(log.flush(std::chrono::seconds(5)));
+    EXPECT_TRUE(log.accepting());
+    EXPECT_EQ(db_->query("SELECT COUNT(*) FROM audit_log")->front().integer(0), 16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, AuditTest,

@@ -1,8 +1,14 @@
-// Stored prompts: AES-256-GCM sealing with key rotation, and what a record keeps per mode.
+// Stored prompts: AES-256-GCM sealing with key rotation, and what a record keeps per mode;
+// chain keys: where they come from, and the one generated when none is configured.
 #include "audit/audit.h"
 #include "core/base64.h"
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace codepilot::audit {
 namespace {
@@ -66,6 +72,63 @@ TEST(PromptPolicyBody, NoneRedactedAndEncrypted) {
     EXPECT_EQ(sealed["prompt"]["truncated_from_bytes"], r.prompt.size());
     EXPECT_EQ(*open_sealed(encrypted.keys, sealed["prompt"]["sealed"].get<std::string>()),
               r.prompt.substr(0, 16));
+}
+
+class ChainKeys : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() /
+               ("cp-chain-" + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir_);
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::filesystem::path dir_;
+    const char* env_ = "CODEPILOT_TEST_CHAIN_KEYS"; // not the real variable: the test's own environment
+};
+
+TEST_F(ChainKeys, GeneratedOnceInTheDataDirReadableOnlyByItsOwner) {
+    auto none = load_chain_keys("", dir_.string(), false, env_);
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->keys.empty()); // verify without keys: it names the key each row needs
+    EXPECT_FALSE(std::filesystem::exists(dir_ / kChainKeyFileName));
+
+    auto made = load_chain_keys("", dir_.string(), true, env_);
+    ASSERT_TRUE(made) << made.error().message;
+    EXPECT_EQ(made->current.rfind("auto-", 0), 0u);
+    ASSERT_EQ(made->keys.size(), 1u);
+    EXPECT_EQ(made->keys.at(made->current).size(), 32u);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / kChainKeyFileName).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+    auto again = load_chain_keys("", dir_.string(), true, env_);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->current, made->current);
+    EXPECT_EQ(again->keys, made->keys);
+    EXPECT_EQ(current_chain_key(*again).secret, made->keys.at(made->current));
+}
+
+TEST_F(ChainKeys, AConfiguredFileThenTheEnvironmentComeBeforeTheDataDir) {
+    std::filesystem::create_directories(dir_);
+    const auto file = dir_ / "chain.keys";
+    std::ofstream(file) << key_line("k2", 'b') << "\n" << key_line("k1", 'a') << "\n";
+    ::setenv(env_, key_line("env1", 'e').c_str(), 1);
+    auto from_file = load_chain_keys(file.string(), dir_.string(), true, env_);
+    ASSERT_TRUE(from_file) << from_file.error().message;
+    EXPECT_EQ(from_file->current, "k2");
+    EXPECT_EQ(from_file->keys.size(), 2u);
+    auto from_env = load_chain_keys("", dir_.string(), true, env_);
+    ASSERT_TRUE(from_env);
+    EXPECT_EQ(from_env->current, "env1");
+    ::unsetenv(env_);
+    EXPECT_FALSE(std::filesystem::exists(dir_ / kChainKeyFileName)); // nothing generated while configured
+
+    std::ofstream(file) << "k1:tooshort\n";
+    auto bad = load_chain_keys(file.string(), dir_.string(), true, env_);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("not 32 bytes"), std::string::npos);
+    EXPECT_FALSE(load_chain_keys((dir_ / "missing").string(), dir_.string(), true, env_));
 }
 
 } // namespace

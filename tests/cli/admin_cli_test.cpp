@@ -1,10 +1,13 @@
 // The admin CLI on a store shared with a running server: what the CLI creates or revokes
 // takes effect on the server's next request.
+#include "audit/audit.h"
+#include "store/audit_store.h"
 #include "store/store.h"
 #include "support/http_client.h"
 #include "support/test_env.h"
 
 #include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 #include <sstream>
 #include <sys/wait.h>
@@ -144,7 +147,87 @@ TEST_F(AdminCli, CliChangesAreAuditedAndVerifyFindsTampering) {
     }
     auto broken = cli("audit verify" + flags_);
     EXPECT_EQ(broken.code, 1);
-    EXPECT_EQ(broken.last_line(), "audit chain BROKEN at record 3: its content was changed");
+    EXPECT_EQ(broken.last_line().rfind(
+                  "audit chain BROKEN at record 3: its content was changed (or chain key 'auto-", 0),
+              0u)
+        << broken.out; // the CLI's records are keyed too
+}
+
+// Someone who can write the database file rewrites history from row `from` on, re-linking
+// every row (and the head) with `key`: plain SHA-256 when it has no id.
+void rewrite_history(const std::filesystem::path& db_file, int64_t from, const store::ChainKey& key) {
+    auto db = store::open_database("sqlite://" + db_file.string(), 1);
+    ASSERT_TRUE(db);
+    std::vector<store::AuditRow> rows;
+    ASSERT_TRUE(store::AuditStore(**db).scan(0, 0, [&](const store::AuditRow& r) -> Status {
+        rows.push_back(r);
+        return Ok{};
+    }));
+    std::string prev = store::kAuditGenesis;
+    for (auto& row : rows) {
+        if (row.seq >= from) {
+            if (row.seq == from) row.body.insert(1, "\"forged\":true,");
+            row.hash = store::audit_link(prev, row.body, key);
+            ASSERT_TRUE((*db)->query(
+                "UPDATE audit_log SET body = ?, prev_hash = ?, hash = ?, key_id = ? WHERE seq = ?",
+                {row.body, prev, row.hash, key.id, row.seq}));
+        }
+        prev = row.hash;
+    }
+    ASSERT_TRUE((*db)->query("UPDATE audit_head SET hash = ? WHERE id = 1", {prev}));
+}
+
+TEST_F(AdminCli, VerifyWithAnchorsCatchesAHistoryRewrittenWithRecomputedHashes) {
+    ASSERT_EQ(cli("tenant create acme" + flags_).code, 0);
+    ASSERT_EQ(cli("tenant create globex" + flags_).code, 0);
+    // No key configured: one was generated beside the database, for the owner only.
+    const auto key_file = dir_ / "audit-chain.key";
+    ASSERT_TRUE(std::filesystem::exists(key_file));
+    EXPECT_EQ(std::filesystem::status(key_file).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::ifstream in(key_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto ring = audit::parse_key_ring(text.str());
+    ASSERT_TRUE(ring) << ring.error().message;
+    const store::ChainKey real = audit::current_chain_key(*ring);
+
+    { // a server on the same data dir anchors the head when it shuts down cleanly
+        auto c = test_config();
+        c.data_dir = dir_.string();
+        c.store.url = "";
+        TestServer server(c);
+        EXPECT_EQ(http(server.port(), "GET", "/v1/models").status, 200);
+    }
+    const std::string anchors = (dir_ / "audit-anchors.jsonl").string();
+    ASSERT_TRUE(std::filesystem::exists(anchors));
+    auto ok = cli("audit verify --anchors " + anchors + flags_);
+    ASSERT_EQ(ok.code, 0) << ok.out;
+    EXPECT_NE(ok.last_line().find(", 1 anchors match"), std::string::npos) << ok.out;
+
+    const auto db_file = dir_ / "codepilot.db";
+    rewrite_history(db_file, 2, store::ChainKey{real.id, std::string(32, 'x')}); // without the key
+    auto wrong_key = cli("audit verify" + flags_);
+    EXPECT_EQ(wrong_key.code, 1);
+    EXPECT_EQ(wrong_key.last_line(),
+              "audit chain BROKEN at record 2: its content was changed (or chain key '" + real.id +
+                  "' is not the key that linked it)");
+
+    rewrite_history(db_file, 1, store::ChainKey{}); // every row re-linked with plain SHA-256
+    auto plain = cli("audit verify" + flags_);
+    EXPECT_EQ(plain.code, 0) << plain.out; // the chain alone cannot tell ...
+    EXPECT_NE(plain.out.find("predate chain keys"), std::string::npos) << plain.out;
+    auto plain_anchored = cli("audit verify --anchors " + anchors + flags_);
+    EXPECT_EQ(plain_anchored.code, 1); // ... the anchor can
+    EXPECT_NE(plain_anchored.last_line().find(": anchor " + anchors + ":1 says record "), std::string::npos)
+        << plain_anchored.out;
+
+    rewrite_history(db_file, 1, real); // even with the key itself
+    EXPECT_EQ(cli("audit verify" + flags_).code, 0);
+    auto keyed_anchored = cli("audit verify --anchors " + anchors + flags_);
+    EXPECT_EQ(keyed_anchored.code, 1);
+    EXPECT_NE(keyed_anchored.last_line().find("(history was rewritten)"), std::string::npos)
+        << keyed_anchored.out;
 }
 
 TEST_F(AdminCli, ServeRefusesAuthOffOffLoopback) {

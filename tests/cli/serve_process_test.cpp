@@ -208,7 +208,9 @@ TEST(Cli, KillNineUnderLoadLosesNoAuditRecordOfAnAnsweredCall) {
     for (const auto& id : answered) EXPECT_TRUE(recorded.count(id)) << "answered but not audited: " << id;
     // Recorded but never received: at most the calls in flight at the kill, one per client.
     EXPECT_LE(recorded.size(), answered.size() + 4);
-    auto report = codepilot::audit::verify(**db);
+    auto keys = codepilot::audit::load_chain_keys("", dir.string(), false); // the one the server generated
+    ASSERT_TRUE(keys);
+    auto report = codepilot::audit::verify(**db, {&*keys, {}});
     ASSERT_TRUE(report);
     EXPECT_FALSE(report->first_bad_seq) << report->problem;
     std::filesystem::remove_all(dir);

@@ -1,5 +1,5 @@
-// Secret redaction: every kind it knows is masked, ordinary code is left alone, and huge
-// inputs cannot exhaust the stack.
+// Secret redaction: every kind it knows is masked, ordinary code is left alone, and huge or
+// adversarial inputs are handled whole (RE2: linear time, no recursion).
 #include "guard/guard.h"
 
 #include <gtest/gtest.h>
@@ -53,6 +53,51 @@ TEST(Redactor, HugeInputsDoNotExhaustTheStack) {
     auto r = redact_secrets(huge);
     EXPECT_EQ(r.secrets, 1);
     EXPECT_EQ(r.text.find(std::string(600, 'b')), std::string::npos);
+}
+
+// Near-misses everywhere (what makes a backtracking engine retry at every offset), with real
+// secrets at the start, in the middle and at the end of 2 MiB.
+TEST(Redactor, TwoMebibytesOfNearMissesAreRedactedExactly) {
+    std::string text = "AKIAIOSFODNN7EXAMPLE ";
+    size_t near_misses = 0;
+    while (text.size() < 1024 * 1024) {
+        text += "passwordpassword_token-secret api_key ghp_short eyJabcdefgh.eyJ Bearer x ";
+        ++near_misses;
+    }
+    text += "db postgresql://app:hunter2secret@db/x ";
+    while (text.size() < 2 * 1024 * 1024)
+        text += "s3://" + std::string(300, 'u') + ":" + std::string(300, 'p') + " ";
+    text += "Authorization: Bearer abcdefghijklmnop1234";
+    auto r = redact_secrets(text);
+    EXPECT_EQ(r.secrets, 3);
+    EXPECT_EQ(r.text.rfind("[REDACTED:aws_access_key] ", 0), 0u);
+    EXPECT_NE(r.text.find("postgresql://app:[REDACTED:url_password]@db/x "), std::string::npos);
+    EXPECT_EQ(r.text.substr(r.text.size() - 45), "Authorization: Bearer [REDACTED:bearer_token]");
+    EXPECT_EQ(r.text.find("hunter2secret"), std::string::npos);
+    // Everything else is untouched: the same length apart from the three replacements.
+    EXPECT_EQ(r.text.size(), text.size() - 20 - 13 - 20 + 25 + 23 + 23);
+    size_t kept = 0;
+    for (size_t at = 0; (at = r.text.find("passwordpassword_token-secret api_key", at)) != std::string::npos;
+         ++at)
+        ++kept;
+    EXPECT_EQ(kept, near_misses);
+}
+
+TEST(Redactor, SecretsLongerThanThePatternBoundsAreMaskedWhole) {
+    const std::string part(5000, 'A'); // beyond std::regex's old 4096 bound for a JWT segment
+    auto jwt = redact_secrets("t eyJ" + part + ".eyJ" + part + "." + part + " done");
+    EXPECT_EQ(jwt.text, "t [REDACTED:jwt] done");
+    auto token = redact_secrets("ghp_" + std::string(400, 'a') + " x");
+    EXPECT_EQ(token.text, "[REDACTED:github_token] x");
+    auto value = redact_secrets("password=" + std::string(3000, 'b') + ";next");
+    EXPECT_EQ(value.text, "password=[REDACTED:assigned_secret];next");
+}
+
+// Prompts are bytes: invalid UTF-8 around or inside a secret neither hides it nor is lost.
+TEST(Redactor, InvalidUtf8IsKeptAndDoesNotHideSecrets) {
+    auto r = redact_secrets("\xff\xfe password=\xffhunter2hunter2 \xc3");
+    EXPECT_EQ(r.text, "\xff\xfe password=[REDACTED:assigned_secret] \xc3");
+    EXPECT_EQ(r.secrets, 1);
 }
 
 } // namespace
