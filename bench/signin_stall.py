@@ -58,7 +58,10 @@ def start(binary, model, mode, ldap, workdir):
     threads = "sign_in_threads = 0\nworker_threads = 0\n" if mode == "inline" else ""
     with open(cfg, "w") as f:
         f.write(f"""[server]
-{threads}[model]
+{threads}[auth]
+sign_in_free_failures = 1000   # the bench fails on purpose; throttling would answer 429 at once
+sign_in_lock_failures = 100000
+[model]
 parallel = 2
 ctx = 2048
 [auth.ldap]
@@ -108,7 +111,7 @@ def main():
     args = ap.parse_args()
     slapd = int(open(args.slapd_pid_file).read())
     ldap = {"url": args.ldap_url, "password": "service-secret"}
-    rows = []
+    rows, probes = [], []
     with tempfile.TemporaryDirectory() as work:
         for mode in ("inline", "pooled"):
             proc, port, key = start(args.binary, args.model, mode, ldap, work)
@@ -150,6 +153,16 @@ def main():
                 for t in ts:
                     t.join()
                 rows.append((mode, quiet, stalled, count / 5))
+                if mode == "pooled":  # what a wrong guess costs, by kind of account (account probing)
+                    call(port, "POST", "/admin/v1/users", {"username": "svc", "kind": "service"}, key)
+                    kinds = {"wrong password": "bench", "unknown account": "nobody-here",
+                             "account without a password": "svc"}
+                    times = {label: [] for label in kinds}
+                    for _ in range(40):  # interleaved, so that drift on a shared machine hits all alike
+                        for label, user in kinds.items():
+                            times[label] += timed(
+                                lambda: call(port, "POST", "/auth/login", {"username": user, "password": "guess-1"}), 1)
+                    probes.extend((label, statistics.median(ms)) for label, ms in times.items())
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
@@ -159,6 +172,11 @@ def main():
     for mode, quiet, stalled, rate in rows:
         f = lambda xs: f"{statistics.median(xs):.2f} / {percentile(xs, 99):.2f} (n={len(xs)})"
         print(f"| {mode} | {f(quiet[0])} | {f(stalled[0])} | {f(quiet[1])} | {f(stalled[1])} | {rate:.1f} |")
+    print()
+    print("| failed sign-in (pooled, LDAP up) | median ms |")
+    print("|---|---|")
+    for label, ms in probes:
+        print(f"| {label} | {ms:.1f} |")
 
 
 if __name__ == "__main__":

@@ -485,7 +485,12 @@ Result<SignIn> Authenticator::sign_in(const std::string& username, const std::st
         count("password", "success");
     } else if (ldap_enabled && (!*found || (*found)->source == "ldap")) {
         auto signed_in = sign_in_ldap(username, password);
-        if (!signed_in) return signed_in.error();
+        if (!signed_in) {
+            // A refusal costs what a local one does, so timing does not tell local accounts
+            // from directory ones or from names that exist nowhere.
+            if (signed_in.error().code == ErrorCode::invalid_argument) burn_password_check(password);
+            return signed_in.error();
+        }
         user = *signed_in;
     } else {
         burn_password_check(password); // an unknown user takes as long as a wrong password

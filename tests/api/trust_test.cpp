@@ -3,6 +3,7 @@
 // was sent, and sign-in can neither be guessed at speed nor stall anyone.
 #include "support/auth_fixture.h"
 #include "support/ldap_config.h"
+#include "support/log_capture.h"
 
 #include <arpa/inet.h>
 #include <csignal>
@@ -230,6 +231,38 @@ TEST_F(Trust, HeadHasNoBodyAndHttp11NeedsAHost) {
     auto r = parse_response(no_host.receive(std::chrono::seconds(5)));
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("Host"), std::string::npos);
+}
+
+// The access log holds printable text only, and says 499 where the audit trail does.
+TEST_F(Trust, TheAccessLogIsPrintableAndAgreesWithTheAuditStatus) {
+    LogCapture log;
+    RawConnection raw(port());
+    raw.send("GET /v1/\xff\xfered HTTP/1.1\r\nHost: t\r\nx-request-id: two words\r\nConnection: close\r\n\r\n");
+    auto answer = parse_response(raw.receive(std::chrono::seconds(5)));
+    EXPECT_EQ(answer.status, 404);
+    EXPECT_NE(answer.header("x-request-id"), "two words");  // not a plain token: replaced
+    EXPECT_FALSE(answer.header("x-request-id").empty());
+    bool found = false;
+    for (int i = 0; i < 50 && !found; ++i) {
+        found = log.count("/v1/\\xff\\xfered") > 0;
+        if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(found) << log.text();
+    EXPECT_EQ(log.text().find("\xff"), std::string::npos);
+    // A client that leaves mid-generation is logged as 499, as audited.
+    {
+        SseStream stream(port(), "/v1/completions",
+                         json{{"prompt", "x"}, {"max_tokens", 2000}, {"ignore_eos", true}, {"stream", true}},
+                         {{"Authorization", "Bearer " + owner_key_}});
+        ASSERT_EQ(stream.status(), 200);
+        ASSERT_TRUE(stream.next_event().has_value());
+    }
+    bool logged = false;
+    for (int i = 0; i < 100 && !logged; ++i) {
+        logged = log.count("POST /v1/completions 499") > 0;
+        if (!logged) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(logged) << log.text();
 }
 
 // A body is read only from a caller whose credentials hold; sign-in bodies are small.
