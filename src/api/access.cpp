@@ -328,8 +328,27 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
 
 // Before a body is read: /auth bodies are small, and a body is only read once its sender has
 // shown valid credentials (401 instead of "100 Continue" for a large anonymous upload).
+// A call refused before its body was read is audited like one the gate refused.
+void audit_refusal(ApiContext& ctx, const server::http::request_header<>& header,
+                   const server::Router::HeaderContext& at, status st) {
+    if (!ctx.audit || ctx.audit->durability() == audit::Durability::off) return;
+    audit::Record r;
+    r.kind = "call";
+    r.at_ms = unix_millis();
+    r.request_id = at.request_id;
+    r.client_ip = at.remote;
+    r.user_agent = std::string(header[server::http::field::user_agent].substr(0, 256));
+    r.method = std::string(header.method_string());
+    std::string_view target(header.target().data(), header.target().size());
+    r.route = std::string(target.substr(0, target.find('?')));
+    r.status = static_cast<int>(st);
+    if (!ctx.audit->append(std::move(r)))
+        spdlog::error("audit: buffer full, a refused call was not recorded");
+}
+
 awaitable<server::HeaderVerdict> check_header(ApiContext& ctx, const server::http::request_header<>& header,
-                                              const std::string& pattern) {
+                                              const server::Router::HeaderContext& at) {
+    const std::string& pattern = at.pattern;
     server::HeaderVerdict verdict;
     if (pattern.rfind("/auth/", 0) == 0) verdict.body_limit = static_cast<uint64_t>(ctx.auth_body_bytes);
     const auto length = header[server::http::field::content_length];
@@ -342,7 +361,8 @@ awaitable<server::HeaderVerdict> check_header(ApiContext& ctx, const server::htt
     if (rule->access == auth::Access::metrics_scrape && ctx.auth->config().metrics_public) co_return verdict;
     auto field = header[server::http::field::authorization];
     const std::string_view credentials(field.data(), field.size());
-    auto refuse = [&verdict](status st, std::string message, server::Headers headers) {
+    auto refuse = [&](status st, std::string message, server::Headers headers) {
+        audit_refusal(ctx, header, at, st);
         verdict.status = st;
         verdict.body = server::error_body(st, message);
         verdict.headers = std::move(headers);
@@ -366,11 +386,11 @@ awaitable<server::HeaderVerdict> check_header(ApiContext& ctx, const server::htt
 }
 
 void install_access_gate(server::Router& router, std::shared_ptr<ApiContext> context) {
-    router.set_header_check([context](const server::http::request_header<>& header, server::http::verb,
-                                      const std::string& pattern,
-                                      const std::string&) -> awaitable<server::HeaderVerdict> {
-        co_return co_await check_header(*context, header, pattern);
-    });
+    router.set_header_check(
+        [context](const server::http::request_header<>& header,
+                  const server::Router::HeaderContext& at) -> awaitable<server::HeaderVerdict> {
+            co_return co_await check_header(*context, header, at);
+        });
     router.set_gate(
         [context](Exchange& ex, server::http::verb method, const std::string& pattern) -> awaitable<bool> {
             co_return co_await admit(*context, ex, method, pattern);

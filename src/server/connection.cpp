@@ -26,6 +26,15 @@ Connection::Connection(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp
     : shared_(std::move(shared)), stream_(std::move(socket)), id_(id) {}
 
 // Request paths go to the log as printable ASCII: anything else is written as \xNN.
+// A client's id is kept only when it is a plain token: it goes into logs and the audit trail.
+static std::string request_id_of(const http::fields& fields) {
+    std::string id(fields["x-request-id"]);
+    bool plain = !id.empty() && id.size() <= 128;
+    for (unsigned char c : id)
+        plain = plain && (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':');
+    return plain ? id : new_request_id();
+}
+
 static std::string printable(std::string_view text) {
     std::string out;
     out.reserve(std::min<size_t>(text.size(), 512));
@@ -81,7 +90,8 @@ asio::awaitable<void> Connection::run() {
         parser.body_limit(static_cast<std::uint64_t>(opts.max_body_bytes));
 
         idle_ = true;
-        stream_.expires_after(first ? std::min(opts.header_timeout, opts.read_timeout) : opts.keep_alive_timeout);
+        stream_.expires_after(first ? std::min(opts.header_timeout, opts.read_timeout)
+                                    : opts.keep_alive_timeout);
         auto [ec, n] = co_await http::async_read_header(stream_, buffer, parser, as_tuple);
         idle_ = false;
         first = false;
@@ -109,9 +119,10 @@ asio::awaitable<void> Connection::run() {
             break;
         }
         // Decided before the body is read: who may send one (credentials first) and how large.
-        auto verdict = co_await shared_->router->check_header(parser.get().base(), remote);
+        const std::string request_id = request_id_of(parser.get());
+        auto verdict = co_await shared_->router->check_header(parser.get().base(), remote, request_id);
         if (verdict.status != http::status::ok) {
-            co_await write_response_and_close(verdict);
+            co_await write_response_and_close(verdict, request_id);
             break;
         }
         const uint64_t limit =
@@ -144,7 +155,7 @@ asio::awaitable<void> Connection::run() {
         Request request = parser.release();
         keep_alive = request.keep_alive();
         if (buffer.size() > 0) pipelined_ = true; // the next request is already here
-        co_await handle(request);
+        co_await handle(request, request_id);
         if (!keep_alive || gone || (peer_done_ && buffer.size() == 0)) break;
     }
     close();
@@ -154,9 +165,11 @@ asio::awaitable<void> Connection::run() {
         shared_->per_address.erase(it);
 }
 
-asio::awaitable<void> Connection::write_response_and_close(const HeaderVerdict& verdict) {
+asio::awaitable<void> Connection::write_response_and_close(const HeaderVerdict& verdict,
+                                                           const std::string& request_id) {
     http::response<http::string_body> res{verdict.status, 11};
     res.set(http::field::server, "codepilot");
+    res.set("x-request-id", request_id);
     res.set(http::field::content_type, "application/json");
     res.set(http::field::connection, "close");
     for (const auto& [k, v] : verdict.headers) res.set(k, v);
@@ -166,13 +179,7 @@ asio::awaitable<void> Connection::write_response_and_close(const HeaderVerdict& 
     co_await http::async_write(stream_, res, as_tuple);
 }
 
-asio::awaitable<void> Connection::handle(Request& request) {
-    std::string request_id(request["x-request-id"]);
-    // A client's id is kept only when it is a plain token: it goes into logs and the audit trail.
-    bool plain = !request_id.empty() && request_id.size() <= 128;
-    for (unsigned char c : request_id)
-        plain = plain && (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':');
-    if (!plain) request_id = new_request_id();
+asio::awaitable<void> Connection::handle(Request& request, const std::string& request_id) {
     Exchange exchange(*this, request, request_id);
 
     shared_->in_flight++;

@@ -45,10 +45,11 @@ public:
     std::function<void()> gone_callback;
 
 private:
-    asio::awaitable<void> handle(Request& request);
+    asio::awaitable<void> handle(Request& request, const std::string& request_id);
     asio::awaitable<void> watch_disconnect();
     asio::awaitable<void> write_error(http::status status, std::string_view message);
-    asio::awaitable<void> write_response_and_close(const HeaderVerdict& verdict);
+    asio::awaitable<void> write_response_and_close(const HeaderVerdict& verdict,
+                                                   const std::string& request_id);
 
     std::shared_ptr<HttpServer::Shared> shared_;
     beast::tcp_stream stream_;

@@ -299,14 +299,15 @@ void Router::set_header_check(HeaderCheck check) {
 }
 
 asio::awaitable<HeaderVerdict> Router::check_header(const http::request_header<>& header,
-                                                    const std::string& remote) const {
+                                                    const std::string& remote,
+                                                    const std::string& request_id) const {
     if (!header_check_) co_return HeaderVerdict{};
     std::string_view target(header.target().data(), header.target().size());
     const Route* route =
         match(target.substr(0, target.find('?')), header.method(), nullptr, nullptr, nullptr);
     static const std::string none;
-    co_return co_await header_check_(header, route ? route->method : header.method(),
-                                     route ? route->pattern : none, remote);
+    const HeaderContext at{route ? route->pattern : none, remote, request_id};
+    co_return co_await header_check_(header, at);
 }
 
 asio::awaitable<void> Router::dispatch(Exchange& exchange) const {

@@ -148,12 +148,18 @@ public:
 
     // Runs when a request's headers have arrived, with the pattern of the route they name
     // (empty for none), before its body is read.
-    using HeaderCheck =
-        std::function<asio::awaitable<HeaderVerdict>(const http::request_header<>& header, http::verb method,
-                                                     const std::string& pattern, const std::string& remote)>;
+    // `request_id` is the one the response (and its audit record) will carry.
+    struct HeaderContext {
+        const std::string& pattern;
+        const std::string& remote;
+        const std::string& request_id;
+    };
+    using HeaderCheck = std::function<asio::awaitable<HeaderVerdict>(const http::request_header<>& header,
+                                                                     const HeaderContext& at)>;
     void set_header_check(HeaderCheck check);
     asio::awaitable<HeaderVerdict> check_header(const http::request_header<>& header,
-                                                const std::string& remote) const;
+                                                const std::string& remote,
+                                                const std::string& request_id) const;
 
 private:
     struct Route {

@@ -237,10 +237,11 @@ TEST_F(Trust, HeadHasNoBodyAndHttp11NeedsAHost) {
 TEST_F(Trust, TheAccessLogIsPrintableAndAgreesWithTheAuditStatus) {
     LogCapture log;
     RawConnection raw(port());
-    raw.send("GET /v1/\xff\xfered HTTP/1.1\r\nHost: t\r\nx-request-id: two words\r\nConnection: close\r\n\r\n");
+    raw.send(
+        "GET /v1/\xff\xfered HTTP/1.1\r\nHost: t\r\nx-request-id: two words\r\nConnection: close\r\n\r\n");
     auto answer = parse_response(raw.receive(std::chrono::seconds(5)));
     EXPECT_EQ(answer.status, 404);
-    EXPECT_NE(answer.header("x-request-id"), "two words");  // not a plain token: replaced
+    EXPECT_NE(answer.header("x-request-id"), "two words"); // not a plain token: replaced
     EXPECT_FALSE(answer.header("x-request-id").empty());
     bool found = false;
     for (int i = 0; i < 50 && !found; ++i) {
@@ -277,6 +278,20 @@ TEST_F(Trust, LargeBodiesWaitForCredentialsAndSignInBodiesAreCapped) {
     auto big = http(port(), "POST", "/auth/login", std::string(32 * 1024, ' ') + "{}",
                     {{"Content-Type", "application/json"}});
     EXPECT_EQ(big.status, 413);
+    // Refused before the body, and still audited as calls.
+    int refused = 0;
+    for (int i = 0; i < 100 && refused < 2; ++i) {
+        refused = 0;
+        auto rows = ids().database().query("SELECT body FROM audit_log WHERE kind = 'call'");
+        ASSERT_TRUE(rows);
+        for (const auto& row : *rows) {
+            auto body = json::parse(row.text(0));
+            refused += body["route"] == "/v1/completions" && body["status"] == 401 &&
+                       !body["request_id"].get<std::string>().empty();
+        }
+        if (refused < 2) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(refused, 2);
 }
 
 // Wrong passwords slow down, then lock, the account and the address; each is audited by name.
