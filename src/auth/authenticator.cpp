@@ -409,8 +409,10 @@ Result<store::User> Authenticator::sign_in_ldap(const std::string& username, con
         count("ldap", found.error().code == ErrorCode::unavailable ? "unavailable" : "failure");
         return found.error();
     }
-    // The entry, not the typed name, is the account: DNs compare without case.
-    const std::string dn = canonical_username(found->dn);
+    // The entry, not the typed name, is the account: its entryUUID, which survives renames and
+    // moves, else its DN (compared without case).
+    const std::string dn = found->entry_uuid.empty() ? "dn:" + canonical_username(found->dn)
+                                                     : "uuid:" + canonical_username(found->entry_uuid);
     auto existing = store_.find_user_by_external("ldap", dn);
     if (!existing) return existing.error();
     if (!*existing) { // first sign-in, or a row from before external ids: adopt it by name

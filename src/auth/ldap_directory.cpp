@@ -176,6 +176,7 @@ Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
     const std::string filter = substitute(config_.user_filter, "{username}", escaped);
     std::vector<std::string> attr_names = {config_.display_name_attribute, config_.email_attribute};
     if (!config_.group_attribute.empty()) attr_names.push_back(config_.group_attribute);
+    attr_names.push_back("entryUUID"); // operational (RFC 4530): returned only when asked for
     std::vector<char*> attrs;
     for (auto& a : attr_names) attrs.push_back(a.data());
     attrs.push_back(nullptr);
@@ -198,6 +199,8 @@ Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
     auto mails = values(ld, entry, config_.email_attribute);
     if (!mails.empty()) user.email = mails.front();
     user.groups = values(ld, entry, config_.group_attribute);
+    auto uuids = values(ld, entry, "entryUUID");
+    if (!uuids.empty()) user.entry_uuid = uuids.front();
 
     // The user's own bind proves the password; a fresh connection keeps the service bind clean.
     auto own = connect(config_);

@@ -17,6 +17,7 @@ std::string escape_ldap_filter_value(std::string_view value);
 
 struct DirectoryUser {
     std::string dn, display_name, email;
+    std::string entry_uuid; // RFC 4530 entryUUID when the directory has it (survives renames and moves)
     std::vector<std::string> groups; // group DNs
 };
 

@@ -271,7 +271,8 @@ TEST_F(LdapAuthApi, TheDirectoryEntryIsTheAccountWhateverTheSpelling) {
     EXPECT_EQ((*rows)[0].integer(0), 1);
     auto alice = *ids().find_user("alice");
     ASSERT_TRUE(alice);
-    EXPECT_NE(alice->external_id.value_or("").find("uid=alice"), std::string::npos);
+    EXPECT_EQ(alice->external_id.value_or("").rfind("uuid:", 0), 0u)
+        << alice->external_id.value_or(""); // entryUUID
     alice->disabled = true;
     ASSERT_TRUE(ids().update_user(*alice));
     for (const char* name : {"alice", "Alice", "ALICE "})
