@@ -418,6 +418,50 @@ TEST_F(Trust, CsvExportsCarryNoFormulas) {
     EXPECT_EQ(csv.find("\n=hyperlink"), std::string::npos) << csv;
 }
 
+// Supersession went by client address and the client's own `user` field: behind one proxy, a
+// developer of another tenant could cancel completions by sending the same user and path.
+class SharedProxy : public AuthServerTest {
+    void configure(config::Config& c) override {
+        c.completion.max_tokens = 1500;
+        c.completion.deadline_ms = 120000;
+        c.model.max_tokens_cap = 1500;
+        c.model.ctx = 4 * 1800;
+    }
+};
+
+TEST_F(SharedProxy, AnotherTenantCannotSupersedeACompletion) {
+    member("acme", "dev", "developer");
+    member("beta", "eve", "developer");
+    const std::string dev = key("acme", "dev"), eve = key("beta", "eve");
+    auto& engine = app().engine();
+    json body;
+    int64_t before = 0;
+    for (const char* prefix :
+         {"value = compute(", "x = ", "total = sum(", "name = \"", "items = [", "flag = not "}) {
+        body = {{"code", prefix}, {"suffix", ")\n"}, {"filePath", "src/long.py"}, {"max_tokens", 1500}};
+        before = engine.stats().generated_tokens;
+        ASSERT_EQ(call("POST", "/complete", dev, body).status, 200);
+        if (engine.stats().generated_tokens - before > 1000) break;
+    }
+    ASSERT_GT(engine.stats().generated_tokens - before, 1000)
+        << "no candidate prompt ran long with this test model";
+    auto first = std::async(std::launch::async, [&] { return call("POST", "/complete", dev, body); });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (engine.stats().running == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    json other = body; // the same path from the same address, with another tenant's key
+    other["code"] = body["code"].get<std::string>() + "a";
+    ASSERT_EQ(call("POST", "/complete", eve, other).status, 200);
+    auto kept = first.get();
+    ASSERT_EQ(kept.status, 200);
+    EXPECT_NE(kept.json()["completion"], "") << "acme's completion was cancelled by beta's request";
+    // The same developer typing on is still superseded.
+    auto older = std::async(std::launch::async, [&] { return call("POST", "/complete", dev, body); });
+    while (engine.stats().running == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(call("POST", "/complete", dev, other).status, 200);
+    EXPECT_EQ(older.get().json()["completion"], "");
+}
+
 // Sign-ins waiting on a directory that stopped answering do not hold anyone else up.
 class FrozenDirectory : public AuthServerTest {
     void configure(config::Config& c) override { c.auth.ldap = test_ldap_config(); }
