@@ -438,8 +438,13 @@ Result<store::User> Authenticator::sign_in_ldap(const std::string& username, con
         fresh.email = found->email;
         fresh.external_id = dn;
         auto created = store_.create_user(fresh);
-        if (!created) return created.error();
-        u = *created;
+        if (created) {
+            u = *created;
+        } else { // a sign-in beside this one provisioned the entry first: that account is this one
+            auto again = store_.find_user_by_external("ldap", dn);
+            if (!again || !*again) return created.error();
+            u = **again;
+        }
     }
     if (u.disabled) {
         count("ldap", "failure");
