@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "config/config.h"
+
+#include <gtest/gtest.h>
 
 using namespace codepilot::config;
 
@@ -12,7 +12,8 @@ TEST(Config, DefaultsWhenEmpty) {
 }
 
 TEST(Config, ReadsSections) {
-    auto c = parse_config("data_dir = '/var/lib/cp'\n[server]\nport = 9000\nhost = '0.0.0.0'\n[model]\npath = 'm.gguf'\nparallel = 8\nctx = 16384\n");
+    auto c = parse_config("data_dir = '/var/lib/cp'\n[server]\nport = 9000\nhost = '0.0.0.0'\n[model]\npath "
+                          "= 'm.gguf'\nparallel = 8\nctx = 16384\n");
     ASSERT_TRUE(c.ok()) << c.error().message;
     EXPECT_EQ(c->data_dir, "/var/lib/cp");
     EXPECT_EQ(c->server.port, 9000);
@@ -37,7 +38,8 @@ TEST(Config, UnknownSectionIsNamed) {
 TEST(Config, WrongTypeAndRange) {
     auto t = parse_config("[server]\nport = 'eighty'\n");
     ASSERT_FALSE(t.ok());
-    EXPECT_NE(t.error().message.find("'server.port' must be an integer"), std::string::npos) << t.error().message;
+    EXPECT_NE(t.error().message.find("'server.port' must be an integer"), std::string::npos)
+        << t.error().message;
     auto r = parse_config("[server]\nport = 70000\n");
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("between 0 and 65535"), std::string::npos);
@@ -86,4 +88,40 @@ TEST(Config, BootstrapKeyLapsesAfterAWeekByDefault) {
     ASSERT_TRUE(day.ok()) << day.error().message;
     EXPECT_EQ(day->auth.bootstrap_key_ttl_s, 86400);
     EXPECT_FALSE(parse_config("[auth]\nbootstrap_key_ttl_s = 0\n").ok()); // no forever key
+}
+
+// The trust settings (issue 9): read, and refused out of range with the key named.
+TEST(Config, TrustSettingsAreReadAndBounded) {
+    auto c = parse_config(
+        "[server]\nmax_connections_per_ip = 32\nheader_timeout_s = 3\nworker_threads = 4\nsign_in_threads = "
+        "1\n"
+        "[model]\nmax_generations = 4\n"
+        "[auth]\nmax_body_bytes = 8192\nsign_in_free_failures = 3\nsign_in_lock_failures = 9\nsign_in_lock_s "
+        "= 60\n"
+        "[quota]\ndefault_key_concurrency = 2\n"
+        "[audit]\nchain_key_file = '/etc/cp/chain.key'\nanchor_file = '/var/log/cp/anchors.jsonl'\n"
+        "anchor_interval_s = 0\nanchor_syslog = true\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->server.max_connections_per_ip, 32);
+    EXPECT_EQ(c->server.header_timeout_s, 3);
+    EXPECT_EQ(c->server.worker_threads, 4);
+    EXPECT_EQ(c->server.sign_in_threads, 1);
+    EXPECT_EQ(c->model.max_generations, 4);
+    EXPECT_EQ(c->auth.max_body_bytes, 8192);
+    EXPECT_EQ(c->auth.sign_in_free_failures, 3);
+    EXPECT_EQ(c->auth.sign_in_lock_failures, 9);
+    EXPECT_EQ(c->auth.sign_in_lock_s, 60);
+    EXPECT_EQ(c->quota.default_key_concurrency, 2);
+    EXPECT_EQ(c->audit.chain_key_file, "/etc/cp/chain.key");
+    EXPECT_EQ(c->audit.anchor_file, "/var/log/cp/anchors.jsonl");
+    EXPECT_EQ(c->audit.anchor_interval_s, 0);
+    EXPECT_TRUE(c->audit.anchor_syslog);
+    for (const char* bad : {"[server]\nmax_connections_per_ip = 0\n", "[model]\nmax_generations = 0\n",
+                            "[auth]\nmax_body_bytes = 10\n", "[audit]\nanchor_interval_s = -1\n"}) {
+        auto r = parse_config(bad);
+        ASSERT_FALSE(r.ok()) << bad;
+        const std::string key = std::string(bad).substr(
+            std::string(bad).find('\n') + 1, std::string(bad).find(' ') - std::string(bad).find('\n') - 1);
+        EXPECT_NE(r.error().message.find(key), std::string::npos) << r.error().message;
+    }
 }
