@@ -171,6 +171,33 @@ awaitable<bool> finish_call(ApiContext* ctx, Exchange& ex, server::http::status 
     co_return result->ok();
 }
 
+// The caller behind an Authorization header, or why not: answered from the credential cache
+// on this thread, else checked on the store lane. One rule for the gate and the pre-body check.
+// Errors: unauthenticated (401), unavailable (the store or the issuer), overloaded (a full lane).
+awaitable<Result<std::shared_ptr<const auth::Principal>>>
+authenticated(ApiContext& ctx, std::string_view header, const std::string& request_id) {
+    if (header.empty())
+        co_return make_error(ErrorCode::unauthenticated,
+                             "authentication required: send 'Authorization: Bearer <API key or token>'");
+    if (auto hit = ctx.auth->authenticate_cached(header)) co_return hit;
+    auto checked =
+        co_await blocking(ctx, Lane::store, [&ctx, header] { return ctx.auth->authenticate(header); });
+    if (!checked) co_return make_error(ErrorCode::overloaded, "the server is busy; try again shortly");
+    if (*checked) co_return std::move(**checked);
+    const Error& error = checked->error();
+    if (error.code == ErrorCode::unavailable) {
+        spdlog::warn("authentication unavailable: {}", error.message);
+        co_return make_error(ErrorCode::unavailable,
+                             "authentication is temporarily unavailable; try again shortly");
+    }
+    spdlog::info("request {}: authentication failed: {}", request_id, error.message); // the detail stays here
+    co_return make_error(ErrorCode::unauthenticated, "invalid credentials");
+}
+
+server::Headers refusal_headers(ErrorCode code) {
+    return code == ErrorCode::unauthenticated ? bearer_challenge() : retry_after();
+}
+
 awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, const std::string& pattern) {
     const auto* rule = auth::find_route_rule(server::http::to_string(method), pattern);
     if (!rule) {
@@ -208,31 +235,10 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         caller = owner;
     } else {
         auto field = ex.request()[server::http::field::authorization];
-        const std::string_view header(field.data(), field.size());
-        Result<std::shared_ptr<const auth::Principal>> who = ctx.auth->authenticate_cached(header);
-        if (!*who) { // not checked recently: the store (or the issuer's keys) must tell
-            auto checked = co_await blocking(ctx, Lane::store,
-                                             [&ctx, header] { return ctx.auth->authenticate(header); });
-            if (!checked) {
-                co_await ex.respond_error(status::service_unavailable,
-                                          "the server is busy; try again shortly", {}, retry_after());
-                co_return false;
-            }
-            who = std::move(*checked);
-        }
+        auto who = co_await authenticated(ctx, std::string_view(field.data(), field.size()), ex.request_id());
         if (!who) {
-            if (who.error().code == ErrorCode::unavailable) {
-                spdlog::warn("authentication unavailable: {}", who.error().message);
-                co_await ex.respond_error(status::service_unavailable,
-                                          "authentication is temporarily unavailable; try again shortly", {},
-                                          retry_after());
-                co_return false;
-            }
-            spdlog::info("request {}: authentication failed: {}", ex.request_id(), who.error().message);
-            std::string message =
-                header.empty() ? "authentication required: send 'Authorization: Bearer <API key or token>'"
-                               : "invalid credentials";
-            co_await ex.respond_error(status::unauthorized, message, {}, bearer_challenge());
+            const auto code = who.error().code;
+            co_await ex.respond_error(status_for(code), who.error().message, {}, refusal_headers(code));
             co_return false;
         }
         caller = std::move(*who);
@@ -324,10 +330,6 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
     co_return true;
 }
 
-} // namespace
-
-// Before a body is read: /auth bodies are small, and a body is only read once its sender has
-// shown valid credentials (401 instead of "100 Continue" for a large anonymous upload).
 // A call refused before its body was read is audited like one the gate refused.
 void audit_refusal(ApiContext& ctx, const server::http::request_header<>& header,
                    const server::Router::HeaderContext& at, status st) {
@@ -346,6 +348,8 @@ void audit_refusal(ApiContext& ctx, const server::http::request_header<>& header
         spdlog::error("audit: buffer full, a refused call was not recorded");
 }
 
+// Before a body is read: /auth bodies are small, and a body is only read once its sender has
+// shown valid credentials (401 instead of "100 Continue" for a large anonymous upload).
 awaitable<server::HeaderVerdict> check_header(ApiContext& ctx, const server::http::request_header<>& header,
                                               const server::Router::HeaderContext& at) {
     const std::string& pattern = at.pattern;
@@ -368,22 +372,15 @@ awaitable<server::HeaderVerdict> check_header(ApiContext& ctx, const server::htt
         verdict.headers = std::move(headers);
         return verdict;
     };
-    if (credentials.empty())
-        co_return refuse(status::unauthorized,
-                         "authentication required: send 'Authorization: Bearer <API key or token>'",
-                         bearer_challenge());
-    if (ctx.auth->authenticate_cached(credentials)) co_return verdict;
-    // Checked once here; the gate then finds it in the credential cache.
-    auto who = co_await blocking(ctx, Lane::store,
-                                 [&ctx, credentials] { return ctx.auth->authenticate(credentials); });
+    // Checked once here; the gate then finds the caller in the credential cache.
+    auto who = co_await authenticated(ctx, credentials, at.request_id);
     if (!who)
-        co_return refuse(status::service_unavailable, "the server is busy; try again shortly", retry_after());
-    if (!*who && who->error().code == ErrorCode::unavailable)
-        co_return refuse(status::service_unavailable,
-                         "authentication is temporarily unavailable; try again shortly", retry_after());
-    if (!*who) co_return refuse(status::unauthorized, "invalid credentials", bearer_challenge());
+        co_return refuse(status_for(who.error().code), who.error().message,
+                         refusal_headers(who.error().code));
     co_return verdict;
 }
+
+} // namespace
 
 void install_access_gate(server::Router& router, std::shared_ptr<ApiContext> context) {
     router.set_header_check(

@@ -324,6 +324,14 @@ Reply remove_member(ApiContext& ctx, const Exchange& ex) {
     return reply(json{{"username", member->username}, {"removed", true}});
 }
 
+// The user the path names (a server admin's route: any account), or 404.
+Result<store::User> path_user(ApiContext& ctx, const Exchange& ex) {
+    auto user = ctx.auth->store().find_user(auth::canonical_username(ex.path_param("user")));
+    if (!user) return user.error();
+    if (!*user) return not_found("user '" + ex.path_param("user") + "'");
+    return **user;
+}
+
 Reply create_user(ApiContext& ctx, const Exchange& ex) {
     auto body = parse_object(ex.request().body());
     if (!body) return reply_error(body.error());
@@ -336,12 +344,11 @@ Reply create_user(ApiContext& ctx, const Exchange& ex) {
 }
 
 Reply get_user(ApiContext& ctx, const Exchange& ex) {
-    auto user = ctx.auth->store().find_user(auth::canonical_username(ex.path_param("user")));
+    auto user = path_user(ctx, ex);
     if (!user) return reply_error(user.error());
-    if (!*user) return reply_error(not_found("user '" + ex.path_param("user") + "'"));
-    auto memberships = ctx.auth->store().memberships_of_user((*user)->id);
+    auto memberships = ctx.auth->store().memberships_of_user(user->id);
     if (!memberships) return reply_error(memberships.error());
-    json out = user_json(**user);
+    json out = user_json(*user);
     out["memberships"] = json::array();
     for (const auto& m : *memberships)
         out["memberships"].push_back(json{{"tenant", m.tenant_name}, {"role", m.role}, {"source", m.source}});
@@ -349,12 +356,11 @@ Reply get_user(ApiContext& ctx, const Exchange& ex) {
 }
 
 Reply update_user(ApiContext& ctx, const Exchange& ex) {
-    auto user = ctx.auth->store().find_user(auth::canonical_username(ex.path_param("user")));
+    auto user = path_user(ctx, ex);
     if (!user) return reply_error(user.error());
-    if (!*user) return reply_error(not_found("user '" + ex.path_param("user") + "'"));
     auto body = parse_object(ex.request().body());
     if (!body) return reply_error(body.error());
-    store::User u = **user;
+    store::User u = *user;
     for (const auto& [key, _] : body->items())
         if (key != "disabled" && key != "password" && key != "display_name" && key != "email")
             return reply_error(field_error(
@@ -387,19 +393,18 @@ Reply update_user(ApiContext& ctx, const Exchange& ex) {
         after["sessions_ended"] = *ended;
     }
     if (*password) after["password"] = "(changed)"; // never the password or its hash
-    record_admin_change(ctx, ex, "user.update", u.username, user_json(**user), after);
+    record_admin_change(ctx, ex, "user.update", u.username, user_json(*user), after);
     return reply(user_json(u));
 }
 
 Reply end_user_sessions(ApiContext& ctx, const Exchange& ex) {
-    auto user = ctx.auth->store().find_user(auth::canonical_username(ex.path_param("user")));
+    auto user = path_user(ctx, ex);
     if (!user) return reply_error(user.error());
-    if (!*user) return reply_error(not_found("user '" + ex.path_param("user") + "'"));
-    auto ended = ctx.auth->store().revoke_sessions_of_user((*user)->id);
+    auto ended = ctx.auth->store().revoke_sessions_of_user(user->id);
     if (!ended) return reply_error(ended.error());
-    record_admin_change(ctx, ex, "user.sign_out_everywhere", (*user)->username, nullptr,
+    record_admin_change(ctx, ex, "user.sign_out_everywhere", user->username, nullptr,
                         json{{"sessions_ended", *ended}});
-    return reply(json{{"username", (*user)->username}, {"sessions_ended", *ended}});
+    return reply(json{{"username", user->username}, {"sessions_ended", *ended}});
 }
 
 Reply get_setting(ApiContext& ctx, const Exchange& ex) {

@@ -69,12 +69,12 @@ std::optional<Reply> refuse_login(ApiContext& ctx, Exchange& ex, const Result<Lo
     ex.usage.attempted_user = req->username.substr(0, 128); // failed sign-ins are audited with the name tried
     const int64_t wait = ctx.throttle ? ctx.throttle->retry_after(ex.remote_address(), req->username) : 0;
     if (wait <= 0) return std::nullopt;
-    return Reply{
-        status::too_many_requests,
-        server::error_body(status::too_many_requests,
-                           "too many failed sign-ins from this address or for this account; try again in " +
-                               std::to_string(wait) + " s"),
-        {{"Retry-After", std::to_string(wait)}}};
+    Reply r = reply_error(
+        make_error(ErrorCode::rate_limited,
+                   "too many failed sign-ins from this address or for this account; try again in " +
+                       std::to_string(wait) + " s"));
+    r.headers.emplace_back("Retry-After", std::to_string(wait));
+    return r;
 }
 
 // One response at the end, from named values: GCC 12 may destroy temporaries handed to a

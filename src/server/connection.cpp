@@ -25,7 +25,6 @@ std::string new_request_id() {
 Connection::Connection(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::socket socket, uint64_t id)
     : shared_(std::move(shared)), stream_(std::move(socket)), id_(id) {}
 
-// Request paths go to the log as printable ASCII: anything else is written as \xNN.
 // A client's id is kept only when it is a plain token: it goes into logs and the audit trail.
 static std::string request_id_of(const http::fields& fields) {
     std::string id(fields["x-request-id"]);
@@ -35,6 +34,7 @@ static std::string request_id_of(const http::fields& fields) {
     return plain ? id : new_request_id();
 }
 
+// Request paths go to the log as printable ASCII: anything else is written as \xNN.
 static std::string printable(std::string_view text) {
     std::string out;
     out.reserve(std::min<size_t>(text.size(), 512));
@@ -71,13 +71,8 @@ void Connection::close() {
 }
 
 asio::awaitable<void> Connection::write_error(http::status status, std::string_view message) {
-    http::response<http::string_body> res{status, 11};
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::connection, "close");
-    res.body() = error_body(status, message);
-    res.prepare_payload();
-    stream_.expires_after(shared_->options.read_timeout);
-    co_await http::async_write(stream_, res, as_tuple);
+    const HeaderVerdict refusal{status, error_body(status, message), {}, 0};
+    co_await write_response_and_close(refusal, new_request_id());
 }
 
 asio::awaitable<void> Connection::run() {
@@ -165,6 +160,7 @@ asio::awaitable<void> Connection::run() {
         shared_->per_address.erase(it);
 }
 
+// An answer that ends the connection (the request's body, if any, was never read).
 asio::awaitable<void> Connection::write_response_and_close(const HeaderVerdict& verdict,
                                                            const std::string& request_id) {
     http::response<http::string_body> res{verdict.status, 11};
