@@ -9,7 +9,7 @@ ARGS       ?=
 export CCACHE_BASEDIR  := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps llama configure build run test bench bench-typing bench-auth bench-audit bench-signin clean format
+.PHONY: all deps llama configure build run test bench bench-typing bench-prompt bench-auth bench-audit bench-signin clean format
 
 all: build
 
@@ -41,6 +41,10 @@ bench: llama
 
 bench-typing: llama
 	@scripts/bench_typing.sh
+
+# Cold prompt evaluation: deterministic codepilot (tiled prompt calls) vs llama-server.
+bench-prompt: llama
+	@scripts/bench_prompt.sh
 
 # Auth + RBAC overhead with wrk: off vs SQLite vs PostgreSQL (a throw-away one).
 bench-auth: llama

@@ -131,6 +131,11 @@ void observe_call(ApiContext& ctx, const Exchange& ex, server::http::status st,
         .inc(static_cast<double>(ex.usage.completion_tokens));
     m.counter("codepilot_cached_prompt_tokens_total", "Prompt tokens reused from the KV cache", model)
         .inc(static_cast<double>(ex.usage.cached_tokens));
+    m.counter("codepilot_shifted_prompt_tokens_total",
+              "Prompt tokens reused from the KV cache at a shifted position (part of the cached ones)", model)
+        .inc(static_cast<double>(ex.usage.shifted_tokens));
+    m.counter("codepilot_evaluated_prompt_tokens_total", "Prompt tokens evaluated (not reused)", model)
+        .inc(static_cast<double>(ex.usage.prompt_tokens - ex.usage.cached_tokens));
 }
 
 // What the finisher needs to know about a call that the gate learns after installing it.

@@ -145,6 +145,8 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
         if (cut != std::string_view::npos && cut > 0) cut = p.rfind('\n', cut - 1);
         before_cursor = std::string(cut == std::string_view::npos ? p : p.substr(cut + 1)) + ctx.middle_prompt;
     }
+    const bool shifts = settings_.kv_shift_min_chunk > 0 && engine_.info().can_shift;
+    const bool stable_windows = settings_.stable_windows && shifts && !custom_ && req.raw_prompt.empty();
     if (settings_.current_line_after_middle && !custom_ && req.raw_prompt.empty()) {
         size_t line_start = ctx.prefix.rfind('\n');
         line_start = line_start == std::string::npos ? 0 : line_start + 1;
@@ -162,6 +164,7 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
             co_return make_error(ErrorCode::unsupported, "model '" + model_id_ +
                                  "' has no fill-in-the-middle tokens; set completion.fim_template to a template with {prefix} and {suffix}");
         PromptBudget budget;
+        budget.newline_before_prefix = stable_windows;
         budget.max_tokens = std::min(settings_.max_prompt_tokens, engine_.info().ctx_per_sequence - std::max(req.max_tokens, settings_.max_tokens) - 8);
         result.prompt = build_prompt(spec_, custom_ ? &*custom_ : nullptr, language, ctx, budget, tokenize, tokenize_special);
         tokens = result.prompt.tokens;
@@ -182,6 +185,7 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     if (req.top_p) g.sampling.top_p = *req.top_p;
     g.max_predict_ms = req.max_predict_ms;
     g.ignore_eos = req.ignore_eos;
+    g.kv_shift_min_chunk = shifts ? settings_.kv_shift_min_chunk : 0;
     g.deadline = started + std::chrono::milliseconds(settings_.deadline_ms);
     if (req.postprocess) {
         g.stop_when = [cursor, &language](const std::string& text) {

@@ -12,6 +12,7 @@ void record_usage(server::Exchange& exchange, const std::vector<Outcome>& outcom
         exchange.usage.prompt_tokens += o.usage.prompt_tokens;
         exchange.usage.completion_tokens += o.usage.completion_tokens;
         exchange.usage.cached_tokens += o.usage.cached_tokens;
+        exchange.usage.shifted_tokens += o.usage.shifted_tokens;
         server::Exchange::CallUsage::Timing t;
         t.queue_ms = o.timings.queue_ms;
         t.first_token_ms = o.usage.completion_tokens > 0 ? o.timings.first_token_ms : 0;

@@ -32,6 +32,7 @@ json infill_body(const CodeCompletionResult& r, const std::string& model, bool w
             {"tokens_predicted", u.completion_tokens},
             {"tokens_evaluated", u.prompt_tokens},
             {"tokens_cached", u.cached_tokens},
+            {"tokens_shifted", u.shifted_tokens},
             {"stop", true},
             {"stop_type", stop_type(r.outcome)},
             {"truncated", false},

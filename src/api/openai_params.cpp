@@ -149,21 +149,23 @@ std::vector<engine::GenerationRequest> make_requests(const std::vector<std::vect
 }
 
 json usage_json(const std::vector<Outcome>& outcomes) {
-    int prompt = 0, completion = 0, cached = 0;
+    int prompt = 0, completion = 0, cached = 0, shifted = 0;
     for (const auto& o : outcomes) {
         prompt += o.usage.prompt_tokens;
         completion += o.usage.completion_tokens;
         cached += o.usage.cached_tokens;
+        shifted += o.usage.shifted_tokens;
     }
     return {{"prompt_tokens", prompt},
             {"completion_tokens", completion},
             {"total_tokens", prompt + completion},
-            {"prompt_tokens_details", {{"cached_tokens", cached}}}};
+            {"prompt_tokens_details", {{"cached_tokens", cached}, {"shifted_tokens", shifted}}}};
 }
 
 json timings_json(const Outcome& o) {
     int evaluated = o.usage.prompt_tokens - o.usage.cached_tokens;
     return {{"cache_n", o.usage.cached_tokens},          {"prompt_n", evaluated},
+            {"shift_n", o.usage.shifted_tokens},
             {"prompt_ms", o.timings.prompt_ms},          {"predicted_n", o.usage.completion_tokens},
             {"predicted_ms", o.timings.generation_ms},   {"queue_ms", o.timings.queue_ms},
             {"first_token_ms", o.timings.first_token_ms}};

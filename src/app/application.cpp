@@ -185,6 +185,8 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     cs.deadline_ms = config.completion.deadline_ms;
     cs.repo_name = config.completion.repo_name;
     cs.current_line_after_middle = config.completion.current_line_after_middle;
+    cs.kv_shift_min_chunk = config.model.kv_shift_min_chunk;
+    cs.stable_windows = config.completion.stable_windows;
     std::optional<completion::CustomTemplate> custom;
     auto spec = api::CompletionService::resolve_template(*parts->engine, cs, custom);
     if (!spec) return spec.error();
@@ -208,6 +210,11 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
                              return s.draft_tokens_proposed > 0
                                         ? static_cast<double>(s.draft_tokens_accepted) / s.draft_tokens_proposed
                                         : 0.0;
+                         });
+    parts->metrics.gauge("codepilot_prompt_tokens_shifted_ratio",
+                         "Prompt tokens reused from the KV cache at a shifted position / all prompt tokens", [engine_ptr] {
+                             auto s = engine_ptr->stats();
+                             return s.prompt_tokens > 0 ? static_cast<double>(s.shifted_tokens) / s.prompt_tokens : 0.0;
                          });
     parts->metrics.gauge("codepilot_prompt_tokens_cached_ratio", "Prompt tokens reused from the KV cache / all prompt tokens",
                          [engine_ptr] {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,15 @@ struct CustomTemplate {
 // Parses a template; false when it lacks exactly one {prefix} and one {suffix}.
 bool parse_custom_template(const std::string& text, CustomTemplate& out);
 
+// --- Window anchors ---------------------------------------------------------------------------
+// Content-defined line boundaries (about one line in four, by a hash of the line and the one
+// before it) mark where a cut prefix begins, so that edge stays put while a client's window
+// slides over the file and the KV cache behind it stays valid (docs/completion.md).
+bool is_anchor_line(std::string_view previous, std::string_view line);
+// The first anchor line at or after offset `from` (a line start), skipping at most
+// `max_skip_lines` lines; `from` if there is none.
+size_t anchored_prefix_start(std::string_view prefix, size_t from, size_t max_skip_lines);
+
 // --- Prompt with context and budget -----------------------------------------------------------
 
 struct FileSnippet {
@@ -64,9 +74,14 @@ struct PromptBudget {
     int max_tokens = 1536;      // the whole prompt
     double prefix_share = 0.6;  // first pass: prefix lines up to this share
     double suffix_share = 0.2;  // then suffix lines up to this share; snippets get the rest
-    // When the prefix is cut, its first line is a multiple of this (counted from the file's
-    // start): the prompt's start then stays put while the developer types, and so does the cache.
-    int prefix_start_alignment = 32;
+    // When the prefix is cut, it starts at an anchor line (window anchors above), giving back
+    // at most a quarter of the lines kept: the prompt's start then stays put while the
+    // developer types or the window slides, and so does the cache.
+    bool anchor_prefix_start = true;
+    // The prefix starts with a newline, after any blank lines at its start are dropped: its
+    // first line then has the tokens it had while it followed another line, so a window
+    // that lost its first line is the cached tokens minus that line's (shifted reuse).
+    bool newline_before_prefix = false;
 };
 
 struct BuiltPrompt {

@@ -100,23 +100,16 @@ public:
     }
     void reopen() { exhausted_ = false; }
 
-    // Prefix only: moves the start forward to a line whose number is a multiple of `lines`,
-    // unless all of the text was taken. Returns the tokens given back.
-    int align_start(int lines) {
-        if (!from_end_ || partial_ || edge_ == 0 || lines <= 1) return 0;
-        // Never give back more than a quarter of the lines kept.
-        auto kept_lines = static_cast<int>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(edge_), text_.end(), '\n'));
-        while (lines > 1 && lines > kept_lines / 4) lines /= 2;
-        if (lines <= 1) return 0;
-        size_t line_no = static_cast<size_t>(std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(edge_), '\n'));
-        size_t skip = (lines - line_no % lines) % lines;
+    // Prefix only: moves the start forward to an anchor line (window anchors), giving back
+    // at most a quarter of the lines kept, unless all of the text was taken. Returns the
+    // tokens given back.
+    int anchor_start() {
+        if (!from_end_ || partial_ || edge_ == 0) return 0;
+        auto kept_lines = static_cast<size_t>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(edge_), text_.end(), '\n'));
+        if (kept_lines < 4) return 0;
         size_t start = edge_;
-        for (size_t i = 0; i < skip; ++i) {
-            size_t nl = text_.find('\n', edge_);
-            if (nl == std::string::npos || nl + 1 >= text_.size()) break;
-            edge_ = nl + 1;
-        }
-        exhausted_ = true;  // never grow back past the aligned start
+        edge_ = anchored_prefix_start(text_, edge_, kept_lines / 4);
+        exhausted_ = true;  // never grow back past the anchored start
         return edge_ == start ? 0 : static_cast<int>(tokenize_(text_.substr(start, edge_ - start)).size());
     }
 
@@ -240,12 +233,18 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
     // What is left goes back to the code around the cursor.
     prefix.reopen();
     used += prefix.take(available - used);
-    used -= prefix.align_start(budget.prefix_start_alignment);
+    if (budget.anchor_prefix_start) used -= prefix.anchor_start();
     suffix.reopen();
     used += suffix.take(available - used);
 
     out.prefix_used = prefix.kept();
     out.suffix_used = suffix.kept();
+    if (budget.newline_before_prefix) {
+        size_t text = out.prefix_used.find_first_not_of(" \t\r\n");
+        size_t line = text == std::string::npos ? std::string::npos : out.prefix_used.rfind('\n', text);
+        if (line != std::string::npos) out.prefix_used.erase(0, line + 1);  // blank lines at the start
+        if (!out.prefix_used.empty()) out.prefix_used.insert(0, "\n");
+    }
     std::string prefix_text = comment_blocks + out.prefix_used;
 
     auto& t = out.tokens;

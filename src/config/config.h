@@ -41,6 +41,7 @@ struct ModelConfig {
     bool deterministic = true; // same tokens alone or batched (CPU reference attention kernel)
     bool kv_unified = false;   // one KV pool for all sequences (less memory, batch-dependent rounding)
     int speculative_draft = 8; // greedy requests: tokens drafted by n-gram lookup per step (0: off)
+    int kv_shift_min_chunk = 16; // code completion: reuse cached runs of >= this many tokens at shifted positions (0: exact only)
     int max_generations = 16;  // per request: prompts × n
 };
 
@@ -51,6 +52,7 @@ struct CompletionConfig {
     int deadline_ms = 30000;               // server-side limit; the text so far is returned on expiry
     std::string repo_name = "repo";        // after <repo_name> for models with repo-level tokens
     bool current_line_after_middle = true; // typing on a line re-evaluates only that line
+    bool stable_windows = true;            // with shifted reuse: a window's dropped first line leaves the rest reusable
 };
 
 struct StoreConfig {

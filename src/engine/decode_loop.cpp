@@ -5,6 +5,7 @@
 #include "engine/engine_state.h"
 #include "engine/sampler.h"
 #include "engine/slot_choice.h"
+#include "ggml-cpu.h"
 
 #include <algorithm>
 #include <cmath>
@@ -85,61 +86,6 @@ void Engine::State::admit(std::vector<std::unique_ptr<Job>> jobs) {
     }
 }
 
-void Engine::State::place(std::unique_ptr<Job> job) {
-    const auto& prompt = job->request.prompt;
-    std::vector<SlotView> views;
-    views.reserve(slots.size());
-    for (const auto& s : slots) views.push_back({s.busy(), &s.cached, s.scope, s.last_used});
-    SlotChoice choice = choose_slot(views, prompt, job->request.cache_scope);
-    Slot& slot = slots[static_cast<size_t>(choice.slot)];
-    llama_memory_t mem = llama_get_memory(ctx);
-
-    size_t reuse = choice.reuse;
-    if (choice.source == choice.slot) {
-        if (!llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(reuse), -1)) {
-            llama_memory_seq_rm(mem, slot.id, -1, -1);
-            reuse = 0;
-        }
-        slot.cached.resize(reuse);
-    } else {
-        llama_memory_seq_rm(mem, slot.id, -1, -1);
-        slot.cached.clear();
-        if (choice.source >= 0 && reuse > 0) {
-            if (options.kv_unified) {
-                llama_memory_seq_cp(mem, choice.source, slot.id, 0, static_cast<llama_pos>(reuse));
-            } else {
-                // Across per-sequence streams llama.cpp copies whole buffers; trim the copy after.
-                llama_memory_seq_cp(mem, choice.source, slot.id, -1, -1);
-                llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(reuse), -1);
-            }
-            slot.cached.assign(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(reuse));
-        }
-    }
-
-    auto now = Clock::now();
-    slot.scope = job->request.cache_scope;
-    slot.sampler = make_sampler(job->request.sampling, vocab, job->request.ignore_eos, eog_tokens);
-    slot.text.emplace(job->request.stop);
-    slot.prompt_done = reuse;
-    slot.next_token = -1;
-    slot.generated = 0;
-    slot.unsent.clear();
-    slot.emitted.clear();
-    slot.draft.clear();
-    slot.draft_budget = DraftBudget(options.speculative_draft);
-    slot.usage = Usage{static_cast<int>(prompt.size()), static_cast<int>(reuse), 0};
-    slot.timings = Timings{};
-    slot.timings.queue_ms = ms_between(job->submitted, now);
-    slot.prompt_start = now;
-    slot.admitted_order = ++clock;
-    slot.job = std::move(job);
-
-    std::lock_guard lock(stats_mu);
-    stats.requests_started++;
-    stats.prompt_tokens += static_cast<int64_t>(prompt.size());
-    stats.cached_tokens += static_cast<int64_t>(reuse);
-}
-
 void Engine::State::reap_cancelled() {
     auto now = Clock::now();
     for (auto& slot : slots) {
@@ -151,69 +97,130 @@ void Engine::State::reap_cancelled() {
     }
 }
 
-void Engine::State::step() {
-    batch.n_tokens = 0;
-    int budget = options.batch;
-    std::vector<Slot*> in_batch;
+namespace {
 
+// Tokens of a tiled call for `remaining` tiled positions within `cap`: never fewer than
+// kTiledRows, and never leaving fewer than kTiledRows behind (each call must stay tiled).
+size_t tiled_chunk(size_t remaining, size_t cap) {
+    size_t n = std::min(remaining, cap);
+    if (n < remaining && remaining - n < kTiledRows) n = remaining - kTiledRows;
+    return n >= kTiledRows ? n : 0;
+}
+
+}  // namespace
+
+void Engine::State::set_reference_kernels(bool on) {
+    if (on == use_ref || cpu_backends.empty()) return;
+    llama_synchronize(ctx);
+    for (ggml_backend_t backend : cpu_backends) ggml_backend_cpu_set_use_ref(backend, on);
+    use_ref = on;
+}
+
+bool Engine::State::decode_batch() {
+    int rc = llama_decode(ctx, batch);
+    if (rc == 0) return true;
+    spdlog::error("engine: llama_decode failed ({})", rc);
+    fail_batch(rc == 1 ? "the KV cache is full" : "decoding failed (" + std::to_string(rc) + ")");
+    return false;
+}
+
+void Engine::State::step() {
+    int budget = options.batch;
+    std::vector<Slot*> generating;
     for (auto& slot : slots) {
         slot.batch_output = -1;
         if (!slot.busy() || slot.in_prompt() || slot.next_token < 0) continue;
-        int pos = static_cast<int>(slot.cached.size());
-        batch_add(batch, slot.next_token, pos, slot.id, true);
-        slot.batch_output = batch.n_tokens - 1;
         size_t room = budget > 1 ? static_cast<size_t>(budget - 1) : 0;
         if (slot.draft.size() > room) slot.draft.resize(room);
-        for (size_t i = 0; i < slot.draft.size(); ++i)
-            batch_add(batch, slot.draft[i], pos + 1 + static_cast<int>(i), slot.id, true);
-        in_batch.push_back(&slot);
+        generating.push_back(&slot);
         budget -= 1 + static_cast<int>(slot.draft.size());
     }
 
-    // Prompts in admission order, each chunk as large as the remaining budget allows.
+    // Prompts in admission order, each chunk as large as the remaining budget allows; the
+    // tiled part of a prompt (deterministic engines) in calls of its own.
     std::vector<Slot*> prompting;
     for (auto& slot : slots)
         if (slot.in_prompt()) prompting.push_back(&slot);
     std::sort(prompting.begin(), prompting.end(),
               [](const Slot* a, const Slot* b) { return a->admitted_order < b->admitted_order; });
-    std::vector<std::pair<Slot*, size_t>> prompt_chunks;
+    struct Chunk {
+        Slot* slot;
+        size_t n;
+        bool tiled;
+    };
+    std::vector<Chunk> chunks;
+    const size_t ubatch = static_cast<size_t>(std::min(options.batch, 512));
     for (Slot* slot : prompting) {
         if (budget <= 0) break;
+        size_t done = slot->prompt_done;
+        if (done < slot->bulk_end) {
+            size_t cap = std::min(std::max(static_cast<size_t>(budget), kTiledRows), ubatch);
+            size_t n = tiled_chunk(slot->bulk_end - done, cap);
+            if (n == 0) continue;
+            chunks.push_back({slot, n, true});
+            budget -= static_cast<int>(n);
+            done += n;
+            if (done < slot->bulk_end || budget <= 0) continue;
+        }
+        size_t n = std::min(slot->job->request.prompt.size() - done, static_cast<size_t>(budget));
+        chunks.push_back({slot, n, false});
+        budget -= static_cast<int>(n);
+    }
+
+    auto add_prompt = [&](Slot* slot, size_t n) {
         const auto& prompt = slot->job->request.prompt;
-        size_t n = std::min(prompt.size() - slot->prompt_done, static_cast<size_t>(budget));
         for (size_t k = 0; k < n; ++k) {
             size_t i = slot->prompt_done + k;
             bool last = i + 1 == prompt.size();
             batch_add(batch, prompt[i], static_cast<int>(slot->cached.size() + k), slot->id, last);
             if (last) slot->batch_output = batch.n_tokens - 1;
         }
-        prompt_chunks.emplace_back(slot, n);
-        budget -= static_cast<int>(n);
-    }
-    if (batch.n_tokens == 0) return;
-
-    int rc = llama_decode(ctx, batch);
-    if (rc != 0) {
-        spdlog::error("engine: llama_decode failed ({})", rc);
-        fail_batch(rc == 1 ? "the KV cache is full" : "decoding failed (" + std::to_string(rc) + ")");
-        return;
-    }
-
-    for (Slot* slot : in_batch) slot->cached.push_back(slot->next_token);
-    for (auto& [slot, n] : prompt_chunks) {
+    };
+    auto commit_prompt = [&](Slot* slot, size_t n) {
         const auto& prompt = slot->job->request.prompt;
-        slot->cached.insert(slot->cached.end(),
-                            prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done),
+        slot->cached.insert(slot->cached.end(), prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done),
                             prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done + n));
         slot->prompt_done += n;
         if (!slot->in_prompt()) slot->timings.prompt_ms = ms_between(slot->prompt_start, Clock::now());
+    };
+
+    bool decoded = false;
+    for (const auto& c : chunks) {
+        if (!c.tiled) continue;
+        batch.n_tokens = 0;
+        add_prompt(c.slot, c.n);
+        set_reference_kernels(false);
+        if (!decode_batch()) return;
+        commit_prompt(c.slot, c.n);
+        c.slot->tiled_end = c.slot->prompt_done;
+        decoded = true;
     }
+
+    batch.n_tokens = 0;
+    for (Slot* slot : generating) {
+        int pos = static_cast<int>(slot->cached.size());
+        batch_add(batch, slot->next_token, pos, slot->id, true);
+        slot->batch_output = batch.n_tokens - 1;
+        for (size_t i = 0; i < slot->draft.size(); ++i)
+            batch_add(batch, slot->draft[i], pos + 1 + static_cast<int>(i), slot->id, true);
+    }
+    for (const auto& c : chunks)
+        if (!c.tiled) add_prompt(c.slot, c.n);
+    if (batch.n_tokens > 0) {
+        set_reference_kernels(options.deterministic);
+        if (!decode_batch()) return;
+        for (Slot* slot : generating) slot->cached.push_back(slot->next_token);
+        for (const auto& c : chunks)
+            if (!c.tiled) commit_prompt(c.slot, c.n);
+        decoded = true;
+    }
+    if (!decoded) return;
     {
         std::lock_guard lock(stats_mu);
         stats.decode_steps++;
         stats.kv_cells_used = 0;
         for (const auto& s : slots) stats.kv_cells_used += static_cast<int>(s.cached.size());
-        for (auto& [slot, n] : prompt_chunks) stats.prompt_tokens_evaluated += static_cast<int64_t>(n);
+        for (const auto& c : chunks) stats.prompt_tokens_evaluated += static_cast<int64_t>(c.n);
     }
     sample_outputs();
 }

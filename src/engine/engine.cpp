@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "engine/engine_state.h"
+#include "engine/slot_choice.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "llama-context.h"  // internal header of the pinned tree: get_sched() to reach the CPU backend
@@ -30,14 +31,17 @@ void log_from_llama(ggml_log_level level, const char* text, void*) {
     }
 }
 
-// The CPU backend's tiled and split-KV attention kernels are chosen by batch shape and round
-// differently; the reference kernel visits the same cells in the same order whatever the batch.
-void use_reference_kernels(llama_context* ctx) {
+// The CPU backends, whose attention kernel a deterministic engine chooses per call
+// (slot_choice.h): the tiled and split-KV kernels are picked by batch shape and round
+// differently from the reference kernel, which visits cells in the same order whatever the batch.
+std::vector<ggml_backend_t> cpu_backends(llama_context* ctx) {
+    std::vector<ggml_backend_t> out;
     ggml_backend_sched_t sched = ctx->get_sched();
     for (int i = 0; i < ggml_backend_sched_get_n_backends(sched); ++i) {
         ggml_backend_t backend = ggml_backend_sched_get_backend(sched, i);
-        if (ggml_backend_is_cpu(backend)) ggml_backend_cpu_set_use_ref(backend, true);
+        if (ggml_backend_is_cpu(backend)) out.push_back(backend);
     }
+    return out;
 }
 
 void init_backend_once() {
@@ -112,7 +116,13 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     state->ctx = llama_init_from_model(state->model, cparams);
     if (state->ctx == nullptr) return make_error(ErrorCode::internal, "cannot create a llama context");
 
-    if (options.deterministic) use_reference_kernels(state->ctx);
+    if (options.deterministic) {
+        state->cpu_backends = cpu_backends(state->ctx);
+        state->set_reference_kernels(true);
+        state->tiled_calls = !state->cpu_backends.empty() && std::min(options.batch, 512) >= 2 * static_cast<int>(kTiledRows);
+    }
+    // A unified pool shares cells between sequences, and a shift would move them for all.
+    state->can_shift = !options.kv_unified && llama_memory_can_shift(llama_get_memory(state->ctx));
     state->ctx_per_sequence = options.ctx / options.parallel;
     if (options.embeddings) {
         auto eparams = cparams;
@@ -139,6 +149,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     info.n_embd = llama_model_n_embd(state->model);
     info.ctx_per_sequence = state->ctx_per_sequence;
     info.has_embeddings = state->embed_ctx != nullptr;
+    info.can_shift = state->can_shift;
     const char* tmpl = llama_model_chat_template(state->model, nullptr);
     info.chat_template = tmpl != nullptr ? tmpl : "";
 

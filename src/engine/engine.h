@@ -70,6 +70,7 @@ struct Usage {
     int prompt_tokens = 0;
     int cached_tokens = 0;      // prompt tokens whose KV was reused from an earlier request
     int completion_tokens = 0;
+    int shifted_tokens = 0;     // of cached_tokens, those moved to a new position (kv_shift_min_chunk)
 };
 
 struct Timings {
@@ -98,6 +99,13 @@ struct GenerationRequest {
     bool ignore_eos = false;
     int logprobs = 0;               // top alternatives to report per token (0: none)
     std::string cache_scope;        // prefix-cache isolation key (a tenant); "" is shared
+    // After the common prefix, runs of at least this many cached tokens that this prompt has
+    // at an earlier position (text deleted before them) are moved there by shifting their
+    // KV positions instead of being evaluated again. Approximate: those tokens keep the
+    // attention state of their old context, so the output can differ from a cold start's
+    // (docs/completion.md has the measured effect). 0: exact reuse only. Needs per-sequence
+    // KV streams and a model whose cache can shift (ModelInfo::can_shift).
+    int kv_shift_min_chunk = 0;
     // Called on the decode thread with all text emitted so far after each piece; true ends
     // generation (finish_reason "stop"). Lets callers stop as soon as a code block is done.
     std::function<bool(const std::string&)> stop_when;
@@ -130,6 +138,7 @@ struct ModelInfo {
     bool has_fim = false;
     bool has_repo_tokens = false;
     bool has_embeddings = false;
+    bool can_shift = false;     // kv_shift_min_chunk can apply (per-sequence streams, RoPE, no recurrence)
     std::string chat_template;
 };
 
@@ -144,6 +153,7 @@ struct EngineStats {
     int64_t prompt_tokens = 0;          // prompt tokens of admitted requests
     int64_t prompt_tokens_evaluated = 0;
     int64_t cached_tokens = 0;          // prompt tokens reused from the KV cache
+    int64_t shifted_tokens = 0;         // ... of which moved to a new position
     int64_t generated_tokens = 0;
     int64_t decode_steps = 0;
     int64_t draft_tokens_proposed = 0;  // speculative tokens verified

@@ -7,10 +7,13 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <cstdint>
 #include <llama.h>
+#include "ggml-backend.h"
 
 #include "engine/draft.h"
 #include "engine/engine.h"
+#include "engine/slot_choice.h"
 #include "engine/text_stream.h"
 
 namespace codepilot::engine {
@@ -34,6 +37,13 @@ struct Slot {
     std::vector<Token> cached;  // tokens whose KV is in this sequence, in order
     std::string scope;
     uint64_t last_used = 0;
+    // Exactness bookkeeping (deterministic engines, slot_choice.h): cached positions below
+    // tiled_end came from the tiled attention kernel; those from inexact_from on were
+    // computed after a shifted chunk and differ from a cold start.
+    size_t tiled_end = 0;
+    size_t inexact_from = SIZE_MAX;
+    size_t bulk_end = 0;        // this request's prompt positions below it go to tiled calls
+    size_t exact_len() const { return std::min(cached.size(), inexact_from); }
 
     // The request running here, if any.
     std::unique_ptr<Job> job;
@@ -66,6 +76,11 @@ struct Engine::State {
     FimTokens fim;
     std::vector<Token> eog_tokens;
     int ctx_per_sequence = 0;
+    bool can_shift = false;  // KV positions can be moved (per-sequence streams, RoPE model)
+    bool tiled_calls = false;  // deterministic: prompts in tiled calls, the rest by reference (slot_choice.h)
+    std::vector<ggml_backend_t> cpu_backends;  // whose kernel choice is switched per call
+    bool use_ref = false;                      // as last set on cpu_backends
+    void set_reference_kernels(bool on);
 
     std::mutex mu;
     std::condition_variable wake;
@@ -89,7 +104,9 @@ struct Engine::State {
 private:
     void admit(std::vector<std::unique_ptr<Job>> jobs);
     void place(std::unique_ptr<Job> job);
+    size_t apply_reuse_plan(Slot& slot, const ReusePlan& plan);  // returns the tokens kept
     void step();
+    bool decode_batch();  // false: the step failed (its requests are finished with an error)
     void sample_outputs();
     bool accept_token(Slot& slot, Token token, int output_index);
     void finish(Slot& slot, FinishReason reason, const std::string& error = {});

@@ -93,7 +93,7 @@ public:
     // What an inference call consumed, set by the handler (for the audit trail and usage).
     struct CallUsage {
         std::string model;
-        int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+        int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0, shifted_tokens = 0;
         struct Timing {
             double queue_ms = 0, first_token_ms = 0, inter_token_ms = 0; // inter_token_ms: 0 with < 2 tokens
         };

@@ -1,5 +1,6 @@
 // IDE-client endpoints against the real server: Tabby, llama.cpp /infill, Copilot-proxy, the
 // seed call, acceptance events and metrics; bad input; supersession.
+#include <algorithm>
 #include <future>
 #include <gtest/gtest.h>
 #include <thread>
@@ -56,7 +57,8 @@ TEST_F(CodeCompletionApi, TabbyDebugDataShowsPromptAndSnippets) {
     // StarCoder's repo-level layout, the current file last, then FIM.
     EXPECT_EQ(prompt.rfind("<repo_name>repo\n<file_sep>src/util.py\ndef helper():", 0), 0u) << prompt;
     EXPECT_LT(prompt.find("src/high.py"), prompt.find("src/low.py"));  // higher score first
-    EXPECT_NE(prompt.find("<file_sep>src/app.py\n<fim_prefix>import os\n<fim_suffix><fim_middle>"), std::string::npos) << prompt;
+    // (The prefix starts with a newline: stable windows, docs/completion.md.)
+    EXPECT_NE(prompt.find("<file_sep>src/app.py\n<fim_prefix>\nimport os\n<fim_suffix><fim_middle>"), std::string::npos) << prompt;
     auto& snippets = j["debug_data"]["snippets"];
     ASSERT_EQ(snippets.size(), 3u);
     EXPECT_EQ(snippets[0]["filepath"], "src/util.py");
@@ -242,4 +244,49 @@ TEST(Supersession, ANewerRequestForTheSameDocumentEndsTheOlderOne) {
     auto b = post_json(server.port(), "/v1/completions", other);
     EXPECT_NE(a.get().json()["choices"][0]["text"], "");
     EXPECT_NE(b.json()["choices"][0]["text"], "");
+}
+
+namespace {
+
+// Medians of prompt tokens evaluated (not reused) while the cursor moves down a file one
+// line per request, with 20-line windows before and after it (tabby-agent's defaults).
+int median_evaluated_while_moving_down(int port) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 120; ++i)
+        lines.push_back(i % 7 == 6 ? "\n" : "    total_" + std::to_string(i) + " = compute(items[" + std::to_string(i) + "], " + std::to_string(i * 3 % 17) + ")\n");
+    auto join = [&](int from, int to) {
+        std::string out;
+        for (int i = from; i < to; ++i) out += lines[static_cast<size_t>(i)];
+        return out;
+    };
+    std::vector<int> evaluated;
+    for (int cursor = 40; cursor < 56; ++cursor) {
+        json body = {{"input_prefix", join(cursor - 20, cursor)}, {"input_suffix", join(cursor, cursor + 20)},
+                     {"n_predict", 4}, {"temperature", 0}, {"ignore_eos", true}};
+        auto r = post_json(port, "/infill", body);
+        EXPECT_EQ(r.status, 200) << r.body;
+        auto j = r.json();
+        EXPECT_LE(j["tokens_shifted"].get<int>(), j["tokens_cached"].get<int>());
+        if (cursor > 40) evaluated.push_back(j["tokens_evaluated"].get<int>() - j["tokens_cached"].get<int>());
+    }
+    std::sort(evaluated.begin(), evaluated.end());
+    return evaluated[evaluated.size() / 2];
+}
+
+}  // namespace
+
+TEST_F(CodeCompletionApi, AWindowThatLostItsFirstLineReusesTheRestByShifting) {
+    // Default: shifted reuse with stable windows. The prefix window's first line drops with
+    // every move; the rest of it shifts into place, and what follows the cursor's new line
+    // is evaluated again (text inserted before it, which llama.cpp cannot reuse).
+    int shifted = median_evaluated_while_moving_down(port());
+    // Exact reuse only: the suffix after the cursor is evaluated again on every move.
+    auto c = test_config();
+    c.model.kv_shift_min_chunk = 0;
+    TestServer exact(c);
+    int exact_only = median_evaluated_while_moving_down(exact.port());
+    EXPECT_GE(exact_only, 500);  // the whole prompt: its first line changed
+    EXPECT_LE(shifted, exact_only * 6 / 10);
+    std::cout << "[ windows  ] median prompt tokens evaluated per cursor move: " << shifted << " shifted, "
+              << exact_only << " exact-only\n";
 }

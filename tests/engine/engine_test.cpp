@@ -1,71 +1,19 @@
 // The engine against a real (synthesized) model: batching is invisible, prefixes are
 // reused across sequences, cancellation frees capacity, limits give clear errors.
-#include <condition_variable>
 #include <future>
 #include <gtest/gtest.h>
 #include <thread>
 
 #include "engine/engine.h"
+#include "support/pending_generation.h"
 #include "support/test_env.h"
 
 using namespace codepilot;
 using namespace codepilot::engine;
+using codepilot::testenv::Pending;
+using codepilot::testenv::greedy;
 
 namespace {
-
-struct Collected {
-    std::string text;
-    std::vector<Token> tokens;
-    GenerationEvent done;
-};
-
-// A request whose events are gathered; wait() returns them once done.
-class Pending {
-public:
-    Pending(Engine& engine, GenerationRequest request) {
-        request.on_event = [this](const GenerationEvent& e) {
-            std::lock_guard lock(mu_);
-            if (e.kind == GenerationEvent::Kind::text) {
-                result_.text += e.text;
-                for (const auto& t : e.tokens) result_.tokens.push_back(t.token);
-                if (!first_text_) first_text_ = true, cv_.notify_all();
-            } else {
-                result_.done = e;
-                finished_ = true;
-                cv_.notify_all();
-            }
-        };
-        auto h = engine.submit(std::move(request));
-        if (!h) throw std::runtime_error(h.error().message);
-        handle_ = h.value();
-    }
-    Collected wait() {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return finished_; });
-        return result_;
-    }
-    void wait_first_text() {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return first_text_ || finished_; });
-    }
-    Generation& handle() { return *handle_; }
-
-private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    Collected result_;
-    bool finished_ = false, first_text_ = false;
-    std::shared_ptr<Generation> handle_;
-};
-
-GenerationRequest greedy(std::vector<Token> prompt, int max_tokens) {
-    GenerationRequest r;
-    r.prompt = std::move(prompt);
-    r.sampling.temperature = 0;
-    r.max_tokens = max_tokens;
-    r.ignore_eos = true;
-    return r;
-}
 
 std::unique_ptr<Engine> load(int parallel = 4, int ctx = 4096, int queue = 64, int draft = 8) {
     EngineOptions o;
