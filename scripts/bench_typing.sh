@@ -13,6 +13,7 @@ source scripts/bench_common.sh
 USERS=${USERS:-"1 4"}
 WINDOWS=${WINDOWS:-"file tabby vscode"}
 EDITS=${EDITS:-"type move"}
+SERVERS=${SERVERS:-"codepilot-infill codepilot-tabby llama-server"}
 CTX=${CTX:-16384}  # 4096 cells a sequence: llama-server's /infill fills up to its 2048-token batch
 REQUESTS=${REQUESTS:-12}
 ROUNDS=${ROUNDS:-2}
@@ -37,7 +38,7 @@ start() {  # name
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-    for server in codepilot-infill codepilot-tabby llama-server; do
+    for server in $SERVERS; do
         start "$server"
         shape=infill
         [ "$server" = codepilot-tabby ] && shape=tabby

@@ -26,7 +26,7 @@ struct CompletionSettings {
     // that line (everything before it stays cached). An in-distribution FIM split.
     bool current_line_after_middle = true;
     // Reuse cached runs of at least this many tokens at shifted positions (0: exact reuse only).
-    int kv_shift_min_chunk = 16;
+    int kv_shift_min_chunk = 64;
     // With shifted reuse: the prefix starts with a newline (blank lines at its start dropped),
     // so a window that lost its first line reuses the rest by shifting (docs/completion.md).
     bool stable_windows = true;

@@ -41,7 +41,7 @@ struct ModelConfig {
     bool deterministic = true; // same tokens alone or batched (CPU reference attention kernel)
     bool kv_unified = false;   // one KV pool for all sequences (less memory, batch-dependent rounding)
     int speculative_draft = 8; // greedy requests: tokens drafted by n-gram lookup per step (0: off)
-    int kv_shift_min_chunk = 16; // code completion: reuse cached runs of >= this many tokens at shifted positions (0: exact only)
+    int kv_shift_min_chunk = 64; // code completion: reuse cached runs of >= this many tokens at shifted positions (0: exact only)
     int max_generations = 16;  // per request: prompts × n
 };
 

@@ -125,3 +125,17 @@ TEST(Config, TrustSettingsAreReadAndBounded) {
         EXPECT_NE(r.error().message.find(key), std::string::npos) << r.error().message;
     }
 }
+
+TEST(Config, PromptPathSettingsAreReadAndBounded) {
+    auto defaults = parse_config("");
+    ASSERT_TRUE(defaults.ok());
+    EXPECT_EQ(defaults->model.kv_shift_min_chunk, 64);
+    EXPECT_TRUE(defaults->completion.stable_windows);
+    auto c = parse_config("[model]\nkv_shift_min_chunk = 0\n[completion]\nstable_windows = false\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->model.kv_shift_min_chunk, 0);
+    EXPECT_FALSE(c->completion.stable_windows);
+    auto bad = parse_config("[model]\nkv_shift_min_chunk = -1\n");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("model.kv_shift_min_chunk"), std::string::npos) << bad.error().message;
+}
