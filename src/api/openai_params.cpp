@@ -164,11 +164,10 @@ json usage_json(const std::vector<Outcome>& outcomes) {
 
 json timings_json(const Outcome& o) {
     int evaluated = o.usage.prompt_tokens - o.usage.cached_tokens;
-    return {{"cache_n", o.usage.cached_tokens},          {"prompt_n", evaluated},
-            {"shift_n", o.usage.shifted_tokens},
-            {"prompt_ms", o.timings.prompt_ms},          {"predicted_n", o.usage.completion_tokens},
-            {"predicted_ms", o.timings.generation_ms},   {"queue_ms", o.timings.queue_ms},
-            {"first_token_ms", o.timings.first_token_ms}};
+    return {{"cache_n", o.usage.cached_tokens},         {"prompt_n", evaluated},
+            {"shift_n", o.usage.shifted_tokens},        {"prompt_ms", o.timings.prompt_ms},
+            {"predicted_n", o.usage.completion_tokens}, {"predicted_ms", o.timings.generation_ms},
+            {"queue_ms", o.timings.queue_ms},           {"first_token_ms", o.timings.first_token_ms}};
 }
 
 json completion_logprobs_json(const std::vector<engine::GeneratedToken>& tokens, size_t text_offset) {

@@ -107,7 +107,7 @@ size_t tiled_chunk(size_t remaining, size_t cap) {
     return n >= kTiledRows ? n : 0;
 }
 
-}  // namespace
+} // namespace
 
 void Engine::State::set_reference_kernels(bool on) {
     if (on == use_ref || cpu_backends.empty()) return;
@@ -178,7 +178,8 @@ void Engine::State::step() {
     };
     auto commit_prompt = [&](Slot* slot, size_t n) {
         const auto& prompt = slot->job->request.prompt;
-        slot->cached.insert(slot->cached.end(), prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done),
+        slot->cached.insert(slot->cached.end(),
+                            prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done),
                             prompt.begin() + static_cast<std::ptrdiff_t>(slot->prompt_done + n));
         slot->prompt_done += n;
         if (!slot->in_prompt()) slot->timings.prompt_ms = ms_between(slot->prompt_start, Clock::now());
