@@ -7,17 +7,17 @@
 //   --window file:   the file up to the cursor and ~600 characters after it (a ~150-line file);
 //            tabby:  20 lines before / 20 after the cursor (tabby-agent's defaults);
 //            vscode: 256 lines before / 64 after, the cursor's line as `prompt` (llama.vscode).
-#include <CLI/CLI.hpp>
+#include "support/http_client.h"
+
 #include <algorithm>
-#include <condition_variable>
 #include <chrono>
+#include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-
-#include "support/http_client.h"
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -66,7 +66,7 @@ size_t line_start_from(const std::string& text, size_t pos, int n) {
 }
 
 struct Window {
-    std::string prefix, suffix, line_head;  // line_head: the cursor's line before it (vscode)
+    std::string prefix, suffix, line_head; // line_head: the cursor's line before it (vscode)
 };
 
 Window window_at(const std::string& file, size_t cursor, const std::string& shape, int suffix_chars) {
@@ -74,12 +74,12 @@ Window window_at(const std::string& file, size_t cursor, const std::string& shap
     if (shape == "file") {
         w.prefix = file.substr(0, cursor);
         w.suffix = file.substr(cursor, static_cast<size_t>(suffix_chars));
-    } else if (shape == "tabby") {  // the cursor's line counts as the first of the 20 before
+    } else if (shape == "tabby") { // the cursor's line counts as the first of the 20 before
         size_t from = line_start_from(file, cursor, -19);
         w.prefix = file.substr(from, cursor - from);
         size_t to = line_start_from(file, cursor, 20);
         w.suffix = file.substr(cursor, to - cursor);
-    } else {  // vscode
+    } else { // vscode
         size_t line = line_start_from(file, cursor, 0);
         size_t from = line_start_from(file, cursor, -256);
         w.prefix = file.substr(from, line - from);
@@ -90,7 +90,7 @@ Window window_at(const std::string& file, size_t cursor, const std::string& shap
     return w;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     CLI::App cli{"typing: a code-completion workload of developers typing"};
@@ -103,12 +103,14 @@ int main(int argc, char** argv) {
     cli.add_option("--shape", shape, "infill | tabby")->check(CLI::IsMember({"infill", "tabby"}));
     cli.add_option("--label", label);
     cli.add_option("--edit", edit, "type | move")->check(CLI::IsMember({"type", "move"}));
-    cli.add_option("--window", window, "file | tabby | vscode")->check(CLI::IsMember({"file", "tabby", "vscode"}));
+    cli.add_option("--window", window, "file | tabby | vscode")
+        ->check(CLI::IsMember({"file", "tabby", "vscode"}));
     cli.add_option("--think-ms", think_ms);
     int warmup = 0;
     bool verbose = false;
     cli.add_flag("--verbose", verbose, "print every measured request");
-    cli.add_option("--warmup", warmup, "requests per developer before measuring (the first one reads the whole file)");
+    cli.add_option("--warmup", warmup,
+                   "requests per developer before measuring (the first one reads the whole file)");
     CLI11_PARSE(cli, argc, argv);
 
     std::mutex mu;
@@ -117,7 +119,7 @@ int main(int argc, char** argv) {
     Clock::time_point measure_start;
     std::vector<double> latencies;
     std::vector<double> cached_ratio;
-    std::vector<double> evaluated;  // prompt tokens evaluated (not reused) per request
+    std::vector<double> evaluated; // prompt tokens evaluated (not reused) per request
     int failures = 0;
     auto start = Clock::now();
     std::vector<std::thread> workers;
@@ -130,7 +132,7 @@ int main(int argc, char** argv) {
             size_t cursor = file.find('\n', file.size() * (edit == "move" ? 1 : 2) / 3) + 1;
             const std::string alphabet = "abcdefghijklmnopqrstuvwxyz_ (.";
             for (int r = 0; r < warmup + requests; ++r) {
-                if (r == warmup && warmup > 0) {  // measure steady typing: wait until every developer is warm
+                if (r == warmup && warmup > 0) { // measure steady typing: wait until every developer is warm
                     std::unique_lock lock(mu);
                     if (++warm_users == users) {
                         measure_start = Clock::now();
@@ -140,8 +142,9 @@ int main(int argc, char** argv) {
                 }
                 if (edit == "type") {
                     int typed = 1 + static_cast<int>(rng() % 6);
-                    for (int k = 0; k < typed; ++k) file.insert(cursor++, 1, alphabet[rng() % alphabet.size()]);
-                } else {  // down one line, after its indentation (wrapping to the file's start)
+                    for (int k = 0; k < typed; ++k)
+                        file.insert(cursor++, 1, alphabet[rng() % alphabet.size()]);
+                } else { // down one line, after its indentation (wrapping to the file's start)
                     cursor = line_start_from(file, cursor, 1);
                     if (cursor >= file.size()) cursor = 0;
                     while (cursor < file.size() && file[cursor] == ' ') ++cursor;
@@ -152,13 +155,23 @@ int main(int argc, char** argv) {
                 std::string path;
                 if (shape == "infill") {
                     path = "/infill";
-                    body = {{"input_prefix", w.prefix}, {"input_suffix", w.suffix}, {"n_predict", max_tokens},
-                            {"ignore_eos", true}, {"cache_prompt", true}, {"temperature", 0}, {"samplers", json::array({"top_k"})}, {"top_k", 1}};
+                    body = {{"input_prefix", w.prefix},
+                            {"input_suffix", w.suffix},
+                            {"n_predict", max_tokens},
+                            {"ignore_eos", true},
+                            {"cache_prompt", true},
+                            {"temperature", 0},
+                            {"samplers", json::array({"top_k"})},
+                            {"top_k", 1}};
                     if (!w.line_head.empty()) body["prompt"] = w.line_head;
                 } else {
                     path = "/v1/completions";
-                    body = {{"language", "python"}, {"user", "dev-" + std::to_string(u)},
-                            {"segments", {{"prefix", w.prefix + w.line_head}, {"suffix", w.suffix}, {"filepath", "src/module_" + std::to_string(u) + ".py"}}}};
+                    body = {{"language", "python"},
+                            {"user", "dev-" + std::to_string(u)},
+                            {"segments",
+                             {{"prefix", w.prefix + w.line_head},
+                              {"suffix", w.suffix},
+                              {"filepath", "src/module_" + std::to_string(u) + ".py"}}}};
                 }
                 auto t0 = Clock::now();
                 codepilot::testenv::HttpResponse res;
@@ -176,12 +189,16 @@ int main(int argc, char** argv) {
                     continue;
                 }
                 latencies.push_back(ms);
-                if (verbose) std::cerr << "user " << u << " request " << r << " ms " << static_cast<int>(ms) << " body " << res.body.substr(0, 160) << "\n";
+                if (verbose)
+                    std::cerr << "user " << u << " request " << r << " ms " << static_cast<int>(ms)
+                              << " body " << res.body.substr(0, 160) << "\n";
                 if (shape == "infill") {
                     auto j = json::parse(res.body, nullptr, false);
-                    if (j.is_object() && j.contains("tokens_evaluated") && j["tokens_evaluated"].get<double>() > 0) {
+                    if (j.is_object() && j.contains("tokens_evaluated") &&
+                        j["tokens_evaluated"].get<double>() > 0) {
                         double cached = j.value("tokens_cached", 0.0);
-                        if (j.contains("timings") && j["timings"].contains("cache_n")) cached = j["timings"]["cache_n"].get<double>();
+                        if (j.contains("timings") && j["timings"].contains("cache_n"))
+                            cached = j["timings"]["cache_n"].get<double>();
                         cached_ratio.push_back(cached / j["tokens_evaluated"].get<double>());
                         evaluated.push_back(j["tokens_evaluated"].get<double>() - cached);
                     }

@@ -1,9 +1,9 @@
 #include "api/code_completion.h"
 
-#include <random>
-
 #include "completion/language.h"
 #include "core/utf8.h"
+
+#include <random>
 
 namespace codepilot::api {
 
@@ -25,19 +25,22 @@ std::string uuid4() {
 
 constexpr size_t kRememberedIds = 100000;
 
-}  // namespace
+} // namespace
 
 Result<FimSpec> CompletionService::resolve_template(const engine::Engine& engine, const CompletionSettings& s,
                                                     std::optional<CustomTemplate>& custom) {
     FimSpec spec;
     spec.tokens = engine.fim_tokens();
     spec.repo_name = s.repo_name;
-    spec.family = detect_family(engine.token_text(spec.tokens.prefix), engine.token_text(spec.tokens.file_sep));
+    spec.family =
+        detect_family(engine.token_text(spec.tokens.prefix), engine.token_text(spec.tokens.file_sep));
     spec.layout = default_layout(spec.family);
     const std::string& t = s.fim_template;
     if (t == "auto") return spec;
-    if (t == "psm") spec.layout = FimLayout::psm;
-    else if (t == "spm") spec.layout = FimLayout::spm;
+    if (t == "psm")
+        spec.layout = FimLayout::psm;
+    else if (t == "spm")
+        spec.layout = FimLayout::spm;
     else if (t.find("{prefix}") != std::string::npos || t.find("{suffix}") != std::string::npos) {
         CustomTemplate c;
         if (!parse_custom_template(t, c))
@@ -45,8 +48,8 @@ Result<FimSpec> CompletionService::resolve_template(const engine::Engine& engine
                               "completion.fim_template must hold {prefix} and {suffix} exactly once each");
         custom = c;
     } else {
-        for (auto f : {FimFamily::starcoder, FimFamily::deepseek_coder, FimFamily::codellama, FimFamily::qwen_coder,
-                       FimFamily::codegemma, FimFamily::codestral}) {
+        for (auto f : {FimFamily::starcoder, FimFamily::deepseek_coder, FimFamily::codellama,
+                       FimFamily::qwen_coder, FimFamily::codegemma, FimFamily::codestral}) {
             if (t == to_string(f)) {
                 spec.family = f;
                 spec.layout = default_layout(f);
@@ -54,33 +57,39 @@ Result<FimSpec> CompletionService::resolve_template(const engine::Engine& engine
             }
         }
         return make_error(ErrorCode::invalid_argument,
-                          "completion.fim_template '" + t + "' is not auto, psm, spm, a family "
-                          "(starcoder, deepseek-coder, codellama, qwen-coder, codegemma, codestral) or a template with {prefix} and {suffix}");
+                          "completion.fim_template '" + t +
+                              "' is not auto, psm, spm, a family "
+                              "(starcoder, deepseek-coder, codellama, qwen-coder, codegemma, codestral) or a "
+                              "template with {prefix} and {suffix}");
     }
     return spec;
 }
 
-CompletionService::CompletionService(engine::Engine& engine, CompletionSettings settings, metrics::Registry& metrics,
-                                     std::string model_id)
+CompletionService::CompletionService(engine::Engine& engine, CompletionSettings settings,
+                                     metrics::Registry& metrics, std::string model_id)
     : engine_(engine), settings_(std::move(settings)), metrics_(metrics), model_id_(std::move(model_id)) {
     auto spec = resolve_template(engine_, settings_, custom_);
-    if (spec) spec_ = spec.value();  // a bad setting is refused at start-up by the application
+    if (spec) spec_ = spec.value(); // a bad setting is refused at start-up by the application
     can_fim_ = custom_.has_value() || engine_.info().has_fim;
 }
 
 Result<std::vector<engine::Token>> CompletionService::fim_prompt(const std::string& prefix,
                                                                  const std::string& suffix) const {
     if (!can_fim_)
-        return make_error(ErrorCode::unsupported, "model '" + model_id_ +
-                          "' has no fill-in-the-middle tokens, so 'suffix' cannot be used", "suffix");
+        return make_error(ErrorCode::unsupported,
+                          "model '" + model_id_ +
+                              "' has no fill-in-the-middle tokens, so 'suffix' cannot be used",
+                          "suffix");
     CodeContext ctx;
     ctx.prefix = prefix;
     ctx.suffix = suffix;
     PromptBudget budget;
-    budget.max_tokens = engine_.info().ctx_per_sequence;  // the client's text as is, unless it cannot fit
+    budget.max_tokens = engine_.info().ctx_per_sequence; // the client's text as is, unless it cannot fit
     auto tokenize = [this](const std::string& text) { return engine_.tokenize(text, false, false); };
     auto tokenize_special = [this](const std::string& text) { return engine_.tokenize(text, false, true); };
-    return build_prompt(spec_, custom_ ? &*custom_ : nullptr, plain_text(), ctx, budget, tokenize, tokenize_special).tokens;
+    return build_prompt(spec_, custom_ ? &*custom_ : nullptr, plain_text(), ctx, budget, tokenize,
+                        tokenize_special)
+        .tokens;
 }
 
 void CompletionService::remember(const std::string& id, const std::string& language) {
@@ -101,16 +110,20 @@ std::optional<std::string> CompletionService::language_of(const std::string& id)
 }
 
 Result<std::pair<std::string, std::string>> CompletionService::record_event(const std::string& type,
-                                                                          const std::string& completion_id,
-                                                                          int choice_index, bool line_select) {
+                                                                            const std::string& completion_id,
+                                                                            int choice_index,
+                                                                            bool line_select) {
     if (type != "view" && type != "select" && type != "dismiss")
-        return make_error(ErrorCode::invalid_argument, "'type' must be view, select or dismiss (got '" + type + "')", "type");
-    if (completion_id.empty()) return make_error(ErrorCode::invalid_argument, "'completion_id' is required", "completion_id");
-    if (choice_index < 0) return make_error(ErrorCode::invalid_argument, "'choice_index' must be >= 0", "choice_index");
+        return make_error(ErrorCode::invalid_argument,
+                          "'type' must be view, select or dismiss (got '" + type + "')", "type");
+    if (completion_id.empty())
+        return make_error(ErrorCode::invalid_argument, "'completion_id' is required", "completion_id");
+    if (choice_index < 0)
+        return make_error(ErrorCode::invalid_argument, "'choice_index' must be >= 0", "choice_index");
     auto language = language_of(completion_id);
     if (!language)
-        return make_error(ErrorCode::not_found, "no completion '" + completion_id + "' was served here recently",
-                          "completion_id");
+        return make_error(ErrorCode::not_found,
+                          "no completion '" + completion_id + "' was served here recently", "completion_id");
     std::string kind = type == "select" && line_select ? "select_line" : type;
     metrics_
         .counter("codepilot_completion_events_total",
@@ -129,7 +142,7 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     bool crlf = uses_crlf(req.context.prefix) || uses_crlf(req.context.suffix);
     auto& ctx = req.context;
     auto lf = [](std::string& text) {
-        if (uses_crlf(text)) text = to_lf(text);  // most requests have none: no copy
+        if (uses_crlf(text)) text = to_lf(text); // most requests have none: no copy
     };
     lf(ctx.prefix);
     lf(ctx.suffix);
@@ -143,7 +156,8 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
         std::string_view p(ctx.prefix);
         size_t cut = p.rfind('\n');
         if (cut != std::string_view::npos && cut > 0) cut = p.rfind('\n', cut - 1);
-        before_cursor = std::string(cut == std::string_view::npos ? p : p.substr(cut + 1)) + ctx.middle_prompt;
+        before_cursor =
+            std::string(cut == std::string_view::npos ? p : p.substr(cut + 1)) + ctx.middle_prompt;
     }
     const bool shifts = settings_.kv_shift_min_chunk > 0 && engine_.info().can_shift;
     const bool stable_windows = settings_.stable_windows && shifts && !custom_ && req.raw_prompt.empty();
@@ -161,12 +175,17 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
         tokens = engine_.tokenize(to_lf(req.raw_prompt), true, true);
     } else {
         if (!can_fim_)
-            co_return make_error(ErrorCode::unsupported, "model '" + model_id_ +
-                                 "' has no fill-in-the-middle tokens; set completion.fim_template to a template with {prefix} and {suffix}");
+            co_return make_error(ErrorCode::unsupported,
+                                 "model '" + model_id_ +
+                                     "' has no fill-in-the-middle tokens; set completion.fim_template to a "
+                                     "template with {prefix} and {suffix}");
         PromptBudget budget;
         budget.newline_before_prefix = stable_windows;
-        budget.max_tokens = std::min(settings_.max_prompt_tokens, engine_.info().ctx_per_sequence - std::max(req.max_tokens, settings_.max_tokens) - 8);
-        result.prompt = build_prompt(spec_, custom_ ? &*custom_ : nullptr, language, ctx, budget, tokenize, tokenize_special);
+        budget.max_tokens =
+            std::min(settings_.max_prompt_tokens,
+                     engine_.info().ctx_per_sequence - std::max(req.max_tokens, settings_.max_tokens) - 8);
+        result.prompt = build_prompt(spec_, custom_ ? &*custom_ : nullptr, language, ctx, budget, tokenize,
+                                     tokenize_special);
         tokens = result.prompt.tokens;
     }
     if (req.want_prompt_text) {
@@ -214,7 +233,8 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     };
     std::vector<engine::GenerationRequest> requests;
     requests.push_back(std::move(g));
-    auto outcomes = co_await run_generations(exchange, engine_, std::move(requests), nullptr, nullptr, on_handles);
+    auto outcomes =
+        co_await run_generations(exchange, engine_, std::move(requests), nullptr, nullptr, on_handles);
     if (supersedable && mine) {
         std::lock_guard lock(mu_);
         auto it = in_flight_.find(doc_key);
@@ -228,7 +248,8 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
         co_return make_error(ErrorCode::internal, "generation failed: " + result.outcome.error);
 
     std::string text = result.superseded ? std::string() : result.outcome.text;
-    if (req.postprocess) text = postprocess(text, cursor, language);
+    if (req.postprocess)
+        text = postprocess(text, cursor, language);
     else if (req.min_indent >= 0) {
         Cursor indent_only;
         indent_only.mode = CompletionMode::block;
@@ -238,13 +259,19 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     }
     result.text = crlf ? to_crlf(text) : text;
     result.id = "cmpl-" + uuid4();
-    result.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    result.latency_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     remember(result.id, language.id);
-    metrics_.counter("codepilot_completions_total", "Code completions served", {{"model", model_id_}, {"language", language.id}, {"endpoint", req.endpoint}}).inc();
-    metrics_.histogram("codepilot_completion_duration_seconds", "End-to-end code completion latency",
-                       {{"model", model_id_}, {"endpoint", req.endpoint}}, metrics::Registry::latency_buckets_seconds())
+    metrics_
+        .counter("codepilot_completions_total", "Code completions served",
+                 {{"model", model_id_}, {"language", language.id}, {"endpoint", req.endpoint}})
+        .inc();
+    metrics_
+        .histogram("codepilot_completion_duration_seconds", "End-to-end code completion latency",
+                   {{"model", model_id_}, {"endpoint", req.endpoint}},
+                   metrics::Registry::latency_buckets_seconds())
         .observe(result.latency_ms / 1000.0);
     co_return result;
 }
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -1,5 +1,15 @@
 #include "app/application.h"
 
+#include "api/api.h"
+#include "api/code_completion.h"
+#include "auth/settings_json.h"
+#include "core/private_files.h"
+#include "engine/model_synth.h"
+#include "metrics/metrics.h"
+#include "server/server.h"
+#include "store/quota_store.h"
+#include "store/store.h"
+
 #include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
@@ -9,16 +19,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <thread>
-
-#include "api/api.h"
-#include "api/code_completion.h"
-#include "auth/settings_json.h"
-#include "core/private_files.h"
-#include "metrics/metrics.h"
-#include "engine/model_synth.h"
-#include "server/server.h"
-#include "store/quota_store.h"
-#include "store/store.h"
 
 namespace codepilot::app {
 
@@ -34,7 +34,7 @@ struct Application::Parts {
     std::unique_ptr<store::Database> database;
     std::unique_ptr<store::IdentityStore> identities;
     std::unique_ptr<auth::Authenticator> authenticator;
-    std::unique_ptr<audit::AuditLog> audit;  // after the database: destroyed (and flushed) first
+    std::unique_ptr<audit::AuditLog> audit; // after the database: destroyed (and flushed) first
     std::unique_ptr<store::QuotaStore> quota_store;
     std::unique_ptr<quota::QuotaLedger> quotas;
     std::unique_ptr<auth::SignInThrottle> throttle;
@@ -92,13 +92,14 @@ void raise_open_file_limit(int connections) {
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) spdlog::warn("cannot raise the open-file limit to {}", wanted);
 }
 
-}  // namespace
+} // namespace
 
 Result<std::unique_ptr<Application>> Application::create(const config::Config& config) {
     if (!config.auth.enabled && !config::is_loopback_host(config.server.host))
-        return make_error(ErrorCode::invalid_argument,
-                          "authentication can be off only while the server listens on loopback (server.host is '" +
-                              config.server.host + "'); use 127.0.0.1 or turn auth on");
+        return make_error(
+            ErrorCode::invalid_argument,
+            "authentication can be off only while the server listens on loopback (server.host is '" +
+                config.server.host + "'); use 127.0.0.1 or turn auth on");
     auto parts = std::make_unique<Parts>(config.server.io_threads);
     parts->config = config;
     if (auto st = open_identity(*parts, config); !st) return st.error();
@@ -119,8 +120,10 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
             if (auto st = engine::synth_model(synth); !st)
                 return make_error(st.error().code, "cannot synthesize the demo model: " + st.error().message);
         }
-        spdlog::warn("no model configured: serving a synthesized demo model with random weights ({}).", model_path);
-        spdlog::warn("its output is noise. Serve a real GGUF with: codepilot serve --model qwen2.5-coder-1.5b-q4_k_m.gguf");
+        spdlog::warn("no model configured: serving a synthesized demo model with random weights ({}).",
+                     model_path);
+        spdlog::warn("its output is noise. Serve a real GGUF with: codepilot serve --model "
+                     "qwen2.5-coder-1.5b-q4_k_m.gguf");
     }
 
     engine::EngineOptions eo;
@@ -141,7 +144,8 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
 
     parts->api = std::make_shared<api::ApiContext>();
     parts->api->engine = parts->engine.get();
-    parts->api->model_id = config.model.name.empty() ? fs::path(model_path).stem().string() : config.model.name;
+    parts->api->model_id =
+        config.model.name.empty() ? fs::path(model_path).stem().string() : config.model.name;
     parts->api->max_tokens_cap = config.model.max_tokens_cap;
     parts->api->created = static_cast<int64_t>(std::time(nullptr));
     parts->api->metrics = &parts->metrics;
@@ -151,13 +155,15 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->quotas = parts->quotas.get();
     // 0 threads: that work runs inline on the I/O threads, as before the pools (benchmarks only).
     if (config.server.worker_threads > 0) {
-        parts->workers = std::make_unique<WorkerPool>("store", config.server.worker_threads, config.server.worker_queue);
-        parts->authenticator->set_background(
-            [pool = parts->workers.get()](std::function<void()> job) { return pool->try_submit(std::move(job)); });
+        parts->workers =
+            std::make_unique<WorkerPool>("store", config.server.worker_threads, config.server.worker_queue);
+        parts->authenticator->set_background([pool = parts->workers.get()](std::function<void()> job) {
+            return pool->try_submit(std::move(job));
+        });
     }
     if (config.server.sign_in_threads > 0)
-        parts->sign_ins =
-            std::make_unique<WorkerPool>("sign-in", config.server.sign_in_threads, config.server.worker_queue);
+        parts->sign_ins = std::make_unique<WorkerPool>("sign-in", config.server.sign_in_threads,
+                                                       config.server.worker_queue);
     if (!parts->workers || !parts->sign_ins)
         spdlog::warn("server.worker_threads or sign_in_threads is 0: blocking work runs on the I/O threads");
     parts->api->workers = parts->workers.get();
@@ -190,36 +196,43 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     std::optional<completion::CustomTemplate> custom;
     auto spec = api::CompletionService::resolve_template(*parts->engine, cs, custom);
     if (!spec) return spec.error();
-    parts->completions = std::make_unique<api::CompletionService>(*parts->engine, cs, parts->metrics, parts->api->model_id);
+    parts->completions =
+        std::make_unique<api::CompletionService>(*parts->engine, cs, parts->metrics, parts->api->model_id);
     parts->api->completions = parts->completions.get();
     spdlog::info("completion: FIM family {}, layout {}{}", completion::to_string(spec->family),
-                 spec->layout == completion::FimLayout::spm ? "SPM" : "PSM", custom ? " (custom template)" : "");
+                 spec->layout == completion::FimLayout::spm ? "SPM" : "PSM",
+                 custom ? " (custom template)" : "");
 
     auto* engine_ptr = parts->engine.get();
     parts->metrics.gauge("codepilot_requests_running", "Requests decoding in a sequence",
                          [engine_ptr] { return engine_ptr->stats().running; });
     parts->metrics.gauge("codepilot_requests_queued", "Requests waiting for a sequence",
                          [engine_ptr] { return engine_ptr->stats().queued; });
-    parts->metrics.gauge("codepilot_kv_cache_used_ratio", "KV cache cells holding cached tokens / all cells", [engine_ptr] {
-        auto s = engine_ptr->stats();
-        return s.kv_cells_total > 0 ? static_cast<double>(s.kv_cells_used) / s.kv_cells_total : 0.0;
-    });
-    parts->metrics.gauge("codepilot_speculative_acceptance_ratio", "Drafted tokens the model agreed with / drafted tokens",
-                         [engine_ptr] {
+    parts->metrics.gauge(
+        "codepilot_kv_cache_used_ratio", "KV cache cells holding cached tokens / all cells", [engine_ptr] {
+            auto s = engine_ptr->stats();
+            return s.kv_cells_total > 0 ? static_cast<double>(s.kv_cells_used) / s.kv_cells_total : 0.0;
+        });
+    parts->metrics.gauge("codepilot_speculative_acceptance_ratio",
+                         "Drafted tokens the model agreed with / drafted tokens", [engine_ptr] {
                              auto s = engine_ptr->stats();
                              return s.draft_tokens_proposed > 0
-                                        ? static_cast<double>(s.draft_tokens_accepted) / s.draft_tokens_proposed
+                                        ? static_cast<double>(s.draft_tokens_accepted) /
+                                              s.draft_tokens_proposed
                                         : 0.0;
                          });
-    parts->metrics.gauge("codepilot_prompt_tokens_shifted_ratio",
-                         "Prompt tokens reused from the KV cache at a shifted position / all prompt tokens", [engine_ptr] {
+    parts->metrics.gauge(
+        "codepilot_prompt_tokens_shifted_ratio",
+        "Prompt tokens reused from the KV cache at a shifted position / all prompt tokens", [engine_ptr] {
+            auto s = engine_ptr->stats();
+            return s.prompt_tokens > 0 ? static_cast<double>(s.shifted_tokens) / s.prompt_tokens : 0.0;
+        });
+    parts->metrics.gauge("codepilot_prompt_tokens_cached_ratio",
+                         "Prompt tokens reused from the KV cache / all prompt tokens", [engine_ptr] {
                              auto s = engine_ptr->stats();
-                             return s.prompt_tokens > 0 ? static_cast<double>(s.shifted_tokens) / s.prompt_tokens : 0.0;
-                         });
-    parts->metrics.gauge("codepilot_prompt_tokens_cached_ratio", "Prompt tokens reused from the KV cache / all prompt tokens",
-                         [engine_ptr] {
-                             auto s = engine_ptr->stats();
-                             return s.prompt_tokens > 0 ? static_cast<double>(s.cached_tokens) / s.prompt_tokens : 0.0;
+                             return s.prompt_tokens > 0
+                                        ? static_cast<double>(s.cached_tokens) / s.prompt_tokens
+                                        : 0.0;
                          });
 
     auto router = std::make_shared<server::Router>();
@@ -245,7 +258,8 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->server = std::make_unique<server::HttpServer>(parts->io, so, router);
     if (auto st = parts->server->listen(); !st) return st.error();
     parts->api->ready = true;
-    if (!config.auth.enabled) spdlog::warn("authentication is OFF: every local caller acts as the server owner");
+    if (!config.auth.enabled)
+        spdlog::warn("authentication is OFF: every local caller acts as the server owner");
     if (parts->bootstrap_key_file)
         spdlog::warn(
             "first start: the server owner's API key is in {} (readable only by this user, valid {}): "
@@ -265,7 +279,8 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     if (!db) return make_error(db.error().code, "store: " + db.error().message);
     parts.database = std::move(*db);
     parts.identities = std::make_unique<store::IdentityStore>(*parts.database);
-    parts.authenticator = std::make_unique<auth::Authenticator>(*parts.identities, config.auth, &parts.metrics);
+    parts.authenticator =
+        std::make_unique<auth::Authenticator>(*parts.identities, config.auth, &parts.metrics);
     audit::Options ao;
     ao.durability = *audit::parse_durability(config.audit.durability);
     ao.flush_ms = config.audit.flush_ms;
@@ -305,12 +320,13 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     if (*boot && !(*boot)->key_file.empty()) parts.bootstrap_key_file = (*boot)->key_file;
     warn_about_loose_modes(parts, config);
     auto version = store::schema_version(*parts.database);
-    spdlog::info("store: {} (schema version {})", url.rfind("postgres", 0) == 0 ? "postgresql (URL not logged)" : url,
+    spdlog::info("store: {} (schema version {})",
+                 url.rfind("postgres", 0) == 0 ? "postgresql (URL not logged)" : url,
                  version ? *version : -1);
     return Ok{};
 }
 
-}  // namespace
+} // namespace
 
 Application::Application(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
@@ -321,11 +337,21 @@ Application::~Application() {
     if (parts_->signal_thread.joinable()) parts_->signal_thread.join();
 }
 
-int Application::port() const { return parts_->server->port(); }
-const std::string& Application::model_id() const { return parts_->api->model_id; }
-engine::Engine& Application::engine() { return *parts_->engine; }
-store::IdentityStore& Application::identities() { return *parts_->identities; }
-auth::Authenticator& Application::authenticator() { return *parts_->authenticator; }
+int Application::port() const {
+    return parts_->server->port();
+}
+const std::string& Application::model_id() const {
+    return parts_->api->model_id;
+}
+engine::Engine& Application::engine() {
+    return *parts_->engine;
+}
+store::IdentityStore& Application::identities() {
+    return *parts_->identities;
+}
+auth::Authenticator& Application::authenticator() {
+    return *parts_->authenticator;
+}
 const std::optional<std::string>& Application::bootstrap_key_file() const {
     return parts_->bootstrap_key_file;
 }
@@ -360,7 +386,7 @@ void Application::run() {
 
 void Application::shutdown() {
     std::call_once(parts_->shutdown_once, [this] {
-        if (parts_->threads.empty()) {  // never started
+        if (parts_->threads.empty()) { // never started
             parts_->engine->stop();
             parts_->stopped.set_value();
             return;
@@ -370,7 +396,7 @@ void Application::shutdown() {
         parts_->server->shutdown(std::chrono::seconds(parts_->config.server.shutdown_grace_s),
                                  [&drained] { drained.set_value(); });
         drained.get_future().wait();
-        if (!parts_->audit->flush())  // a clean shutdown loses no audit record
+        if (!parts_->audit->flush()) // a clean shutdown loses no audit record
             spdlog::error("audit: records still queued at shutdown: the store is unavailable");
         parts_->engine->stop();
         parts_->work.reset();
@@ -380,4 +406,4 @@ void Application::shutdown() {
     parts_->stopped_future.wait();
 }
 
-}  // namespace codepilot::app
+} // namespace codepilot::app

@@ -2,13 +2,13 @@
 // snippets within a token budget, language rules, and post-processing of completions.
 #pragma once
 
-#include <functional>
-#include <string_view>
-#include <string>
-#include <vector>
-
 #include "completion/language.h"
 #include "engine/engine.h"
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace codepilot::completion {
 
@@ -17,8 +17,8 @@ using engine::Token;
 // --- FIM layouts ----------------------------------------------------------------------------
 
 enum class FimLayout {
-    psm,  // [repo blocks] <prefix> prefix <suffix> suffix <middle> (most models)
-    spm,  // [repo blocks] <suffix> suffix <prefix> prefix <middle> (stable suffix first; Codestral)
+    psm, // [repo blocks] <prefix> prefix <suffix> suffix <middle> (most models)
+    spm, // [repo blocks] <suffix> suffix <prefix> prefix <middle> (stable suffix first; Codestral)
 };
 
 // Model families whose FIM conventions differ; detected from the vocabulary's FIM tokens.
@@ -32,13 +32,13 @@ struct FimSpec {
     engine::FimTokens tokens;
     FimFamily family = FimFamily::generic;
     FimLayout layout = FimLayout::psm;
-    std::string repo_name = "repo";  // after <repo_name> when the vocabulary has it
+    std::string repo_name = "repo"; // after <repo_name> when the vocabulary has it
 };
 
 // A custom template from config: "{prefix}", "{suffix}" placeholders around literal text
 // that may name special tokens, e.g. "<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>".
 struct CustomTemplate {
-    std::string before_prefix, between, after_suffix;  // literal parts
+    std::string before_prefix, between, after_suffix; // literal parts
     bool suffix_first = false;
 };
 // Parses a template; false when it lacks exactly one {prefix} and one {suffix}.
@@ -61,19 +61,19 @@ struct FileSnippet {
 };
 
 struct CodeContext {
-    std::string prefix;         // text before the cursor
-    std::string suffix;         // text after the cursor
-    std::string middle_prompt;  // text placed after the middle token (llama.cpp /infill `prompt`)
-    std::string filepath;       // of the file being edited (repo blocks need it or snippets)
-    std::vector<FileSnippet> snippets;  // in priority order, most important first
+    std::string prefix;                // text before the cursor
+    std::string suffix;                // text after the cursor
+    std::string middle_prompt;         // text placed after the middle token (llama.cpp /infill `prompt`)
+    std::string filepath;              // of the file being edited (repo blocks need it or snippets)
+    std::vector<FileSnippet> snippets; // in priority order, most important first
 };
 
-using Tokenizer = std::function<std::vector<Token>(const std::string&)>;  // plain text, no specials
+using Tokenizer = std::function<std::vector<Token>(const std::string&)>; // plain text, no specials
 
 struct PromptBudget {
-    int max_tokens = 1536;      // the whole prompt
-    double prefix_share = 0.6;  // first pass: prefix lines up to this share
-    double suffix_share = 0.2;  // then suffix lines up to this share; snippets get the rest
+    int max_tokens = 1536;     // the whole prompt
+    double prefix_share = 0.6; // first pass: prefix lines up to this share
+    double suffix_share = 0.2; // then suffix lines up to this share; snippets get the rest
     // When the prefix is cut, it starts at an anchor line (window anchors above), giving back
     // at most a quarter of the lines kept: the prompt's start then stays put while the
     // developer types or the window slides, and so does the cache.
@@ -86,10 +86,10 @@ struct PromptBudget {
 
 struct BuiltPrompt {
     std::vector<Token> tokens;
-    std::string prefix_used;    // the prefix text kept (cut at a line boundary)
+    std::string prefix_used; // the prefix text kept (cut at a line boundary)
     std::string suffix_used;
     std::vector<FileSnippet> snippets_used;
-    bool repo_level = false;    // snippets as <file_sep> blocks (else as comments)
+    bool repo_level = false; // snippets as <file_sep> blocks (else as comments)
 };
 
 // Keeps the prefix lines nearest the cursor, then suffix lines, then whole snippets in
@@ -99,4 +99,4 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
                          const CodeContext& context, const PromptBudget& budget, const Tokenizer& tokenize,
                          const Tokenizer& tokenize_special);
 
-}  // namespace codepilot::completion
+} // namespace codepilot::completion

@@ -1,20 +1,27 @@
 // FIM prompt layouts and the budgeted prompt with context snippets.
-#include <algorithm>
-
 #include "completion/completion.h"
 #include "core/utf8.h"
+
+#include <algorithm>
 
 namespace codepilot::completion {
 
 const char* to_string(FimFamily family) {
     switch (family) {
-        case FimFamily::starcoder: return "starcoder";
-        case FimFamily::deepseek_coder: return "deepseek-coder";
-        case FimFamily::codellama: return "codellama";
-        case FimFamily::qwen_coder: return "qwen-coder";
-        case FimFamily::codegemma: return "codegemma";
-        case FimFamily::codestral: return "codestral";
-        case FimFamily::generic: return "generic";
+    case FimFamily::starcoder:
+        return "starcoder";
+    case FimFamily::deepseek_coder:
+        return "deepseek-coder";
+    case FimFamily::codellama:
+        return "codellama";
+    case FimFamily::qwen_coder:
+        return "qwen-coder";
+    case FimFamily::codegemma:
+        return "codegemma";
+    case FimFamily::codestral:
+        return "codestral";
+    case FimFamily::generic:
+        return "generic";
     }
     return "generic";
 }
@@ -22,7 +29,8 @@ const char* to_string(FimFamily family) {
 FimFamily detect_family(const std::string& prefix_text, const std::string& file_sep_text) {
     if (prefix_text == "<fim_prefix>") return FimFamily::starcoder;
     if (prefix_text == "<｜fim▁begin｜>") return FimFamily::deepseek_coder;
-    if (prefix_text == "<PRE>" || prefix_text == "▁<PRE>" || prefix_text == " <PRE>") return FimFamily::codellama;
+    if (prefix_text == "<PRE>" || prefix_text == "▁<PRE>" || prefix_text == " <PRE>")
+        return FimFamily::codellama;
     if (prefix_text == "[PREFIX]") return FimFamily::codestral;
     if (prefix_text == "<|fim_prefix|>")
         return file_sep_text == "<|file_separator|>" ? FimFamily::codegemma : FimFamily::qwen_coder;
@@ -37,7 +45,8 @@ bool parse_custom_template(const std::string& text, CustomTemplate& out) {
     auto p = text.find("{prefix}");
     auto s = text.find("{suffix}");
     if (p == std::string::npos || s == std::string::npos) return false;
-    if (text.find("{prefix}", p + 1) != std::string::npos || text.find("{suffix}", s + 1) != std::string::npos)
+    if (text.find("{prefix}", p + 1) != std::string::npos ||
+        text.find("{suffix}", s + 1) != std::string::npos)
         return false;
     out.suffix_first = s < p;
     size_t first = std::min(p, s), second = std::max(p, s);
@@ -49,7 +58,9 @@ bool parse_custom_template(const std::string& text, CustomTemplate& out) {
 
 namespace {
 
-void append(std::vector<Token>& out, const std::vector<Token>& more) { out.insert(out.end(), more.begin(), more.end()); }
+void append(std::vector<Token>& out, const std::vector<Token>& more) {
+    out.insert(out.end(), more.begin(), more.end());
+}
 
 // Lines of `text` with their newlines, from the cursor outwards, tokenized one by one and
 // taken while they fit. `from_end`: the prefix (nearest lines are last).
@@ -105,11 +116,12 @@ public:
     // tokens given back.
     int anchor_start() {
         if (!from_end_ || partial_ || edge_ == 0) return 0;
-        auto kept_lines = static_cast<size_t>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(edge_), text_.end(), '\n'));
+        auto kept_lines = static_cast<size_t>(
+            std::count(text_.begin() + static_cast<std::ptrdiff_t>(edge_), text_.end(), '\n'));
         if (kept_lines < 4) return 0;
         size_t start = edge_;
         edge_ = anchored_prefix_start(text_, edge_, kept_lines / 4);
-        exhausted_ = true;  // never grow back past the anchored start
+        exhausted_ = true; // never grow back past the anchored start
         return edge_ == start ? 0 : static_cast<int>(tokenize_(text_.substr(start, edge_ - start)).size());
     }
 
@@ -126,9 +138,10 @@ private:
         } else {
             part.erase(part.size() - incomplete_utf8_tail(part));
         }
-        while (!part.empty() && static_cast<int>(tokenize_(part).size()) > left) part.erase(0, part.size() / 4 + 1);
+        while (!part.empty() && static_cast<int>(tokenize_(part).size()) > left)
+            part.erase(0, part.size() / 4 + 1);
         used += static_cast<int>(tokenize_(part).size());
-        head_cut_ = part;  // the rest of this line, and everything beyond it, is given up
+        head_cut_ = part; // the rest of this line, and everything beyond it, is given up
         partial_ = true;
         ++taken_;
     }
@@ -180,7 +193,7 @@ std::string fit_lines(const std::string& text, int budget, const Tokenizer& toke
     return kept;
 }
 
-}  // namespace
+} // namespace
 
 BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, const Language& language,
                          const CodeContext& ctx, const PromptBudget& budget, const Tokenizer& tokenize,
@@ -192,7 +205,8 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
                      (!ctx.snippets.empty() || !ctx.filepath.empty());
 
     // Fixed parts first: they are always sent.
-    std::vector<Token> middle_tokens = ctx.middle_prompt.empty() ? std::vector<Token>{} : tokenize(ctx.middle_prompt);
+    std::vector<Token> middle_tokens =
+        ctx.middle_prompt.empty() ? std::vector<Token>{} : tokenize(ctx.middle_prompt);
     std::vector<Token> repo_head, file_head;
     if (out.repo_level) {
         repo_head.push_back(fim.repo_name);
@@ -209,26 +223,29 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
     int used = prefix.take(static_cast<int>(available * budget.prefix_share));
     used += suffix.take(static_cast<int>(available * budget.suffix_share));
 
-    std::vector<std::vector<Token>> snippet_tokens;  // repo-level blocks
-    std::string comment_blocks;                      // otherwise: comments ahead of the prefix
+    std::vector<std::vector<Token>> snippet_tokens; // repo-level blocks
+    std::string comment_blocks;                     // otherwise: comments ahead of the prefix
     for (const auto& s : ctx.snippets) {
         int left = available - used;
         if (left <= 8) break;
         std::string block = out.repo_level ? repo_block_text(s) : snippet_block(language, s);
         int n = 0;
         std::string kept = fit_lines(block, left, tokenize, n);
-        if (kept.empty() || kept.find('\n') == kept.rfind('\n')) continue;  // not even a header and one line
+        if (kept.empty() || kept.find('\n') == kept.rfind('\n')) continue; // not even a header and one line
         used += n;
         if (out.repo_level) {
             out.snippets_used.push_back({s.path, kept.substr(s.path.size() + 1)});
-        } else {  // the original lines that were kept (the block adds a header line)
+        } else { // the original lines that were kept (the block adds a header line)
             size_t lines = static_cast<size_t>(std::count(kept.begin(), kept.end(), '\n')) - 1;
             size_t end = 0;
             for (size_t i = 0; i < lines && end != std::string::npos; ++i) end = s.text.find('\n', end) + 1;
-            out.snippets_used.push_back({s.path, end == 0 || end > s.text.size() ? s.text : s.text.substr(0, end)});
+            out.snippets_used.push_back(
+                {s.path, end == 0 || end > s.text.size() ? s.text : s.text.substr(0, end)});
         }
-        if (out.repo_level) snippet_tokens.push_back(tokenize(kept));
-        else comment_blocks += kept;
+        if (out.repo_level)
+            snippet_tokens.push_back(tokenize(kept));
+        else
+            comment_blocks += kept;
     }
     // What is left goes back to the code around the cursor.
     prefix.reopen();
@@ -242,7 +259,7 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
     if (budget.newline_before_prefix) {
         size_t text = out.prefix_used.find_first_not_of(" \t\r\n");
         size_t line = text == std::string::npos ? std::string::npos : out.prefix_used.rfind('\n', text);
-        if (line != std::string::npos) out.prefix_used.erase(0, line + 1);  // blank lines at the start
+        if (line != std::string::npos) out.prefix_used.erase(0, line + 1); // blank lines at the start
         if (!out.prefix_used.empty()) out.prefix_used.insert(0, "\n");
     }
     std::string prefix_text = comment_blocks + out.prefix_used;
@@ -282,4 +299,4 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
     return out;
 }
 
-}  // namespace codepilot::completion
+} // namespace codepilot::completion

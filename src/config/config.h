@@ -41,8 +41,9 @@ struct ModelConfig {
     bool deterministic = true; // same tokens alone or batched (CPU reference attention kernel)
     bool kv_unified = false;   // one KV pool for all sequences (less memory, batch-dependent rounding)
     int speculative_draft = 8; // greedy requests: tokens drafted by n-gram lookup per step (0: off)
-    int kv_shift_min_chunk = 64; // code completion: reuse cached runs of >= this many tokens at shifted positions (0: exact only)
-    int max_generations = 16;  // per request: prompts × n
+    int kv_shift_min_chunk =
+        64; // code completion: reuse cached runs of >= this many tokens at shifted positions (0: exact only)
+    int max_generations = 16; // per request: prompts × n
 };
 
 struct CompletionConfig {
@@ -52,7 +53,7 @@ struct CompletionConfig {
     int deadline_ms = 30000;               // server-side limit; the text so far is returned on expiry
     std::string repo_name = "repo";        // after <repo_name> for models with repo-level tokens
     bool current_line_after_middle = true; // typing on a line re-evaluates only that line
-    bool stable_windows = true;            // with shifted reuse: a window's dropped first line leaves the rest reusable
+    bool stable_windows = true; // with shifted reuse: a window's dropped first line leaves the rest reusable
 };
 
 struct StoreConfig {
@@ -69,13 +70,13 @@ struct LdapGroupMapping {
 
 struct LdapConfig {
     bool enabled = false;
-    std::string url;                 // ldap://host:389 or ldaps://host:636
-    std::string bind_dn;             // service account used to find users
+    std::string url;     // ldap://host:389 or ldaps://host:636
+    std::string bind_dn; // service account used to find users
     // Its password only by reference, read at each service bind (never stored, never in TOML):
-    std::string bind_password_file;  // a file readable only by codepilot (first line) ...
-    std::string bind_password_env;   // ... or the name of an environment variable
-    std::string base_dn;             // where users are searched
-    std::string user_filter = "(uid={username})";  // {username} is escaped (RFC 4515)
+    std::string bind_password_file;               // a file readable only by codepilot (first line) ...
+    std::string bind_password_env;                // ... or the name of an environment variable
+    std::string base_dn;                          // where users are searched
+    std::string user_filter = "(uid={username})"; // {username} is escaped (RFC 4515)
     std::string display_name_attribute = "cn";
     std::string email_attribute = "mail";
     std::string group_attribute = "memberOf"; // on the user entry; empty: none
@@ -120,16 +121,17 @@ struct AuthConfig {
 };
 
 struct AuditConfig {
-    std::string durability = "batched";  // sync: a response waits for its record's commit | batched | off
-    int flush_ms = 100;                  // batched: the longest a record waits for its group commit
-    int capacity = 65536;                // records waiting; beyond it requests get 503
-    std::string store_prompts = "none";  // none | redacted (secrets masked) | encrypted (AES-256-GCM)
-    std::string key_file;                // encrypted: "id:base64url(32 bytes)" lines, newest first; else $CODEPILOT_AUDIT_KEYS
-    std::string chain_key_file;          // HMAC chain keys, same form; else $CODEPILOT_AUDIT_CHAIN_KEYS, else
-                                         // data_dir/audit-chain.key
-    std::string anchor_file;             // the head appended as JSON lines; "": data_dir/audit-anchors.jsonl
-    int anchor_interval_s = 60;          // 0: no anchors
-    bool anchor_syslog = false;          // each anchor also to syslog(3)
+    std::string durability = "batched"; // sync: a response waits for its record's commit | batched | off
+    int flush_ms = 100;                 // batched: the longest a record waits for its group commit
+    int capacity = 65536;               // records waiting; beyond it requests get 503
+    std::string store_prompts = "none"; // none | redacted (secrets masked) | encrypted (AES-256-GCM)
+    std::string
+        key_file; // encrypted: "id:base64url(32 bytes)" lines, newest first; else $CODEPILOT_AUDIT_KEYS
+    std::string chain_key_file; // HMAC chain keys, same form; else $CODEPILOT_AUDIT_CHAIN_KEYS, else
+                                // data_dir/audit-chain.key
+    std::string anchor_file;    // the head appended as JSON lines; "": data_dir/audit-anchors.jsonl
+    int anchor_interval_s = 60; // 0: no anchors
+    bool anchor_syslog = false; // each anchor also to syslog(3)
 };
 
 struct QuotaConfig {

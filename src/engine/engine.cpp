@@ -1,17 +1,17 @@
 // Engine: loading a GGUF model and the thread-safe entry points around the decode thread.
 #include "engine/engine.h"
 
+#include "engine/engine_state.h"
+#include "engine/slot_choice.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "llama-context.h" // internal header of the pinned tree: get_sched() to reach the CPU backend
+
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <spdlog/spdlog.h>
 #include <thread>
-
-#include "engine/engine_state.h"
-#include "engine/slot_choice.h"
-#include "ggml-backend.h"
-#include "ggml-cpu.h"
-#include "llama-context.h"  // internal header of the pinned tree: get_sched() to reach the CPU backend
 
 namespace codepilot::engine {
 namespace {
@@ -21,13 +21,19 @@ void log_from_llama(ggml_log_level level, const char* text, void*) {
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
     if (line.empty()) return;
     switch (level) {
-        case GGML_LOG_LEVEL_ERROR: spdlog::error("llama: {}", line); break;
-        case GGML_LOG_LEVEL_WARN:
-            // Expected: the embedding context asks for mean pooling on a model that has none.
-            if (line.find("pooling_type") != std::string_view::npos) spdlog::debug("llama: {}", line);
-            else spdlog::warn("llama: {}", line);
-            break;
-        default: spdlog::trace("llama: {}", line); break;
+    case GGML_LOG_LEVEL_ERROR:
+        spdlog::error("llama: {}", line);
+        break;
+    case GGML_LOG_LEVEL_WARN:
+        // Expected: the embedding context asks for mean pooling on a model that has none.
+        if (line.find("pooling_type") != std::string_view::npos)
+            spdlog::debug("llama: {}", line);
+        else
+            spdlog::warn("llama: {}", line);
+        break;
+    default:
+        spdlog::trace("llama: {}", line);
+        break;
     }
 }
 
@@ -58,14 +64,18 @@ std::string meta_string(const llama_model* model, const char* key) {
     return n > 0 ? std::string(buf, static_cast<size_t>(std::min<int>(n, sizeof(buf) - 1))) : std::string();
 }
 
-}  // namespace
+} // namespace
 
 const char* to_string(FinishReason reason) {
     switch (reason) {
-        case FinishReason::stop: return "stop";
-        case FinishReason::length: return "length";
-        case FinishReason::cancelled: return "cancelled";
-        case FinishReason::error: return "error";
+    case FinishReason::stop:
+        return "stop";
+    case FinishReason::length:
+        return "length";
+    case FinishReason::cancelled:
+        return "cancelled";
+    case FinishReason::error:
+        return "error";
     }
     return "stop";
 }
@@ -81,7 +91,9 @@ Engine::State::~State() {
 
 Engine::Engine(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-Engine::~Engine() { stop(); }
+Engine::~Engine() {
+    stop();
+}
 
 Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     init_backend_once();
@@ -92,7 +104,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
 
     auto state = std::make_unique<State>();
     state->options = options;
-    int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+    int threads =
+        options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
 
     auto mparams = llama_model_default_params();
     mparams.n_gpu_layers = options.gpu_layers;
@@ -119,7 +132,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     if (options.deterministic) {
         state->cpu_backends = cpu_backends(state->ctx);
         state->set_reference_kernels(true);
-        state->tiled_calls = !state->cpu_backends.empty() && std::min(options.batch, 512) >= 2 * static_cast<int>(kTiledRows);
+        state->tiled_calls =
+            !state->cpu_backends.empty() && std::min(options.batch, 512) >= 2 * static_cast<int>(kTiledRows);
     }
     // A unified pool shares cells between sequences, and a shift would move them for all.
     state->can_shift = !options.kv_unified && llama_memory_can_shift(llama_get_memory(state->ctx));
@@ -131,7 +145,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
         eparams.n_ubatch = eparams.n_ctx;
         eparams.n_seq_max = 1;
         eparams.embeddings = true;
-        if (eparams.pooling_type == LLAMA_POOLING_TYPE_UNSPECIFIED || eparams.pooling_type == LLAMA_POOLING_TYPE_NONE)
+        if (eparams.pooling_type == LLAMA_POOLING_TYPE_UNSPECIFIED ||
+            eparams.pooling_type == LLAMA_POOLING_TYPE_NONE)
             eparams.pooling_type = LLAMA_POOLING_TYPE_MEAN;
         state->embed_ctx = llama_init_from_model(state->model, eparams);
         if (state->embed_ctx == nullptr) spdlog::warn("engine: embeddings are unavailable for this model");
@@ -167,8 +182,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     auto special_token = [&](std::initializer_list<const char*> spellings) -> Token {
         for (const char* text : spellings) {
             Token t[2];
-            int n = llama_tokenize(state->vocab, text, static_cast<int32_t>(std::strlen(text)), t, 2, false, true);
-            if (n == 1 && llama_vocab_get_attr(state->vocab, t[0]) & (LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_USER_DEFINED))
+            int n = llama_tokenize(state->vocab, text, static_cast<int32_t>(std::strlen(text)), t, 2, false,
+                                   true);
+            if (n == 1 && llama_vocab_get_attr(state->vocab, t[0]) &
+                              (LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_USER_DEFINED))
                 return t[0];
         }
         return -1;
@@ -186,8 +203,9 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     state->batch = llama_batch_init(options.batch + options.parallel, 0, 1);
 
     spdlog::info("engine: loaded {} ({}, {} params, vocab {}, fim {}), ctx {} = {} x {}, {} threads",
-                 options.model_path, info.description, info.n_params, info.n_vocab, info.has_fim ? "yes" : "no",
-                 options.ctx, options.parallel, state->ctx_per_sequence, threads);
+                 options.model_path, info.description, info.n_params, info.n_vocab,
+                 info.has_fim ? "yes" : "no", options.ctx, options.parallel, state->ctx_per_sequence,
+                 threads);
 
     State* raw = state.get();
     raw->thread = std::thread([raw] { raw->run(); });
@@ -196,7 +214,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
 
 Result<std::shared_ptr<Generation>> Engine::submit(GenerationRequest request) {
     auto& s = *state_;
-    if (request.prompt.empty()) return make_error(ErrorCode::invalid_argument, "the prompt is empty", "prompt");
+    if (request.prompt.empty())
+        return make_error(ErrorCode::invalid_argument, "the prompt is empty", "prompt");
     if (static_cast<int>(request.prompt.size()) >= s.ctx_per_sequence)
         return make_error(ErrorCode::context_overflow,
                           "the prompt has " + std::to_string(request.prompt.size()) +
@@ -205,9 +224,9 @@ Result<std::shared_ptr<Generation>> Engine::submit(GenerationRequest request) {
                           "prompt");
     for (Token t : request.prompt)
         if (t < 0 || t >= s.info.n_vocab)
-            return make_error(ErrorCode::invalid_argument, "token id " + std::to_string(t) + " is out of range",
-                              "prompt");
-    if (request.max_tokens < 0) request.max_tokens = 0;  // 0: evaluate the prompt only (cache warm-up)
+            return make_error(ErrorCode::invalid_argument,
+                              "token id " + std::to_string(t) + " is out of range", "prompt");
+    if (request.max_tokens < 0) request.max_tokens = 0; // 0: evaluate the prompt only (cache warm-up)
 
     auto job = std::make_unique<Job>();
     job->request = std::move(request);
@@ -218,7 +237,8 @@ Result<std::shared_ptr<Generation>> Engine::submit(GenerationRequest request) {
         std::lock_guard lock(s.mu);
         if (s.stopping) return make_error(ErrorCode::unavailable, "the engine is stopping");
         if (s.running.load() >= s.options.parallel + s.options.queue_size)
-            return make_error(ErrorCode::overloaded, "the server is busy: all sequences and the queue are full");
+            return make_error(ErrorCode::overloaded,
+                              "the server is busy: all sequences and the queue are full");
         ++s.running;
         s.queue.push_back(std::move(job));
     }
@@ -228,7 +248,8 @@ Result<std::shared_ptr<Generation>> Engine::submit(GenerationRequest request) {
 
 Status Engine::embed(std::vector<std::vector<Token>> inputs, std::function<void(Result<Embeddings>)> done) {
     auto& s = *state_;
-    if (s.embed_ctx == nullptr) return make_error(ErrorCode::unsupported, "this model does not serve embeddings");
+    if (s.embed_ctx == nullptr)
+        return make_error(ErrorCode::unsupported, "this model does not serve embeddings");
     int limit = static_cast<int>(llama_n_ctx(s.embed_ctx));
     for (const auto& tokens : inputs) {
         if (tokens.empty()) return make_error(ErrorCode::invalid_argument, "an input is empty", "input");
@@ -239,8 +260,8 @@ Status Engine::embed(std::vector<std::vector<Token>> inputs, std::function<void(
                               "input");
         for (Token t : tokens)
             if (t < 0 || t >= s.info.n_vocab)
-                return make_error(ErrorCode::invalid_argument, "token id " + std::to_string(t) + " is out of range",
-                                  "input");
+                return make_error(ErrorCode::invalid_argument,
+                                  "token id " + std::to_string(t) + " is out of range", "input");
     }
     auto job = std::make_unique<EmbedJob>();
     job->inputs = std::move(inputs);
@@ -316,8 +337,12 @@ Result<std::string> Engine::apply_chat_template(const std::vector<ChatMessage>& 
     return make_error(ErrorCode::unsupported, "the chat template could not be applied");
 }
 
-const ModelInfo& Engine::info() const { return state_->info; }
-const FimTokens& Engine::fim_tokens() const { return state_->fim; }
+const ModelInfo& Engine::info() const {
+    return state_->info;
+}
+const FimTokens& Engine::fim_tokens() const {
+    return state_->fim;
+}
 
 EngineStats Engine::stats() const {
     EngineStats out;
@@ -344,4 +369,4 @@ void Engine::stop() {
     if (state_->thread.joinable()) state_->thread.join();
 }
 
-}  // namespace codepilot::engine
+} // namespace codepilot::engine

@@ -3,6 +3,8 @@
 // It knows nothing of HTTP, users or JSON; callers hand it tokens and get events back.
 #pragma once
 
+#include "core/result.h"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -12,21 +14,19 @@
 #include <string>
 #include <vector>
 
-#include "core/result.h"
-
 namespace codepilot::engine {
 
 using Token = int32_t;
 
 struct EngineOptions {
     std::string model_path;
-    int threads = 0;          // 0: all cores
-    int parallel = 4;         // sequences decoded together
-    int ctx = 8192;           // KV cells for all sequences: ctx / parallel per request
-    int batch = 512;          // tokens per decode step
-    int queue_size = 64;      // waiting requests before submit() refuses
-    bool embeddings = true;   // create an embedding context
-    int gpu_layers = -1;      // layers offloaded when built with a GPU backend
+    int threads = 0;        // 0: all cores
+    int parallel = 4;       // sequences decoded together
+    int ctx = 8192;         // KV cells for all sequences: ctx / parallel per request
+    int batch = 512;        // tokens per decode step
+    int queue_size = 64;    // waiting requests before submit() refuses
+    bool embeddings = true; // create an embedding context
+    int gpu_layers = -1;    // layers offloaded when built with a GPU backend
     // CPU: use ggml's reference attention path, whose rounding does not depend on what else
     // is in the batch, so that a request gives the same tokens alone or batched.
     bool deterministic = true;
@@ -39,15 +39,15 @@ struct EngineOptions {
 };
 
 struct SamplingParams {
-    float temperature = 0.8f;  // <= 0: greedy
-    int top_k = 40;            // <= 0: off
-    float top_p = 0.95f;       // 1: off
-    float min_p = 0.05f;       // 0: off
+    float temperature = 0.8f; // <= 0: greedy
+    int top_k = 40;           // <= 0: off
+    float top_p = 0.95f;      // 1: off
+    float min_p = 0.05f;      // 0: off
     float presence_penalty = 0.0f;
     float frequency_penalty = 0.0f;
     float repeat_penalty = 1.0f;
     int penalty_last_n = 64;
-    uint32_t seed = 0xFFFFFFFF;  // 0xFFFFFFFF: random
+    uint32_t seed = 0xFFFFFFFF; // 0xFFFFFFFF: random
 };
 
 struct TokenLogprob {
@@ -68,37 +68,37 @@ const char* to_string(FinishReason reason);
 
 struct Usage {
     int prompt_tokens = 0;
-    int cached_tokens = 0;      // prompt tokens whose KV was reused from an earlier request
+    int cached_tokens = 0; // prompt tokens whose KV was reused from an earlier request
     int completion_tokens = 0;
-    int shifted_tokens = 0;     // of cached_tokens, those moved to a new position (kv_shift_min_chunk)
+    int shifted_tokens = 0; // of cached_tokens, those moved to a new position (kv_shift_min_chunk)
 };
 
 struct Timings {
-    double queue_ms = 0;        // from submit to a sequence being assigned
-    double prompt_ms = 0;       // evaluating the prompt (excluding reused tokens)
-    double generation_ms = 0;   // from the first to the last generated token
-    double first_token_ms = 0;  // from submit to the first generated token
+    double queue_ms = 0;       // from submit to a sequence being assigned
+    double prompt_ms = 0;      // evaluating the prompt (excluding reused tokens)
+    double generation_ms = 0;  // from the first to the last generated token
+    double first_token_ms = 0; // from submit to the first generated token
 };
 
 // Events go to the request's callback on the decode thread; the callback must not block.
 struct GenerationEvent {
     enum class Kind { text, done } kind = Kind::text;
-    std::string text;                    // kind == text: safe-to-show text (complete UTF-8, no stop text)
-    std::vector<GeneratedToken> tokens;  // the tokens that produced `text` (for logprobs)
-    FinishReason finish = FinishReason::stop;  // kind == done
-    Usage usage;                               // kind == done
-    Timings timings;                           // kind == done
-    std::string error;                         // finish == error
+    std::string text;                   // kind == text: safe-to-show text (complete UTF-8, no stop text)
+    std::vector<GeneratedToken> tokens; // the tokens that produced `text` (for logprobs)
+    FinishReason finish = FinishReason::stop; // kind == done
+    Usage usage;                              // kind == done
+    Timings timings;                          // kind == done
+    std::string error;                        // finish == error
 };
 
 struct GenerationRequest {
     std::vector<Token> prompt;
     SamplingParams sampling;
-    int max_tokens = 16;            // 0: only evaluate the prompt (fills the KV cache)
+    int max_tokens = 16; // 0: only evaluate the prompt (fills the KV cache)
     std::vector<std::string> stop;
     bool ignore_eos = false;
-    int logprobs = 0;               // top alternatives to report per token (0: none)
-    std::string cache_scope;        // prefix-cache isolation key (a tenant); "" is shared
+    int logprobs = 0;        // top alternatives to report per token (0: none)
+    std::string cache_scope; // prefix-cache isolation key (a tenant); "" is shared
     // After the common prefix, runs of at least this many cached tokens that this prompt has
     // at an earlier position (text deleted before them) are moved there by shifting their
     // KV positions instead of being evaluated again. Approximate: those tokens keep the
@@ -134,11 +134,11 @@ struct ModelInfo {
     int n_ctx_train = 0;
     int n_vocab = 0;
     int n_embd = 0;
-    int ctx_per_sequence = 0;   // prompt + completion limit of one request
+    int ctx_per_sequence = 0; // prompt + completion limit of one request
     bool has_fim = false;
     bool has_repo_tokens = false;
     bool has_embeddings = false;
-    bool can_shift = false;     // kv_shift_min_chunk can apply (per-sequence streams, RoPE, no recurrence)
+    bool can_shift = false; // kv_shift_min_chunk can apply (per-sequence streams, RoPE, no recurrence)
     std::string chat_template;
 };
 
@@ -150,17 +150,17 @@ struct FimTokens {
 
 struct EngineStats {
     int64_t requests_started = 0;
-    int64_t prompt_tokens = 0;          // prompt tokens of admitted requests
+    int64_t prompt_tokens = 0; // prompt tokens of admitted requests
     int64_t prompt_tokens_evaluated = 0;
-    int64_t cached_tokens = 0;          // prompt tokens reused from the KV cache
-    int64_t shifted_tokens = 0;         // ... of which moved to a new position
+    int64_t cached_tokens = 0;  // prompt tokens reused from the KV cache
+    int64_t shifted_tokens = 0; // ... of which moved to a new position
     int64_t generated_tokens = 0;
     int64_t decode_steps = 0;
-    int64_t draft_tokens_proposed = 0;  // speculative tokens verified
-    int64_t draft_tokens_accepted = 0;  // ... that the model agreed with
-    int running = 0;                    // sequences assigned to requests
+    int64_t draft_tokens_proposed = 0; // speculative tokens verified
+    int64_t draft_tokens_accepted = 0; // ... that the model agreed with
+    int running = 0;                   // sequences assigned to requests
     int queued = 0;
-    int kv_cells_used = 0;              // cells holding cached tokens (as of the last step)
+    int kv_cells_used = 0; // cells holding cached tokens (as of the last step)
     int kv_cells_total = 0;
 };
 
@@ -203,4 +203,4 @@ private:
     std::unique_ptr<State> state_;
 };
 
-}  // namespace codepilot::engine
+} // namespace codepilot::engine

@@ -1,20 +1,20 @@
 // Internal: the state shared by engine.cpp (loading, tokenizing) and decode_loop.cpp.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <cstdint>
-#include <llama.h>
-#include "ggml-backend.h"
-
 #include "engine/draft.h"
 #include "engine/engine.h"
 #include "engine/slot_choice.h"
 #include "engine/text_stream.h"
+#include "ggml-backend.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <llama.h>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 namespace codepilot::engine {
 
@@ -34,7 +34,7 @@ struct EmbedJob {
 // One llama sequence: its cached tokens outlive the request that filled them.
 struct Slot {
     int id = 0;
-    std::vector<Token> cached;  // tokens whose KV is in this sequence, in order
+    std::vector<Token> cached; // tokens whose KV is in this sequence, in order
     std::string scope;
     uint64_t last_used = 0;
     // Exactness bookkeeping (deterministic engines, slot_choice.h): cached positions below
@@ -42,20 +42,20 @@ struct Slot {
     // computed after a shifted chunk and differ from a cold start.
     size_t tiled_end = 0;
     size_t inexact_from = SIZE_MAX;
-    size_t bulk_end = 0;        // this request's prompt positions below it go to tiled calls
+    size_t bulk_end = 0; // this request's prompt positions below it go to tiled calls
     size_t exact_len() const { return std::min(cached.size(), inexact_from); }
 
     // The request running here, if any.
     std::unique_ptr<Job> job;
     llama_sampler* sampler = nullptr;
     std::optional<TextStream> text;
-    size_t prompt_done = 0;     // prompt tokens in the KV cache
-    Token next_token = -1;      // sampled, not yet evaluated
+    size_t prompt_done = 0; // prompt tokens in the KV cache
+    Token next_token = -1;  // sampled, not yet evaluated
     int generated = 0;
-    int batch_output = -1;      // index of this slot's logits in the current batch
-    std::vector<GeneratedToken> unsent;  // tokens whose text is still held back
-    std::string emitted;                 // text emitted so far (only kept when stop_when is set)
-    std::vector<Token> draft;            // speculative tokens to verify after next_token
+    int batch_output = -1;              // index of this slot's logits in the current batch
+    std::vector<GeneratedToken> unsent; // tokens whose text is still held back
+    std::string emitted;                // text emitted so far (only kept when stop_when is set)
+    std::vector<Token> draft;           // speculative tokens to verify after next_token
     DraftBudget draft_budget;
     Usage usage;
     Timings timings;
@@ -76,17 +76,17 @@ struct Engine::State {
     FimTokens fim;
     std::vector<Token> eog_tokens;
     int ctx_per_sequence = 0;
-    bool can_shift = false;  // KV positions can be moved (per-sequence streams, RoPE model)
-    bool tiled_calls = false;  // deterministic: prompts in tiled calls, the rest by reference (slot_choice.h)
-    std::vector<ggml_backend_t> cpu_backends;  // whose kernel choice is switched per call
-    bool use_ref = false;                      // as last set on cpu_backends
+    bool can_shift = false;   // KV positions can be moved (per-sequence streams, RoPE model)
+    bool tiled_calls = false; // deterministic: prompts in tiled calls, the rest by reference (slot_choice.h)
+    std::vector<ggml_backend_t> cpu_backends; // whose kernel choice is switched per call
+    bool use_ref = false;                     // as last set on cpu_backends
     void set_reference_kernels(bool on);
 
     std::mutex mu;
     std::condition_variable wake;
-    std::deque<std::unique_ptr<Job>> queue;  // guarded by mu
-    std::deque<EmbedJob*> embed_queue;       // guarded by mu
-    bool stopping = false;                   // guarded by mu
+    std::deque<std::unique_ptr<Job>> queue; // guarded by mu
+    std::deque<EmbedJob*> embed_queue;      // guarded by mu
+    bool stopping = false;                  // guarded by mu
     std::atomic<int> running{0};
 
     // Decode-thread only.
@@ -99,14 +99,14 @@ struct Engine::State {
     EngineStats stats;
 
     ~State();
-    void run();  // the decode thread
+    void run(); // the decode thread
 
 private:
     void admit(std::vector<std::unique_ptr<Job>> jobs);
     void place(std::unique_ptr<Job> job);
-    size_t apply_reuse_plan(Slot& slot, const ReusePlan& plan);  // returns the tokens kept
+    size_t apply_reuse_plan(Slot& slot, const ReusePlan& plan); // returns the tokens kept
     void step();
-    bool decode_batch();  // false: the step failed (its requests are finished with an error)
+    bool decode_batch(); // false: the step failed (its requests are finished with an error)
     void sample_outputs();
     bool accept_token(Slot& slot, Token token, int output_index);
     void finish(Slot& slot, FinishReason reason, const std::string& error = {});
@@ -117,4 +117,4 @@ private:
     void shutdown_all();
 };
 
-}  // namespace codepilot::engine
+} // namespace codepilot::engine
