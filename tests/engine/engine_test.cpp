@@ -1,17 +1,17 @@
 // The engine against a real (synthesized) model: batching is invisible, prefixes are
 // reused across sequences, cancellation frees capacity, limits give clear errors.
-#include <future>
-#include <gtest/gtest.h>
-#include <thread>
-
 #include "engine/engine.h"
 #include "support/pending_generation.h"
 #include "support/test_env.h"
 
+#include <future>
+#include <gtest/gtest.h>
+#include <thread>
+
 using namespace codepilot;
 using namespace codepilot::engine;
-using codepilot::testenv::Pending;
 using codepilot::testenv::greedy;
+using codepilot::testenv::Pending;
 
 namespace {
 
@@ -28,14 +28,17 @@ std::unique_ptr<Engine> load(int parallel = 4, int ctx = 4096, int queue = 64, i
     return std::move(e.value());
 }
 
-std::vector<Token> text_prompt(Engine& e, const std::string& text) { return e.tokenize(text, true, false); }
+std::vector<Token> text_prompt(Engine& e, const std::string& text) {
+    return e.tokenize(text, true, false);
+}
 
-}  // namespace
+} // namespace
 
 TEST(Engine, BatchingIsInvisibleAtTemperatureZero) {
     auto engine = load(4);
     std::vector<std::string> texts = {"def add(a, b):\n    return", "#include <stdio.h>\nint main() {",
-                                      "SELECT name FROM users WHERE", "function greet(name) {\n  console.log("};
+                                      "SELECT name FROM users WHERE",
+                                      "function greet(name) {\n  console.log("};
     std::vector<std::vector<Token>> alone;
     for (const auto& t : texts) {
         Pending p(*engine, greedy(text_prompt(*engine, t), 24));
@@ -46,8 +49,10 @@ TEST(Engine, BatchingIsInvisibleAtTemperatureZero) {
     // Twice, so that the second round also runs with warm caches in other sequences.
     for (int round = 0; round < 2; ++round) {
         std::vector<std::unique_ptr<Pending>> together;
-        for (const auto& t : texts) together.push_back(std::make_unique<Pending>(*engine, greedy(text_prompt(*engine, t), 24)));
-        for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(together[i]->wait().tokens, alone[i]) << "prompt " << i;
+        for (const auto& t : texts)
+            together.push_back(std::make_unique<Pending>(*engine, greedy(text_prompt(*engine, t), 24)));
+        for (size_t i = 0; i < texts.size(); ++i)
+            EXPECT_EQ(together[i]->wait().tokens, alone[i]) << "prompt " << i;
     }
     EXPECT_GT(engine->stats().decode_steps, 0);
 }
@@ -55,7 +60,8 @@ TEST(Engine, BatchingIsInvisibleAtTemperatureZero) {
 TEST(Engine, ReusesTheLongestCachedPrefixFromAnySequence) {
     auto engine = load(4);
     std::string shared;
-    for (int i = 0; i < 40; ++i) shared += "    value_" + std::to_string(i) + " = compute(" + std::to_string(i) + ")\n";
+    for (int i = 0; i < 40; ++i)
+        shared += "    value_" + std::to_string(i) + " = compute(" + std::to_string(i) + ")\n";
     auto base = text_prompt(*engine, shared);
     ASSERT_GT(base.size(), 200u);
 
@@ -93,7 +99,9 @@ TEST(Engine, ReusesTheLongestCachedPrefixFromAnySequence) {
 TEST(Engine, ReusedPrefixGivesTheSameTokensAsAColdStart) {
     auto cold_engine = load(1);
     auto warm_engine = load(2);
-    auto prompt = text_prompt(*cold_engine, "class Stack:\n    def __init__(self):\n        self.items = []\n    def push(self, x):");
+    auto prompt =
+        text_prompt(*cold_engine,
+                    "class Stack:\n    def __init__(self):\n        self.items = []\n    def push(self, x):");
     auto cold = Pending(*cold_engine, greedy(prompt, 16)).wait();
     // Warm the other engine with a request sharing most of the prompt, then ask the same.
     auto partial = std::vector<Token>(prompt.begin(), prompt.end() - 3);
@@ -107,7 +115,8 @@ TEST(Engine, CancellationFreesTheSequenceWithinASingleStep) {
     auto engine = load(2, 8192, 8);
     std::vector<std::unique_ptr<Pending>> runs;
     for (int i = 0; i < 2; ++i)
-        runs.push_back(std::make_unique<Pending>(*engine, greedy(text_prompt(*engine, "loop " + std::to_string(i)), 4000)));
+        runs.push_back(std::make_unique<Pending>(
+            *engine, greedy(text_prompt(*engine, "loop " + std::to_string(i)), 4000)));
     for (auto& r : runs) r->wait_first_text();
     for (auto& r : runs) r->handle().cancel();
     for (auto& r : runs) {
@@ -137,7 +146,7 @@ TEST(Engine, StopStringsEndGenerationAndAreNotReturned) {
 
 TEST(Engine, ClearErrorsForPromptsThatCannotRun) {
     auto engine = load(4, 1024, 0);
-    std::vector<Token> too_long(300, 100);  // ctx per sequence is 256
+    std::vector<Token> too_long(300, 100); // ctx per sequence is 256
     auto r = engine->submit(greedy(too_long, 4));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, ErrorCode::context_overflow);
@@ -151,7 +160,7 @@ TEST(Engine, ClearErrorsForPromptsThatCannotRun) {
 }
 
 TEST(Engine, GenerationStopsAtTheEndOfTheSequenceContext) {
-    auto engine = load(4, 256, 4);  // 64 cells per sequence
+    auto engine = load(4, 256, 4); // 64 cells per sequence
     auto prompt = text_prompt(*engine, "hello");
     auto r = Pending(*engine, greedy(prompt, 1000)).wait();
     EXPECT_EQ(r.done.finish, FinishReason::length);
@@ -175,7 +184,8 @@ TEST(Engine, EmbeddingsAreNormalisedAndDeterministic) {
     std::promise<Result<Engine::Embeddings>> p1, p2;
     auto a = text_prompt(*engine, "vector one");
     auto b = text_prompt(*engine, "something else entirely");
-    ASSERT_TRUE(engine->embed({a, b}, [&](Result<Engine::Embeddings> r) { p1.set_value(std::move(r)); }).ok());
+    ASSERT_TRUE(
+        engine->embed({a, b}, [&](Result<Engine::Embeddings> r) { p1.set_value(std::move(r)); }).ok());
     ASSERT_TRUE(engine->embed({a}, [&](Result<Engine::Embeddings> r) { p2.set_value(std::move(r)); }).ok());
     auto r1 = p1.get_future().get();
     auto r2 = p2.get_future().get();
@@ -206,7 +216,7 @@ TEST(Engine, SpeculativeDecodingGivesExactlyTheGreedyTokens) {
     auto s = spec->stats();
     EXPECT_GT(s.draft_tokens_proposed, 0);
     EXPECT_GT(s.draft_tokens_accepted, 0);
-    EXPECT_LT(s.decode_steps, plain->stats().decode_steps);  // fewer steps for the same tokens
+    EXPECT_LT(s.decode_steps, plain->stats().decode_steps); // fewer steps for the same tokens
     EXPECT_EQ(plain->stats().draft_tokens_proposed, 0);
 }
 

@@ -1,12 +1,14 @@
-#include <gtest/gtest.h>
-
 #include "engine/slot_choice.h"
+
+#include <gtest/gtest.h>
 
 using namespace codepilot::engine;
 
 namespace {
-std::vector<Token> seq(std::initializer_list<Token> t) { return t; }
-}  // namespace
+std::vector<Token> seq(std::initializer_list<Token> t) {
+    return t;
+}
+} // namespace
 
 TEST(SlotChoice, ReusesAFreeSlotInPlace) {
     auto a = seq({1, 2, 3, 4}), b = seq({9, 9});
@@ -92,7 +94,7 @@ TEST(ReusePlan, TheLastPromptTokenIsNeverReused) {
     std::vector<Token> prompt = {1, 2, 3, 4, 5, 6};
     auto plan = plan_reuse(cached, prompt, 2);
     EXPECT_EQ(plan.reused(), 5u);
-    EXPECT_EQ(plan_reuse(cached, prompt, 0).reused(), 2u);  // 0: the prefix only
+    EXPECT_EQ(plan_reuse(cached, prompt, 0).reused(), 2u); // 0: the prefix only
 }
 
 TEST(SlotChoice, CountsShiftedChunksWhenChoosingTheSource) {
@@ -100,7 +102,7 @@ TEST(SlotChoice, CountsShiftedChunksWhenChoosingTheSource) {
     auto shifted = seq({1, 2, 90, 3, 4, 5, 6, 7, 8, 9});
     std::vector<SlotView> slots = {{false, &prefix_only, "", 1}, {false, &shifted, "", 2}};
     auto prompt = seq({1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
-    EXPECT_EQ(choose_slot(slots, prompt, "").slot, 0);  // exact prefix only: 3 tokens
+    EXPECT_EQ(choose_slot(slots, prompt, "").slot, 0); // exact prefix only: 3 tokens
     auto c = choose_slot(slots, prompt, "", 4);
     EXPECT_EQ(c.slot, 1);
     EXPECT_EQ(c.plan.prefix, 2u);
