@@ -176,11 +176,33 @@ awaitable<bool> finish_call(ApiContext* ctx, Exchange& ex, server::http::status 
     co_return result->ok();
 }
 
-// The caller behind an Authorization header, or why not: answered from the credential cache
-// on this thread, else checked on the store lane. One rule for the gate and the pre-body check.
-// Errors: unauthenticated (401), unavailable (the store or the issuer), overloaded (a full lane).
+// A verified client certificate's binding (mTLS), from the cache or the store lane. The reason a
+// certificate is refused (bound to no one, a disabled user) is no secret: it goes to the client.
 awaitable<Result<std::shared_ptr<const auth::Principal>>>
-authenticated(ApiContext& ctx, std::string_view header, const std::string& request_id) {
+certified(ApiContext& ctx, const server::ClientCertificate& c, const std::string& request_id) {
+    const auth::CertificateIdentity id{c.fingerprint_sha256, c.subject, c.sans};
+    if (auto hit = ctx.auth->authenticate_certificate_cached(id)) co_return hit;
+    auto checked =
+        co_await blocking(ctx, Lane::store, [&ctx, &id] { return ctx.auth->authenticate_certificate(id); });
+    if (!checked) co_return make_error(ErrorCode::overloaded, "the server is busy; try again shortly");
+    if (*checked) co_return std::move(**checked);
+    const Error& error = checked->error();
+    if (error.code == ErrorCode::unavailable) {
+        spdlog::warn("authentication unavailable: {}", error.message);
+        co_return make_error(ErrorCode::unavailable, "authentication is temporarily unavailable; try again shortly");
+    }
+    spdlog::info("request {}: client certificate refused: {}", request_id, error.message);
+    co_return make_error(ErrorCode::unauthenticated, error.message);
+}
+
+// The caller behind an Authorization header (else behind the connection's client certificate),
+// or why not: answered from the credential cache on this thread, else checked on the store
+// lane. One rule for the gate and the pre-body check. Errors: unauthenticated (401),
+// unavailable (the store or the issuer), overloaded (a full lane).
+awaitable<Result<std::shared_ptr<const auth::Principal>>>
+authenticated(ApiContext& ctx, std::string_view header, const server::ClientCertificate* certificate,
+              const std::string& request_id) {
+    if (header.empty() && certificate) co_return co_await certified(ctx, *certificate, request_id);
     if (header.empty())
         co_return make_error(ErrorCode::unauthenticated,
                              "authentication required: send 'Authorization: Bearer <API key or token>'");
@@ -240,7 +262,8 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         caller = owner;
     } else {
         auto field = ex.request()[server::http::field::authorization];
-        auto who = co_await authenticated(ctx, std::string_view(field.data(), field.size()), ex.request_id());
+        auto who = co_await authenticated(ctx, std::string_view(field.data(), field.size()),
+                                          ex.client_certificate(), ex.request_id());
         if (!who) {
             const auto code = who.error().code;
             co_await ex.respond_error(status_for(code), who.error().message, {}, refusal_headers(code));
@@ -378,7 +401,7 @@ awaitable<server::HeaderVerdict> check_header(ApiContext& ctx, const server::htt
         return verdict;
     };
     // Checked once here; the gate then finds the caller in the credential cache.
-    auto who = co_await authenticated(ctx, credentials, at.request_id);
+    auto who = co_await authenticated(ctx, credentials, at.certificate, at.request_id);
     if (!who)
         co_return refuse(status_for(who.error().code), who.error().message,
                          refusal_headers(who.error().code));

@@ -468,6 +468,7 @@ void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> c
     route(verb::get, "/admin/v1/settings/{name}", send_reply<get_setting>);
     route(verb::put, "/admin/v1/settings/{name}", send_reply<put_setting>);
     register_admin_key_routes(router, context);
+    register_admin_certificate_routes(router, context);
     register_admin_quota_routes(router, context);
 }
 

@@ -28,6 +28,10 @@ json key_json(const store::ApiKey& k, int64_t now) {
 }
 
 namespace {
+bool manages_all(const auth::TenantAccess& access) {
+    return access.permissions & auth::bit(auth::Permission::keys_manage);
+}
+} // namespace
 
 Result<auth::TenantAccess> key_tenant(ApiContext& ctx, const Exchange& ex) {
     auto access = ctx.auth->access_in(caller_of(ex), ex.path_param("tenant"));
@@ -35,10 +39,6 @@ Result<auth::TenantAccess> key_tenant(ApiContext& ctx, const Exchange& ex) {
     if (!*access)
         return make_error(ErrorCode::not_found, "tenant '" + ex.path_param("tenant") + "' not found");
     return **access;
-}
-
-bool manages_all(const auth::TenantAccess& access) {
-    return access.permissions & auth::bit(auth::Permission::keys_manage);
 }
 
 // A key acts with its user's powers, so who may hold one is the rule that keeps a tenant admin
@@ -76,6 +76,36 @@ Status may_hold_key(ApiContext& ctx, const auth::Principal& creator, const auth:
     return Ok{};
 }
 
+Result<auth::ScopeSet> requested_scopes(const json& body, const auth::Principal& creator) {
+    std::string scope_text;
+    auto it = body.find("scopes");
+    if (it == body.end()) return field_error("scopes", "is required (completion, chat, embeddings, admin)");
+    if (it->is_string()) {
+        scope_text = it->get<std::string>();
+    } else if (it->is_array()) {
+        for (const auto& s : *it) {
+            if (!s.is_string()) return field_error("scopes", "must be strings");
+            scope_text += (scope_text.empty() ? "" : ",") + s.get<std::string>();
+        }
+    } else {
+        return field_error("scopes", "must be an array of strings or a comma-separated string");
+    }
+    std::string bad;
+    auto scopes = auth::parse_scopes(scope_text, &bad);
+    if (!scopes)
+        return field_error("scopes", bad.empty() ? "must name at least one scope"
+                                                 : "has an unknown scope '" + bad +
+                                                       "' (completion, chat, embeddings, admin)");
+    if ((*scopes & ~creator.scopes) != 0)
+        return make_error(ErrorCode::permission_denied,
+                          "a credential cannot get scopes its creator lacks (yours: " +
+                              auth::scopes_to_string(creator.scopes) + ")",
+                          "scopes");
+    return *scopes;
+}
+
+namespace {
+
 Reply list_keys(ApiContext& ctx, const Exchange& ex) {
     auto access = key_tenant(ctx, ex);
     if (!access) return reply_error(access.error());
@@ -100,32 +130,8 @@ Reply create_key(ApiContext& ctx, const Exchange& ex) {
     std::string username = user->value_or(p.username);
     if (auto allowed = may_hold_key(ctx, p, *access, username); !allowed) return reply_error(allowed.error());
 
-    std::string scope_text;
-    auto it = body->find("scopes");
-    if (it == body->end())
-        return reply_error(field_error("scopes", "is required (completion, chat, embeddings, admin)"));
-    if (it->is_string()) {
-        scope_text = it->get<std::string>();
-    } else if (it->is_array()) {
-        for (const auto& s : *it) {
-            if (!s.is_string()) return reply_error(field_error("scopes", "must be strings"));
-            scope_text += (scope_text.empty() ? "" : ",") + s.get<std::string>();
-        }
-    } else {
-        return reply_error(field_error("scopes", "must be an array of strings or a comma-separated string"));
-    }
-    std::string bad;
-    auto scopes = auth::parse_scopes(scope_text, &bad);
-    if (!scopes)
-        return reply_error(field_error("scopes", bad.empty()
-                                                     ? "must name at least one scope"
-                                                     : "has an unknown scope '" + bad +
-                                                           "' (completion, chat, embeddings, admin)"));
-    if ((*scopes & ~p.scopes) != 0)
-        return reply_error(make_error(
-            ErrorCode::permission_denied,
-            "a key cannot get scopes its creator lacks (yours: " + auth::scopes_to_string(p.scopes) + ")",
-            "scopes"));
+    auto scopes = requested_scopes(*body, p);
+    if (!scopes) return reply_error(scopes.error());
     std::optional<int64_t> ttl;
     if (auto e = body->find("expires_in"); e != body->end() && !e->is_null()) {
         if (e->is_number_integer() && e->get<int64_t>() > 0)

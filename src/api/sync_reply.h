@@ -51,7 +51,18 @@ json tenant_json(const store::Tenant& t);
 json key_json(const store::ApiKey& k, int64_t now);
 json user_json(const store::User& u);
 
+// The tenant a /admin/v1/tenants/{tenant}/... call names, as the caller may see it (else not_found).
+Result<auth::TenantAccess> key_tenant(ApiContext& ctx, const server::Exchange& ex);
+// Whether `creator` may give `username` a credential in that tenant (keys, certificate bindings):
+// members only, not above the creator's role, a server owner's only by that owner.
+Status may_hold_key(ApiContext& ctx, const auth::Principal& creator, const auth::TenantAccess& access,
+                    const std::string& username);
+
+// The "scopes" of a request body (array or comma-separated), never beyond the creator's.
+Result<auth::ScopeSet> requested_scopes(const json& body, const auth::Principal& creator);
+
 void register_admin_key_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+void register_admin_certificate_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_admin_quota_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 
 } // namespace codepilot::api

@@ -254,6 +254,21 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     so.max_connections = config.server.max_connections;
     so.max_connections_per_ip = config.server.max_connections_per_ip;
     so.header_timeout = std::chrono::seconds(config.server.header_timeout_s);
+    if (const auto& tls = config.server.tls; tls.enabled()) {
+        server::TlsOptions to;
+        to.cert_file = tls.cert_file;
+        to.key_file = tls.key_file;
+        to.min_version = tls.min_version;
+        to.client_ca_file = tls.client_ca_file;
+        to.client_auth = tls.client_auth == "required"   ? server::ClientAuth::required
+                         : tls.client_auth == "optional" ? server::ClientAuth::optional
+                                                         : server::ClientAuth::none;
+        so.tls = to;
+        so.plaintext_port = tls.plaintext_port ? tls.plaintext_port : -1;
+        so.hsts_max_age_s = tls.hsts_max_age_s;
+    }
+    so.cors_origins = config.server.cors.allowed_origins;
+    so.cors_max_age_s = config.server.cors.max_age_s;
     raise_open_file_limit(config.server.max_connections);
     parts->server = std::make_unique<server::HttpServer>(parts->io, so, router);
     if (auto st = parts->server->listen(); !st) return st.error();
@@ -340,6 +355,30 @@ Application::~Application() {
 int Application::port() const {
     return parts_->server->port();
 }
+int Application::plaintext_port() const {
+    return parts_->server->plaintext_port();
+}
+
+Status Application::reload_tls() {
+    auto st = parts_->server->reload_tls();
+    if (st)
+        spdlog::info("TLS: certificate reloaded from {}", parts_->config.server.tls.cert_file);
+    else
+        spdlog::error("TLS: reload failed, the certificate in use stays: {}", st.error().message);
+    return st;
+}
+
+namespace {
+// SIGHUP, as many times as it comes: the reload reads files, so it runs on a worker.
+void reload_on_hangup(asio::signal_set& hangups, Application& app, WorkerPool* workers) {
+    hangups.async_wait([&hangups, &app, workers](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        auto reload = [&app] { (void)app.reload_tls(); };
+        if (!workers || !workers->try_submit(reload)) reload();
+        reload_on_hangup(hangups, app, workers);
+    });
+}
+} // namespace
 const std::string& Application::model_id() const {
     return parts_->api->model_id;
 }
@@ -368,10 +407,20 @@ void Application::start() {
     parts_->work.emplace(parts_->io.get_executor());
     for (int i = 0; i < parts_->config.server.io_threads; ++i)
         parts_->threads.emplace_back([this] { parts_->io.run(); });
-    spdlog::info("listening on http://{}:{} (model '{}')", parts_->config.server.host, port(), model_id());
+    const bool tls = parts_->config.server.tls.enabled();
+    spdlog::info("listening on {}://{}:{} (model '{}')", tls ? "https" : "http", parts_->config.server.host,
+                 port(), model_id());
+    if (plaintext_port() >= 0)
+        spdlog::info("plain HTTP also on http://{}:{} (server.tls.plaintext_port)", parts_->config.server.host,
+                     plaintext_port());
 }
 
 void Application::run() {
+    asio::signal_set hangups(parts_->io);
+    if (parts_->config.server.tls.enabled()) {
+        hangups.add(SIGHUP);
+        reload_on_hangup(hangups, *this, parts_->workers.get());
+    }
     asio::signal_set signals(parts_->io, SIGINT, SIGTERM);
     signals.async_wait([this](const boost::system::error_code& ec, int signal) {
         if (ec) return;

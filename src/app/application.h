@@ -24,7 +24,11 @@ public:
     ~Application();
 
     int port() const;
+    int plaintext_port() const; // with TLS and server.tls.plaintext_port: the plain listener's (else -1)
     const std::string& model_id() const;
+    // Reads server.tls's certificate, key and client CA again (SIGHUP does this): new connections
+    // use them. On an error the old ones stay in use and the error is returned (and logged).
+    Status reload_tls();
     engine::Engine& engine();
     store::IdentityStore& identities();
     auth::Authenticator& authenticator();
@@ -35,7 +39,8 @@ public:
 
     // Serves on background threads (tests); shutdown() stops them.
     void start();
-    // Serves on this thread and helpers until SIGINT/SIGTERM, then shuts down gracefully.
+    // Serves on this thread and helpers until SIGINT/SIGTERM, then shuts down gracefully;
+    // SIGHUP reloads the TLS certificate.
     void run();
     // Graceful: stop accepting, let in-flight requests finish within the grace period.
     void shutdown();

@@ -182,6 +182,10 @@ const std::vector<RouteRule>& route_rules() {
         {"GET", "/admin/v1/tenants/{tenant}/keys", A::permission, P::keys_own, "tenant"},
         {"POST", "/admin/v1/tenants/{tenant}/keys", A::permission, P::keys_own, "tenant"},
         {"DELETE", "/admin/v1/tenants/{tenant}/keys/{prefix}", A::permission, P::keys_own, "tenant"},
+        // Client-certificate bindings act like keys without expiry: tenant admins and owners only.
+        {"GET", "/admin/v1/tenants/{tenant}/certificates", A::permission, P::keys_manage, "tenant"},
+        {"POST", "/admin/v1/tenants/{tenant}/certificates", A::permission, P::keys_manage, "tenant"},
+        {"DELETE", "/admin/v1/tenants/{tenant}/certificates/{id}", A::permission, P::keys_manage, "tenant"},
         {"GET", "/admin/v1/users/{user}", A::permission, P::server_admin},
         {"POST", "/admin/v1/users", A::permission, P::server_admin},
         {"PATCH", "/admin/v1/users/{user}", A::permission, P::server_admin},

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace codepilot::auth {
 
@@ -24,13 +25,13 @@ class JwtVerifier;
 class LdapDirectory;
 
 struct Principal {
-    std::string method; // api_key | session | jwt | none (auth off)
+    std::string method; // api_key | session | jwt | certificate | none (auth off)
     std::string user_id, username;
     bool server_owner = false;
     std::string tenant_id, tenant_name; // the tenant the credential acts in ("" when none)
     std::optional<Role> role;           // the caller's role there
     ScopeSet scopes = kAllScopes;       // keys carry scopes; sessions and JWTs have all
-    std::string key_prefix;             // api_key only: safe to log
+    std::string key_prefix;             // api_key: its prefix; certificate: "cert:" + 12 hex of it (safe to log)
     std::string session_hash;           // session only: for sign-out
     int64_t expires_at = 0;             // when the credential lapses (0: never)
 
@@ -60,6 +61,17 @@ bool valid_username(std::string_view name);
 // The one spelling of a user name: surrounding white space trimmed, ASCII letters in lower
 // case, so that "Alice " and "alice" are one account everywhere (sign-in, LDAP, creation).
 std::string canonical_username(std::string_view name);
+
+// A client certificate the TLS handshake verified (mTLS).
+struct CertificateIdentity {
+    std::string fingerprint_sha256; // lower-case hex
+    std::string subject;            // RFC 2253
+    std::vector<std::string> sans;  // "DNS:…", "URI:…", "email:…", "IP:…"
+};
+// The one spelling of what a binding matches, or invalid_argument naming what is wrong:
+// fingerprint: 64 hex digits (colons, "sha256:" and case ignored); subject: an RFC 2253 DN
+// (a leading "subject=" dropped); san: TYPE:value with TYPE DNS, URI, email or IP.
+Result<std::string> canonical_certificate_value(const std::string& kind, const std::string& text);
 
 struct IssuedKey {
     std::string plaintext; // shown once
@@ -94,6 +106,10 @@ public:
     // The same, answered from memory only: the principal of a credential checked recently, or
     // nullptr when only authenticate() (which may read the store) can tell. Never blocks.
     std::shared_ptr<const Principal> authenticate_cached(std::string_view authorization);
+    // A client certificate: the binding of its fingerprint, else of its subject, else of one of
+    // its SANs. unauthenticated when none is bound (or the user left or is disabled).
+    Result<std::shared_ptr<const Principal>> authenticate_certificate(const CertificateIdentity& certificate);
+    std::shared_ptr<const Principal> authenticate_certificate_cached(const CertificateIdentity& certificate);
     // Where small background writes go (last_used_at): a function that queues a job and says
     // whether it took it. Unset, they are written inline.
     void set_background(std::function<bool(std::function<void()>)> run) { background_ = std::move(run); }
@@ -122,6 +138,7 @@ private:
     Result<Principal> from_api_key(const std::string& digest, std::string& key_id);
     Result<Principal> from_session(const std::string& digest);
     Result<Principal> from_jwt(const std::string& token);
+    Result<Principal> from_certificate(const CertificateIdentity& certificate);
     Result<store::User> sign_in_ldap(const std::string& username, const std::string& password);
 
     // Credentials already checked, by token digest, valid until the store reports a change
@@ -158,10 +175,10 @@ private:
     std::shared_ptr<LdapDirectory> ldap_;
     std::shared_ptr<JwtVerifier> jwt_;
     std::map<std::string, int64_t> key_touched_; // key id → last last_used_at write
-    static constexpr std::array<std::string_view, 6> kMethods = {"api_key",  "session", "jwt",
-                                                                 "password", "ldap",    "unknown"};
+    static constexpr std::array<std::string_view, 7> kMethods = {"api_key", "session", "jwt",        "password",
+                                                                 "ldap",    "unknown", "certificate"};
     static constexpr std::array<std::string_view, 3> kResults = {"success", "failure", "unavailable"};
-    std::array<std::array<metrics::Counter*, 3>, 6> counters_{}; // made up front: counting needs no lock
+    std::array<std::array<metrics::Counter*, 3>, 7> counters_{}; // made up front: counting needs no lock
     metrics::Counter* cache_hits_ = nullptr;
     metrics::Counter* cache_misses_ = nullptr;
     std::map<std::string, std::string> oidc_synced_; // user id → "tenant/role" last written

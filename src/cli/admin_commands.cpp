@@ -16,6 +16,8 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <unistd.h>
 
 namespace codepilot::cli {
@@ -108,6 +110,27 @@ std::optional<int64_t> parse_instant_ms(const std::string& text) {
     else in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
     if (in.fail()) return std::nullopt;
     return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
+// The SHA-256 of a PEM certificate's DER encoding, as the server computes it for a client.
+Result<std::string> certificate_file_fingerprint(const std::string& path) {
+    FILE* file = std::fopen(path.c_str(), "r");
+    if (!file) return make_error(ErrorCode::not_found, "cannot read " + path);
+    X509* cert = PEM_read_X509(file, nullptr, nullptr, nullptr);
+    std::fclose(file);
+    if (!cert) return make_error(ErrorCode::invalid_argument, path + " holds no PEM certificate");
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    const bool ok = X509_digest(cert, EVP_sha256(), digest, &n) == 1;
+    X509_free(cert);
+    if (!ok) return make_error(ErrorCode::internal, "cannot hash " + path);
+    std::string hex;
+    for (unsigned i = 0; i < n; ++i) {
+        static const char* digits = "0123456789abcdef";
+        hex += digits[digest[i] >> 4];
+        hex += digits[digest[i] & 15];
+    }
+    return hex;
 }
 
 }  // namespace
@@ -484,6 +507,103 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         auto n = audit::export_jsonl(*s->db, *from, *to, aa->output.empty() ? std::cout : file, keys ? &*keys : nullptr);
         if (!n) return fail(n.error().message);
         std::cerr << "exported " << *n << " records\n";
+        return 0;
+    });
+
+    struct CertArgs {
+        std::string tenant, user, fingerprint, subject, san, cert_file, scopes = "completion,chat", name, id;
+    };
+    auto ca = std::make_shared<CertArgs>();
+    auto* cert = app.add_subcommand("cert", "Client certificates (mTLS) bound to users");
+    cert->require_subcommand(1);
+    auto* cert_bind = cert->add_subcommand("bind", "Bind a client certificate to a user in a tenant");
+    cert_bind->add_option("--tenant", ca->tenant, "tenant the certificate acts in")->required();
+    cert_bind->add_option("--user", ca->user, "user or service account it stands for")->required();
+    auto* by_file = cert_bind->add_option("--cert-file", ca->cert_file, "PEM certificate: binds its SHA-256 fingerprint");
+    cert_bind->add_option("--fingerprint", ca->fingerprint, "SHA-256 fingerprint (hex, colons allowed)")->excludes(by_file);
+    cert_bind->add_option("--subject", ca->subject, "subject DN, RFC 2253 (any certificate the client CA issues with it)");
+    cert_bind->add_option("--san", ca->san, "a subject alternative name: DNS:host, URI:spiffe://..., email:..., IP:...");
+    cert_bind->add_option("--scopes", ca->scopes, "completion,chat,embeddings,admin (default completion,chat)");
+    cert_bind->add_option("--name", ca->name, "a label for listings");
+    add_store_flags(cert_bind, *flags);
+    commands.emplace_back(cert_bind, [flags, ca] {
+        std::vector<std::pair<std::string, std::string>> given;
+        if (!ca->cert_file.empty()) {
+            auto fingerprint = certificate_file_fingerprint(ca->cert_file);
+            if (!fingerprint) return fail(fingerprint.error().message, 2);
+            given.emplace_back("fingerprint", *fingerprint);
+        }
+        for (auto [kind, value] : {std::pair{"fingerprint", &ca->fingerprint}, std::pair{"subject", &ca->subject},
+                                   std::pair{"san", &ca->san}})
+            if (!value->empty()) given.emplace_back(kind, *value);
+        if (given.size() != 1) return fail("give exactly one of --cert-file, --fingerprint, --subject and --san", 2);
+        auto value = auth::canonical_certificate_value(given[0].first, given[0].second);
+        if (!value) return fail(value.error().message, 2);
+        std::string bad;
+        auto scopes = auth::parse_scopes(ca->scopes, &bad);
+        if (!scopes) return fail("unknown scope '" + bad + "' (completion, chat, embeddings, admin)", 2);
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto t = s->identities->find_tenant(ca->tenant);
+        if (!t || !*t) return fail(t ? "tenant '" + ca->tenant + "' not found" : t.error().message);
+        const std::string username = auth::canonical_username(ca->user);
+        auto members = s->identities->members_of_tenant((*t)->id);
+        if (!members) return fail(members.error().message);
+        const store::Membership* member = nullptr;
+        for (const auto& m : *members)
+            if (m.username == username) member = &m;
+        if (!member) return fail("'" + username + "' is not a member of tenant '" + ca->tenant + "'");
+        store::CertificateBinding b;
+        b.id = store::IdentityStore::new_id();
+        b.tenant_id = (*t)->id;
+        b.user_id = member->user_id;
+        b.match = given[0].first;
+        b.value = *value;
+        b.name = ca->name;
+        b.scopes = auth::scopes_to_string(*scopes);
+        b.created_by = "cli";
+        b.created_at = s->identities->now();
+        if (auto st = s->identities->create_certificate_binding(b); !st) return fail(st.error().message);
+        nlohmann::json after = {{"user", username}, {"tenant", ca->tenant}, {"match", b.match},
+                                {"value", b.value}, {"scopes", b.scopes}};
+        if (auto st = s->record("certificate.bind", b.id, nullptr, after); !st)
+            return fail("certificate bound, but its audit record failed: " + st.error().message);
+        std::cout << "bound " << b.match << " " << b.value << " to " << username << " in " << ca->tenant << " (scopes "
+                  << b.scopes << "): binding " << b.id << "\n";
+        return 0;
+    });
+    auto* cert_list = cert->add_subcommand("list", "List a tenant's certificate bindings");
+    cert_list->add_option("--tenant", ca->tenant, "tenant")->required();
+    add_store_flags(cert_list, *flags);
+    commands.emplace_back(cert_list, [flags, ca] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto t = s->identities->find_tenant(ca->tenant);
+        if (!t || !*t) return fail(t ? "tenant '" + ca->tenant + "' not found" : t.error().message);
+        auto bindings = s->identities->list_certificate_bindings((*t)->id);
+        if (!bindings) return fail(bindings.error().message);
+        std::cout << "ID\tUSER\tMATCH\tVALUE\tSCOPES\tCREATED\tNAME\n";
+        for (const auto& b : *bindings)
+            std::cout << b.id << "\t" << b.username << "\t" << b.match << "\t" << b.value << "\t" << b.scopes << "\t"
+                      << when(b.created_at) << "\t" << b.name << "\n";
+        return 0;
+    });
+    auto* cert_unbind = cert->add_subcommand("unbind", "Remove a binding (effective on the next request)");
+    cert_unbind->add_option("id", ca->id, "the binding's id (cert list)")->required();
+    add_store_flags(cert_unbind, *flags);
+    commands.emplace_back(cert_unbind, [flags, ca] {
+        auto s = open_store(*flags);
+        if (!s) return fail(s.error().message);
+        auto b = s->identities->find_certificate_binding(ca->id);
+        if (!b) return fail(b.error().message);
+        if (!*b) return fail("no certificate binding '" + ca->id + "'");
+        auto removed = s->identities->delete_certificate_binding(ca->id);
+        if (!removed) return fail(removed.error().message);
+        nlohmann::json before = {{"user", (*b)->username}, {"tenant", (*b)->tenant_name}, {"match", (*b)->match},
+                                 {"value", (*b)->value}};
+        if (auto st = s->record("certificate.unbind", ca->id, before, nullptr); !st)
+            return fail("binding removed, but its audit record failed: " + st.error().message);
+        std::cout << "unbound " << ca->id << "\n";
         return 0;
     });
 

@@ -106,6 +106,15 @@ std::map<std::string, Setter> setters(Config& c) {
         {"server.worker_threads", integer(c.server.worker_threads, 0, 1024)},
         {"server.sign_in_threads", integer(c.server.sign_in_threads, 0, 256)},
         {"server.worker_queue", integer(c.server.worker_queue, 1, 1 << 20)},
+        {"server.tls.cert_file", string(c.server.tls.cert_file)},
+        {"server.tls.key_file", string(c.server.tls.key_file)},
+        {"server.tls.min_version", string(c.server.tls.min_version)},
+        {"server.tls.client_ca_file", string(c.server.tls.client_ca_file)},
+        {"server.tls.client_auth", string(c.server.tls.client_auth)},
+        {"server.tls.plaintext_port", integer(c.server.tls.plaintext_port, 0, 65535)},
+        {"server.tls.hsts_max_age_s", integer(c.server.tls.hsts_max_age_s, 0, 2 * 31536000)},
+        {"server.cors.allowed_origins", strings(c.server.cors.allowed_origins)},
+        {"server.cors.max_age_s", integer(c.server.cors.max_age_s, 0, 86400)},
         {"model.path", string(c.model.path)},
         {"model.name", string(c.model.name)},
         {"model.threads", integer(c.model.threads, 0, 1024)},
@@ -252,6 +261,7 @@ Status validate(const Config& c) {
         return bad("quota.redis_failure must be open or closed (got '" + c.quota.redis_failure + "')");
     if (!c.quota.redis_url.empty() && c.quota.redis_url.rfind("redis://", 0) != 0)
         return bad("quota.redis_url must start with redis://");
+    if (auto st = validate_tls(c.server); !st) return st;
     if (auto st = validate_ldap(c.auth.ldap); !st) return st;
     if (auto st = validate_oidc(c.auth.oidc); !st) return st;
     return Ok{};
@@ -260,6 +270,31 @@ Status validate(const Config& c) {
 const std::vector<std::string>& role_names() {
     static const std::vector<std::string> names = {"owner", "admin", "developer", "auditor", "viewer"};
     return names;
+}
+
+Status validate_tls(const ServerConfig& server) {
+    const TlsConfig& t = server.tls;
+    auto bad = [](std::string msg) { return make_error(ErrorCode::invalid_argument, "server.tls." + std::move(msg)); };
+    for (const auto& origin : server.cors.allowed_origins)
+        if (origin != "*" && origin.rfind("https://", 0) != 0 && origin.rfind("http://", 0) != 0)
+            return make_error(ErrorCode::invalid_argument,
+                              "server.cors.allowed_origins: '" + origin + "' is not an origin (https://host[:port] or *)");
+    if (t.client_auth != "none" && t.client_auth != "optional" && t.client_auth != "required")
+        return bad("client_auth must be none, optional or required (got '" + t.client_auth + "')");
+    if (t.min_version != "1.2" && t.min_version != "1.3")
+        return bad("min_version must be 1.2 or 1.3 (got '" + t.min_version + "')");
+    if (!t.enabled()) {
+        if (!t.key_file.empty()) return bad("key_file is set but cert_file is not");
+        if (t.client_auth != "none") return bad("client_auth needs TLS: set cert_file and key_file");
+        if (t.plaintext_port) return bad("plaintext_port is only for a TLS server (set cert_file and key_file)");
+        return Ok{};
+    }
+    if (t.key_file.empty()) return bad("cert_file is set but key_file is not");
+    if (t.client_auth != "none" && t.client_ca_file.empty())
+        return bad("client_auth = " + t.client_auth + " needs client_ca_file (the CA that issues client certificates)");
+    if (t.plaintext_port && t.plaintext_port == server.port)
+        return bad("plaintext_port must differ from server.port");
+    return Ok{};
 }
 
 Status validate_ldap(const LdapConfig& l) {

@@ -10,6 +10,24 @@
 
 namespace codepilot::config {
 
+// TLS on server.port (on when cert_file is set): plain HTTP is then refused there.
+struct TlsConfig {
+    std::string cert_file;           // PEM chain, leaf first
+    std::string key_file;            // PEM private key (readable only by codepilot)
+    std::string min_version = "1.3"; // 1.2 | 1.3
+    std::string client_ca_file;      // CA bundle that issues client certificates
+    std::string client_auth = "none"; // none | optional | required
+    int plaintext_port = 0;          // a second listener that speaks plain HTTP (0: none)
+    int hsts_max_age_s = 31536000;   // Strict-Transport-Security (0: not sent)
+    bool enabled() const { return !cert_file.empty(); }
+};
+
+// Cross-origin calls from browsers: off unless origins are listed ("*": any origin).
+struct CorsConfig {
+    std::vector<std::string> allowed_origins;
+    int max_age_s = 600; // how long a browser may cache a preflight's answer
+};
+
 struct ServerConfig {
     std::string host = "127.0.0.1";
     int port = 8080;
@@ -25,6 +43,8 @@ struct ServerConfig {
     int worker_threads = 8;           // blocking work (store misses, Redis, JWKS, admin handlers)
     int sign_in_threads = 2; // sign-ins (Argon2, LDAP): a lane of their own, so they cannot starve the rest
     int worker_queue = 4096; // jobs waiting for a worker before requests get 503
+    TlsConfig tls;
+    CorsConfig cors;
 };
 
 struct ModelConfig {
@@ -164,6 +184,7 @@ Result<Config> parse_config(const std::string& toml_text, const std::string& sou
 Result<Config> load_config_file(const std::string& path);
 // Checks ranges and relations between values.
 Status validate(const Config& config);
+Status validate_tls(const ServerConfig& server);
 Status validate_ldap(const LdapConfig& ldap);
 Status validate_oidc(const OidcConfig& oidc);
 

@@ -22,8 +22,10 @@ std::string new_request_id() {
 
 } // namespace
 
-Connection::Connection(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::socket socket, uint64_t id)
-    : shared_(std::move(shared)), stream_(std::move(socket)), id_(id) {}
+Connection::Connection(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::socket socket, uint64_t id,
+                       std::shared_ptr<ssl::context> tls)
+    : shared_(std::move(shared)), stream_(std::move(socket)), tls_context_(std::move(tls)), id_(id),
+      watch_done_(stream_.get_executor()) {}
 
 // A client's id is kept only when it is a plain token: it goes into logs and the audit trail.
 static std::string request_id_of(const http::fields& fields) {
@@ -75,11 +77,64 @@ asio::awaitable<void> Connection::write_error(http::status status, std::string_v
     co_await write_response_and_close(refusal, new_request_id());
 }
 
+// Over TLS the socket is readable for records that are not requests too, so the watcher reads
+// through TLS (into the connection's buffer, where the next request is then found): data means
+// a pipelined request, end of stream or an error means the client left.
+asio::awaitable<void> Connection::watch_tls_disconnect() {
+    auto self = shared_from_this();
+    auto space = buffer_.prepare(4096);
+    auto [ec, n] = co_await stream_.async_read_some(space, as_tuple);
+    buffer_.commit(n);
+    const bool ended_by_handler = !handling_ || ec == asio::error::operation_aborted;
+    if (n > 0) {
+        pipelined_ = true;
+    } else if (!ended_by_handler && pipelined_) { // a half-close after pipelined requests
+        peer_done_ = true;
+    } else if (!ended_by_handler) {
+        gone = true;
+        if (gone_callback) gone_callback();
+    }
+    watching_ = false;
+    watch_done_.cancel();
+}
+
+// TLS first: a client that sends garbage, stops mid-handshake or presents a certificate the
+// client CA did not issue is dropped here, before any HTTP is read. One that speaks plain HTTP
+// gets a plain answer saying so (OpenSSL recognises the request line and sends no alert).
+asio::awaitable<bool> Connection::handshake() {
+    auto& opts = shared_->options;
+    stream_.start_tls(*tls_context_);
+    stream_.expires_after(std::min(opts.header_timeout, opts.read_timeout));
+    auto [ec] = co_await stream_.tls()->async_handshake(ssl::stream_base::server, as_tuple);
+    stream_.expires_never();
+    if (!ec) {
+        certificate = verified_peer_certificate(stream_.tls()->native_handle());
+        co_return true;
+    }
+    const std::string reason = handshake_failure_reason(ec);
+    if (reason == "closed" || reason == "timeout")
+        spdlog::debug("TLS handshake from {}: {}", remote, reason);
+    else
+        spdlog::info("TLS handshake from {} failed ({}): {}", remote, reason, ec.message());
+    if (is_plain_http_on_tls_port(ec)) {
+        const std::string body = error_body(http::status::bad_request,
+                                            "this port speaks HTTPS: plain HTTP is refused; use https://");
+        const std::string reply = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                                  "Content-Type: application/json\r\nContent-Length: " +
+                                  std::to_string(body.size()) + "\r\n\r\n" + body;
+        stream_.expires_after(opts.read_timeout);
+        co_await asio::async_write(stream_.tcp(), asio::buffer(reply), as_tuple);
+    }
+    co_return false;
+}
+
 asio::awaitable<void> Connection::run() {
     auto& opts = shared_->options;
-    beast::flat_buffer buffer;
+    auto& buffer = buffer_;
     bool first = true;
-    while (!shared_->draining.load()) {
+    bool ready = true;
+    if (tls_context_) ready = co_await handshake();
+    while (ready && !shared_->draining.load()) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
         parser.body_limit(static_cast<std::uint64_t>(opts.max_body_bytes));
@@ -115,7 +170,8 @@ asio::awaitable<void> Connection::run() {
         }
         // Decided before the body is read: who may send one (credentials first) and how large.
         const std::string request_id = request_id_of(parser.get());
-        auto verdict = co_await shared_->router->check_header(parser.get().base(), remote, request_id);
+        auto verdict =
+            co_await shared_->router->check_header(parser.get().base(), remote, request_id, certificate.get());
         if (verdict.status != http::status::ok) {
             co_await write_response_and_close(verdict, request_id);
             break;
@@ -166,6 +222,7 @@ asio::awaitable<void> Connection::write_response_and_close(const HeaderVerdict& 
     http::response<http::string_body> res{verdict.status, 11};
     res.set(http::field::server, "codepilot");
     res.set("x-request-id", request_id);
+    set_response_policy(res.base(), *this, {});
     res.set(http::field::content_type, "application/json");
     res.set(http::field::connection, "close");
     for (const auto& [k, v] : verdict.headers) res.set(k, v);
@@ -182,11 +239,19 @@ asio::awaitable<void> Connection::handle(Request& request, const std::string& re
     handling_ = true;
     gone = false;
     gone_callback = nullptr;
-    asio::co_spawn(stream_.get_executor(), watch_disconnect(), asio::detached);
+    if (tls_context_) {
+        watching_ = true;
+        asio::co_spawn(stream_.get_executor(), watch_tls_disconnect(), asio::detached);
+    } else {
+        asio::co_spawn(stream_.get_executor(), watch_disconnect(), asio::detached);
+    }
     auto started = std::chrono::steady_clock::now();
     bool failed = false;
     try {
-        co_await shared_->router->dispatch(exchange);
+        if (is_cors_preflight(request) && !shared_->options.cors_origins.empty())
+            co_await exchange.respond_preflight();
+        else
+            co_await shared_->router->dispatch(exchange);
     } catch (const std::exception& e) {
         spdlog::error("request {} {} failed: {}", request_id, std::string(request.target()), e.what());
         failed = true;
@@ -203,6 +268,10 @@ asio::awaitable<void> Connection::handle(Request& request, const std::string& re
     handling_ = false;
     beast::error_code ec;
     stream_.socket().cancel(ec); // ends watch_disconnect
+    if (watching_) { // the TLS watcher's read must be over before the next request is read
+        watch_done_.expires_at(asio::steady_timer::time_point::max());
+        co_await watch_done_.async_wait(as_tuple);
+    }
     shared_->in_flight--;
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     // The status the audit trail records: 499 for a client that left, 503 for a cut request.

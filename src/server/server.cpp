@@ -102,6 +102,74 @@ bool Exchange::client_gone() const {
 bool Exchange::server_cut() const {
     return connection_.cut;
 }
+const ClientCertificate* Exchange::client_certificate() const {
+    return connection_.certificate.get();
+}
+bool Exchange::secure() const {
+    return connection_.secure();
+}
+
+// --- Response policy and CORS ----------------------------------------------------------------
+
+namespace {
+std::string allowed_origin(const ServerOptions& options, std::string_view origin) {
+    if (origin.empty() || options.cors_origins.empty()) return {};
+    for (const auto& allowed : options.cors_origins)
+        if (allowed == "*" || beast::iequals(allowed, origin)) return std::string(origin);
+    return {};
+}
+
+// What a preflight may ask for: header names only (letters, digits, '-', ',' and spaces).
+bool plain_header_list(std::string_view list) {
+    if (list.size() > 1024) return false;
+    for (unsigned char c : list)
+        if (!std::isalnum(c) && c != '-' && c != '_' && c != ',' && c != ' ') return false;
+    return true;
+}
+} // namespace
+
+bool is_cors_preflight(const Request& request) {
+    return request.method() == http::verb::options && !request[http::field::origin].empty() &&
+           !request[http::field::access_control_request_method].empty();
+}
+
+void set_response_policy(http::fields& fields, const Connection& connection, std::string_view origin) {
+    const auto& options = connection.options();
+    fields.set("x-content-type-options", "nosniff");
+    if (fields[http::field::cache_control].empty()) fields.set(http::field::cache_control, "no-store");
+    if (connection.secure() && options.hsts_max_age_s > 0)
+        fields.set(http::field::strict_transport_security, "max-age=" + std::to_string(options.hsts_max_age_s));
+    if (options.cors_origins.empty()) return;
+    fields.set(http::field::vary, "Origin");
+    if (auto allowed = allowed_origin(options, origin); !allowed.empty()) {
+        fields.set(http::field::access_control_allow_origin, allowed);
+        fields.set(http::field::access_control_expose_headers,
+                   "x-request-id, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
+                   "x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
+                   "x-ratelimit-reset-tokens");
+    }
+}
+
+// A browser asks before a cross-origin call. Answered without credentials (browsers send none
+// with a preflight): the call itself then passes the gate like any other.
+asio::awaitable<void> Exchange::respond_preflight() {
+    const auto origin = request_[http::field::origin];
+    if (allowed_origin(connection_.options(), origin).empty()) {
+        co_await write_response(http::status::forbidden,
+                                error_body(http::status::forbidden,
+                                           "origin '" + std::string(origin.substr(0, 256)) +
+                                               "' may not call this server (server.cors.allowed_origins)"),
+                                "application/json", {});
+        co_return;
+    }
+    Headers headers{{"access-control-allow-methods", "GET, POST, PUT, PATCH, DELETE"},
+                    {"access-control-max-age", std::to_string(connection_.options().cors_max_age_s)}};
+    const auto asked = request_[http::field::access_control_request_headers];
+    headers.emplace_back("access-control-allow-headers",
+                         plain_header_list(asked) && !asked.empty() ? std::string(asked)
+                                                                    : "authorization, content-type, x-request-id");
+    co_await write_response(http::status::no_content, {}, {}, headers);
+}
 
 void Exchange::on_client_gone(std::function<void()> callback) {
     if (connection_.gone) {
@@ -114,6 +182,7 @@ void Exchange::on_client_gone(std::function<void()> callback) {
 void Exchange::common_headers(http::fields& fields) {
     fields.set(http::field::server, "codepilot");
     fields.set("x-request-id", request_id_);
+    set_response_policy(fields, connection_, request_[http::field::origin]);
     if (connection_.shared().draining.load()) connection_.keep_alive = false;
 }
 
@@ -157,10 +226,10 @@ asio::awaitable<void> Exchange::write_response(http::status status, std::string 
     status_ = status;
     responded_ = true;
     http::response<http::string_body> res{status, request_.version()};
-    common_headers(res.base());
-    res.set(http::field::content_type, content_type);
+    if (!content_type.empty()) res.set(http::field::content_type, content_type);
     for (const auto& [k, v] : response_headers) res.set(k, v);
     for (const auto& [k, v] : extra) res.set(k, v);
+    common_headers(res.base()); // after the handler's headers: a cache policy of its own stays
     res.keep_alive(connection_.keep_alive);
     auto& stream = connection_.stream();
     stream.expires_after(connection_.shared().options.read_timeout);
@@ -187,9 +256,9 @@ asio::awaitable<bool> Exchange::begin_stream(std::string_view content_type) {
     status_ = http::status::ok;
     responded_ = true;
     http::response<http::empty_body> res{http::status::ok, request_.version()};
-    common_headers(res.base());
     res.set(http::field::content_type, content_type);
-    res.set(http::field::cache_control, "no-cache");
+    res.set(http::field::cache_control, "no-store");
+    common_headers(res.base());
     res.set("x-accel-buffering", "no");
     for (const auto& [k, v] : response_headers) res.set(k, v);
     res.keep_alive(connection_.keep_alive);
@@ -299,14 +368,14 @@ void Router::set_header_check(HeaderCheck check) {
 }
 
 asio::awaitable<HeaderVerdict> Router::check_header(const http::request_header<>& header,
-                                                    const std::string& remote,
-                                                    const std::string& request_id) const {
+                                                    const std::string& remote, const std::string& request_id,
+                                                    const ClientCertificate* certificate) const {
     if (!header_check_) co_return HeaderVerdict{};
     std::string_view target(header.target().data(), header.target().size());
     const Route* route =
         match(target.substr(0, target.find('?')), header.method(), nullptr, nullptr, nullptr);
     static const std::string none;
-    const HeaderContext at{route ? route->pattern : none, remote, request_id};
+    const HeaderContext at{route ? route->pattern : none, remote, request_id, certificate};
     co_return co_await header_check_(header, at);
 }
 
@@ -337,11 +406,13 @@ asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
 
 namespace {
 
-asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared) {
+// `tls`: the main listener with TLS configured (each connection takes the context in effect).
+asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::acceptor& acceptor,
+                                  bool tls) {
     for (;;) {
-        auto [ec, socket] = co_await shared->acceptor.async_accept(asio::make_strand(shared->io), as_tuple);
+        auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(shared->io), as_tuple);
         if (ec) {
-            if (ec == asio::error::operation_aborted || !shared->acceptor.is_open()) co_return;
+            if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
             spdlog::warn("accept failed: {}", ec.message());
             continue;
         }
@@ -361,6 +432,11 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared) {
             // One address cannot hold every connection (half-open sockets, a runaway client).
             const bool greedy =
                 !full && shared->per_address[address] >= shared->options.max_connections_per_ip;
+            if ((full || greedy) && tls) { // no plaintext answer to a TLS client: it could not read it
+                beast::error_code ignored;
+                socket.close(ignored);
+                continue;
+            }
             if (full || greedy) {
                 const std::string body =
                     error_body(http::status::service_unavailable,
@@ -375,14 +451,22 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared) {
                 socket.close(ignored);
                 continue;
             }
-            connection = std::make_shared<Connection>(shared, std::move(socket), id);
+            connection = std::make_shared<Connection>(shared, std::move(socket), id,
+                                                      tls ? shared->current_tls_context() : nullptr);
             connection->remote = address;
             ++shared->per_address[address];
             shared->connections[id] = connection;
         }
         asio::co_spawn(
             connection->stream().get_executor(),
-            [connection]() -> asio::awaitable<void> { co_await connection->run(); }, asio::detached);
+            [connection]() -> asio::awaitable<void> { co_await connection->run(); },
+            [](std::exception_ptr failure) {
+                try {
+                    if (failure) std::rethrow_exception(failure);
+                } catch (const std::exception& e) {
+                    spdlog::error("connection failed: {}", e.what());
+                }
+            });
     }
 }
 
@@ -393,26 +477,57 @@ HttpServer::HttpServer(asio::io_context& io, ServerOptions options, std::shared_
 
 HttpServer::~HttpServer() = default;
 
-Status HttpServer::listen() {
+namespace {
+Result<int> listen_on(asio::ip::tcp::acceptor& acceptor, const std::string& host, int port) {
     beast::error_code ec;
-    auto address = asio::ip::make_address(shared_->options.host, ec);
-    if (ec) return make_error(ErrorCode::invalid_argument, "invalid listen address " + shared_->options.host);
-    asio::ip::tcp::endpoint endpoint(address, static_cast<unsigned short>(shared_->options.port));
-    auto& acceptor = shared_->acceptor;
+    auto address = asio::ip::make_address(host, ec);
+    if (ec) return make_error(ErrorCode::invalid_argument, "invalid listen address " + host);
+    asio::ip::tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor.bind(endpoint, ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-        return make_error(ErrorCode::unavailable, "cannot listen on " + shared_->options.host + ":" +
-                                                      std::to_string(shared_->options.port) + ": " +
-                                                      ec.message());
-    port_ = acceptor.local_endpoint().port();
+        return make_error(ErrorCode::unavailable,
+                          "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+    return static_cast<int>(acceptor.local_endpoint().port());
+}
+} // namespace
+
+Status HttpServer::listen() {
+    const auto& options = shared_->options;
+    if (options.tls) {
+        auto context = make_tls_context(*options.tls);
+        if (!context) return context.error();
+        std::lock_guard lock(shared_->tls_mu);
+        shared_->tls_context = std::move(*context);
+    }
+    auto bound = listen_on(shared_->acceptor, options.host, options.port);
+    if (!bound) return bound.error();
+    port_ = *bound;
+    if (options.plaintext_port >= 0) {
+        auto plain = listen_on(shared_->plain_acceptor, options.host, options.plaintext_port);
+        if (!plain) return plain.error();
+        plaintext_port_ = *plain;
+    }
+    return Ok{};
+}
+
+Status HttpServer::reload_tls() {
+    if (!shared_->options.tls) return make_error(ErrorCode::invalid_argument, "TLS is not configured");
+    auto context = make_tls_context(*shared_->options.tls);
+    if (!context) return context.error();
+    std::lock_guard lock(shared_->tls_mu);
+    shared_->tls_context = std::move(*context);
     return Ok{};
 }
 
 void HttpServer::start() {
-    asio::co_spawn(shared_->acceptor.get_executor(), accept_loop(shared_), asio::detached);
+    const bool tls = shared_->options.tls.has_value();
+    asio::co_spawn(shared_->acceptor.get_executor(), accept_loop(shared_, shared_->acceptor, tls), asio::detached);
+    if (shared_->plain_acceptor.is_open())
+        asio::co_spawn(shared_->plain_acceptor.get_executor(), accept_loop(shared_, shared_->plain_acceptor, false),
+                       asio::detached);
 }
 
 int HttpServer::in_flight() const {
@@ -428,6 +543,7 @@ void HttpServer::shutdown(std::chrono::milliseconds grace, std::function<void()>
     asio::post(shared->acceptor.get_executor(), [shared] {
         beast::error_code ec;
         shared->acceptor.close(ec);
+        shared->plain_acceptor.close(ec);
     });
     auto each_connection = [shared](auto fn) {
         std::vector<std::shared_ptr<Connection>> live;

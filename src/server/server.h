@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,34 @@ std::string error_body(http::status status, std::string_view message, std::strin
                        std::string_view code = {});
 std::string_view error_type(http::status status);
 
+// A client certificate the TLS handshake verified against server.tls.client_ca_file.
+struct ClientCertificate {
+    std::string fingerprint_sha256; // lower-case hex of the DER encoding's SHA-256
+    std::string subject, issuer;    // RFC 2253, as `openssl x509 -nameopt RFC2253` prints them
+    std::vector<std::string> sans;  // "DNS:…", "URI:…", "email:…", "IP:…"
+    int64_t not_after = 0;          // unix seconds
+};
+
+enum class ClientAuth { none, optional, required };
+
+struct TlsOptions {
+    std::string cert_file, key_file; // PEM: the chain (leaf first) and its private key
+    std::string min_version = "1.3"; // 1.2 | 1.3
+    std::string client_ca_file;      // who may issue client certificates
+    ClientAuth client_auth = ClientAuth::none;
+};
+
 struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8080;
+    // TLS on `port`; plain HTTP is then refused there. A second, plain listener only when
+    // plaintext_port is set (-1: none; 0: any free port).
+    std::optional<TlsOptions> tls;
+    int plaintext_port = -1;
+    int hsts_max_age_s = 31536000; // Strict-Transport-Security on TLS responses (0: not sent)
+    // Browsers on these origins may call the API ("*": any); empty: no CORS headers at all.
+    std::vector<std::string> cors_origins;
+    int cors_max_age_s = 600;
     int64_t max_body_bytes = 32 * 1024 * 1024; // IDE clients send whole files
     int max_header_bytes = 16 * 1024;
     std::chrono::seconds read_timeout{30};
@@ -73,6 +99,8 @@ public:
                                   const Headers& extra = {});
     asio::awaitable<void> respond_error(http::status status, std::string_view message,
                                         std::string_view param = {}, const Headers& extra = {});
+    // The answer to a CORS preflight (server.cors.allowed_origins).
+    asio::awaitable<void> respond_preflight();
 
     // Chunked streaming (server-sent events). Each returns false once the client is gone.
     asio::awaitable<bool> begin_stream(std::string_view content_type = "text/event-stream");
@@ -83,6 +111,9 @@ public:
     // cut it at the end of a shutdown's grace period: server_cut()).
     bool client_gone() const;
     bool server_cut() const;
+    // Over TLS: the client's verified certificate (nullptr when it presented none).
+    const ClientCertificate* client_certificate() const;
+    bool secure() const;
     // Called (on the connection's strand) when the client goes away mid-request.
     void on_client_gone(std::function<void()> callback);
 
@@ -153,13 +184,14 @@ public:
         const std::string& pattern;
         const std::string& remote;
         const std::string& request_id;
+        const ClientCertificate* certificate; // the connection's verified client certificate, or nullptr
     };
     using HeaderCheck = std::function<asio::awaitable<HeaderVerdict>(const http::request_header<>& header,
                                                                      const HeaderContext& at)>;
     void set_header_check(HeaderCheck check);
     asio::awaitable<HeaderVerdict> check_header(const http::request_header<>& header,
-                                                const std::string& remote,
-                                                const std::string& request_id) const;
+                                                const std::string& remote, const std::string& request_id,
+                                                const ClientCertificate* certificate) const;
 
 private:
     struct Route {
@@ -183,9 +215,14 @@ public:
     HttpServer(asio::io_context& io, ServerOptions options, std::shared_ptr<Router> router);
     ~HttpServer();
 
-    // Binds and listens; port() then tells the bound port (useful with port 0).
+    // Binds and listens (and loads the TLS certificate); port() then tells the bound port
+    // (useful with port 0), plaintext_port() the plain listener's (-1: none).
     Status listen();
     int port() const { return port_; }
+    int plaintext_port() const { return plaintext_port_; }
+    // Reads the TLS files again (SIGHUP): new connections use them, open ones keep theirs. On
+    // an error the certificate in use stays and the error says what was wrong.
+    Status reload_tls();
     void start();
     // Stops accepting, closes idle connections, lets in-flight requests finish until the
     // deadline, then closes everything and calls `done` (on an io thread).
@@ -198,6 +235,7 @@ public:
 private:
     std::shared_ptr<Shared> shared_;
     int port_ = 0;
+    int plaintext_port_ = -1;
 };
 
 } // namespace codepilot::server

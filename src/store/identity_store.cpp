@@ -287,6 +287,63 @@ Status IdentityStore::touch_key(const std::string& key_id) {
     return status_of(db_.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", {now(), key_id}));
 }
 
+namespace {
+constexpr const char* kBindingColumns = "b.id, b.tenant_id, t.name, b.user_id, u.username, b.kind, b.value, "
+                                        "b.name, b.scopes, b.created_by, b.created_at";
+constexpr size_t kBindingWidth = 11;
+constexpr const char* kBindingJoins =
+    " FROM certificate_bindings b JOIN tenants t ON t.id = b.tenant_id JOIN users u ON u.id = b.user_id ";
+
+CertificateBinding binding_from(const Row& r) {
+    return CertificateBinding{r.text(0), r.text(1), r.text(2), r.text(3), r.text(4),  r.text(5),
+                              r.text(6), r.text(7), r.text(8), r.text(9), r.integer(10)};
+}
+} // namespace
+
+Status IdentityStore::create_certificate_binding(const CertificateBinding& b) {
+    auto existing = first<bool>(
+        db_.query("SELECT 1 FROM certificate_bindings WHERE kind = ? AND value = ?", {b.match, b.value}),
+        [](const Row&) { return true; });
+    if (!existing) return existing.error();
+    if (*existing)
+        return make_error(ErrorCode::invalid_argument,
+                          "a certificate with this " + b.match + " is already bound", b.match);
+    return status_of(write("INSERT INTO certificate_bindings (id, tenant_id, user_id, kind, value, name, scopes, "
+                           "created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           {b.id, b.tenant_id, b.user_id, b.match, b.value, b.name, b.scopes, b.created_at,
+                            b.created_by}));
+}
+
+Result<std::optional<CertificateGrant>> IdentityStore::find_certificate_grant(const std::string& match,
+                                                                              const std::string& value) {
+    std::string sql = std::string("SELECT ") + kBindingColumns + ", " + kUserColumns + ", m.role" + kBindingJoins +
+                      "LEFT JOIN memberships m ON m.tenant_id = b.tenant_id AND m.user_id = b.user_id "
+                      "WHERE b.kind = ? AND b.value = ?";
+    return first<CertificateGrant>(db_.query(sql, {match, value}), [](const Row& r) {
+        CertificateGrant g{binding_from(r), user_from(r, kBindingWidth), std::nullopt};
+        if (!r.is_null(kBindingWidth + kUserWidth)) g.role = r.text(kBindingWidth + kUserWidth);
+        return g;
+    });
+}
+
+Result<std::optional<CertificateBinding>> IdentityStore::find_certificate_binding(const std::string& id) {
+    return first<CertificateBinding>(
+        db_.query(std::string("SELECT ") + kBindingColumns + kBindingJoins + "WHERE b.id = ?", {id}), binding_from);
+}
+
+Result<std::vector<CertificateBinding>> IdentityStore::list_certificate_bindings(const std::string& tenant_id) {
+    return all<CertificateBinding>(db_.query(std::string("SELECT ") + kBindingColumns + kBindingJoins +
+                                                 "WHERE b.tenant_id = ? ORDER BY b.created_at, b.id",
+                                             {tenant_id}),
+                                   binding_from);
+}
+
+Result<bool> IdentityStore::delete_certificate_binding(const std::string& id) {
+    auto r = write("DELETE FROM certificate_bindings WHERE id = ?", {id});
+    if (!r) return r.error();
+    return *r > 0;
+}
+
 Status IdentityStore::create_session(const Session& s) {
     return status_of(
         write("INSERT INTO sessions (id, secret_hash, user_id, tenant_id, method, created_at, expires_at) "

@@ -48,6 +48,18 @@ struct KeyGrant {
     std::optional<std::string> role; // none: no longer a member
 };
 
+// A client certificate bound to a user in a tenant; `match` is fingerprint | subject | san.
+struct CertificateBinding {
+    std::string id, tenant_id, tenant_name, user_id, username, match, value, name, scopes, created_by;
+    int64_t created_at = 0;
+};
+
+struct CertificateGrant {
+    CertificateBinding binding;
+    User user;
+    std::optional<std::string> role; // none: no longer a member
+};
+
 struct Session {
     std::string id, secret_hash, user_id, method;
     std::optional<std::string> tenant_id;
@@ -103,6 +115,14 @@ public:
     // Returns whether a live key was revoked.
     Result<bool> revoke_key(const std::string& key_id);
     Status touch_key(const std::string& key_id);
+
+    // Client-certificate bindings. One (match, value) names at most one binding.
+    Status create_certificate_binding(const CertificateBinding& binding);
+    Result<std::optional<CertificateGrant>> find_certificate_grant(const std::string& match,
+                                                                   const std::string& value);
+    Result<std::optional<CertificateBinding>> find_certificate_binding(const std::string& id);
+    Result<std::vector<CertificateBinding>> list_certificate_bindings(const std::string& tenant_id);
+    Result<bool> delete_certificate_binding(const std::string& id);
 
     // Sessions.
     Status create_session(const Session& session);

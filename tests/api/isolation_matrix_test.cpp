@@ -72,6 +72,9 @@ const std::map<std::string, Row>& matrix() {
         {"GET /admin/v1/tenants/{tenant}/keys", {Need::perm, Perm::keys_own, true}},
         {"POST /admin/v1/tenants/{tenant}/keys", {Need::perm, Perm::keys_own, true}},
         {"DELETE /admin/v1/tenants/{tenant}/keys/{prefix}", {Need::perm, Perm::keys_own, true}},
+        {"GET /admin/v1/tenants/{tenant}/certificates", {Need::perm, Perm::keys_manage, true}},
+        {"POST /admin/v1/tenants/{tenant}/certificates", {Need::perm, Perm::keys_manage, true}},
+        {"DELETE /admin/v1/tenants/{tenant}/certificates/{id}", {Need::perm, Perm::keys_manage, true}},
         {"POST /admin/v1/users", {Need::perm, Perm::server_admin}},
         {"GET /admin/v1/users/{user}", {Need::perm, Perm::server_admin}},
         {"PATCH /admin/v1/users/{user}", {Need::perm, Perm::server_admin}},
@@ -156,6 +159,18 @@ protected:
                 auth::issue_api_key(ids(), t, "target", auth::kAllScopes, std::nullopt, "victim", "test");
             ASSERT_TRUE(issued);
             victim_prefix_[t] = issued->record.prefix;
+            // A client-certificate binding of the target member (made again once a call removed it).
+            const std::string fingerprint(64, t == "alpha" ? 'a' : 'b');
+            auto existing = ids().find_certificate_grant("fingerprint", fingerprint);
+            ASSERT_TRUE(existing);
+            if (!*existing) {
+                store::CertificateBinding b{store::IdentityStore::new_id(), tenant(t).id, t, ids().find_user("target")->value().id,
+                                            "target", "fingerprint", fingerprint, "victim", "completion", "test", 0};
+                ASSERT_TRUE(ids().create_certificate_binding(b));
+                victim_binding_[t] = b.id;
+            } else {
+                victim_binding_[t] = (*existing)->binding.id;
+            }
         }
     }
 
@@ -167,6 +182,7 @@ protected:
         put("{tenant}", tenant_name);
         put("{user}", "target");
         put("{prefix}", victim_prefix_[tenant_name]);
+        put("{id}", victim_binding_[tenant_name]);
         put("{model}", app().model_id());
         put("{engine}", "codegen");
         put("{name}", "ldap");
@@ -176,6 +192,7 @@ protected:
 
     std::map<std::string, std::string> keys_;
     std::map<std::string, std::string> victim_prefix_;
+    std::map<std::string, std::string> victim_binding_;
 };
 
 TEST_F(IsolationMatrixTest, EveryRouteRoleAndTenantGetsItsDecision) {
