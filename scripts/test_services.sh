@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Throw-away PostgreSQL 15 and OpenLDAP slapd for the test suite, on free loopback ports.
+# Throw-away PostgreSQL 15 and OpenLDAP slapd for the test suite, on free loopback ports, and a
+# throw-away CA for the TLS tests (LDAP, JWKS, Redis).
 #   scripts/test_services.sh start BUILD_DIR   starts both, seeds the directory, writes BUILD_DIR/test-services.env
 #   scripts/test_services.sh stop  BUILD_DIR   stops both and removes their files
 # The tests read the URLs from that env file (or from the same variables in the environment).
@@ -35,22 +36,32 @@ start_postgres() {
     psql -h 127.0.0.1 -p "$port" -U postgres -q -c "CREATE ROLE codepilot LOGIN SUPERUSER PASSWORD 'codepilot'" >/dev/null
 }
 
-# A throw-away CA and a server certificate for 127.0.0.1 (StartTLS and LDAPS tests).
+# A throw-away CA with a server certificate for 127.0.0.1 and localhost, a client certificate
+# (Redis mTLS), a certificate of that CA for another name, and an unrelated CA: the TLS tests of
+# LDAP, JWKS and Redis use them.
 make_certificates() {
     local dir=$1
+    mkdir -p "$dir"
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Codepilot Test CA" \
         -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/ext.cnf"
-    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
-        -extfile "$dir/ext.cnf" -out "$dir/server.pem" >/dev/null 2>&1
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Some Other CA" \
+        -keyout "$dir/other-ca.key" -out "$dir/other-ca.pem" >/dev/null 2>&1
+    issue() { # name subject extensions
+        openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$dir/$1.key" -out "$dir/$1.csr" >/dev/null 2>&1
+        printf "$3" >"$dir/$1.cnf"
+        openssl x509 -req -in "$dir/$1.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+            -extfile "$dir/$1.cnf" -out "$dir/$1.pem" >/dev/null 2>&1
+    }
+    issue server "/CN=127.0.0.1" 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n'
+    issue client "/CN=codepilot" 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n'
+    issue elsewhere "/CN=elsewhere.test" 'subjectAltName=DNS:elsewhere.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n'
+    chmod 600 "$dir"/*.key
 }
 
 start_slapd() {
     local port=$1 tls_port=$2 dir="$root/slapd"
     mkdir -p "$dir/db"
-    make_certificates "$dir"
-    sed "s|@DIR@|$dir|g" "$here/../tests/services/slapd.conf" >"$dir/slapd.conf"
+    sed "s|@DIR@|$dir|g; s|@TLS@|$root/tls|g" "$here/../tests/services/slapd.conf" >"$dir/slapd.conf"
     /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$tls_port/" >"$dir/slapd.log" 2>&1
     for _ in $(seq 50); do
         ldapsearch -x -H "ldap://127.0.0.1:$port" -b "" -s base >/dev/null 2>&1 && break
@@ -67,13 +78,15 @@ start)
     pg_port=$(free_port)
     ldap_port=$(free_port)
     ldaps_port=$(free_port)
+    make_certificates "$root/tls"
     start_postgres "$pg_port"
     start_slapd "$ldap_port" "$ldaps_port"
     cat >"$env_file" <<EOT
 CODEPILOT_TEST_PG_URL=postgresql://codepilot:codepilot@127.0.0.1:$pg_port/postgres
 CODEPILOT_TEST_LDAP_URL=ldap://127.0.0.1:$ldap_port
 CODEPILOT_TEST_LDAPS_URL=ldaps://127.0.0.1:$ldaps_port
-CODEPILOT_TEST_LDAP_CA=$root/slapd/ca.pem
+CODEPILOT_TEST_LDAP_CA=$root/tls/ca.pem
+CODEPILOT_TEST_TLS_DIR=$root/tls
 CODEPILOT_TEST_SLAPD_PID_FILE=$root/slapd/slapd.pid
 EOT
     echo "test services: postgresql on $pg_port, slapd on $ldap_port (ldaps $ldaps_port)"

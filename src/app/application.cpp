@@ -319,7 +319,7 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     parts.quotas = std::make_unique<quota::QuotaLedger>(*parts.quota_store, &parts.metrics);
     parts.quotas->set_default_key_concurrency(config.quota.default_key_concurrency);
     if (!config.quota.redis_url.empty()) {
-        auto redis = quota::RedisCounters::connect(config.quota.redis_url, config.quota.redis_timeout_ms);
+        auto redis = quota::RedisCounters::connect(config.quota);
         if (!redis) return redis.error();
         parts.quotas->share_counters(std::move(*redis), config.quota.redis_failure == "open");
         spdlog::info("quota: counters shared in Redis (fail {})", config.quota.redis_failure);

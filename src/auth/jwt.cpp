@@ -9,6 +9,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <spdlog/spdlog.h>
 #include <sstream>
 
 namespace codepilot::auth {
@@ -164,6 +165,10 @@ bool Jwks::verify(const Key& key, const std::string& alg, std::string_view signe
 JwtVerifier::JwtVerifier(config::OidcConfig config, Clock clock)
     : config_(std::move(config)), clock_(std::move(clock)) {
     if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
+    if (config_.jwks_url.rfind("http://", 0) == 0) // let through by validation only with the opt-out
+        spdlog::warn("auth.oidc: allow_insecure: the signing keys come over plain http ({}): whoever is on "
+                     "the path can substitute them and mint tokens",
+                     config_.jwks_url);
 }
 
 Result<std::shared_ptr<const Jwks>> JwtVerifier::fetch() const {

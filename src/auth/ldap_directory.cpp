@@ -2,12 +2,9 @@
 
 #include "auth/access_rules.h"
 #include "core/private_files.h"
+#include "core/secret_reference.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <ldap.h>
 #include <map>
 #include <memory>
@@ -68,6 +65,10 @@ Error invalid() {
     return make_error(ErrorCode::invalid_argument, "invalid credentials");
 }
 
+constexpr const char* kTlsHint =
+    "is the directory's certificate issued by a CA in auth.ldap.ca_file (or the system's) and for the "
+    "host name in auth.ldap.url?";
+
 using Handle = std::unique_ptr<LDAP, void (*)(LDAP*)>;
 void unbind(LDAP* ld) {
     if (ld) ldap_unbind_ext_s(ld, nullptr, nullptr);
@@ -93,10 +94,21 @@ Result<Handle> connect(const config::LdapConfig& c) {
         ldap_set_option(ld.get(), LDAP_OPT_X_TLS_NEWCTX, &is_server);
     }
     if (c.start_tls) {
+        // libldap (GnuTLS) says no more than "Connect error": name what is worth checking.
         if (int r = ldap_start_tls_s(ld.get(), nullptr, nullptr); r != LDAP_SUCCESS)
-            return unavailable("StartTLS", r);
+            return make_error(ErrorCode::unavailable, "LDAP StartTLS with " + c.url + ": " +
+                                                          ldap_err2string(r) + " (" + kTlsHint +
+                                                          ", or the directory does not offer StartTLS)");
     }
     return ld;
+}
+
+// An ldaps:// handshake that fails reads as an unreachable server: say that it may be TLS.
+Error unavailable_at(const config::LdapConfig& c, const std::string& what, int rc) {
+    auto error = unavailable(what, rc);
+    if (rc == LDAP_SERVER_DOWN && c.url.rfind("ldaps://", 0) == 0)
+        error.message += " (" + c.url + " is unreachable, or the TLS handshake failed: " + kTlsHint + ")";
+    return error;
 }
 
 int simple_bind(LDAP* ld, const std::string& dn, const std::string& password) {
@@ -121,22 +133,8 @@ std::vector<std::string> values(LDAP* ld, LDAPMessage* entry, const std::string&
 } // namespace
 
 Result<std::string> read_bind_password(const config::LdapConfig& c) {
-    if (!c.bind_password_env.empty()) {
-        const char* value = std::getenv(c.bind_password_env.c_str());
-        if (!value)
-            return make_error(ErrorCode::unavailable, "bind_password_env: the environment variable " +
-                                                          c.bind_password_env + " is not set");
-        return std::string(value);
-    }
-    if (c.bind_password_file.empty()) return std::string();
-    std::ifstream in(c.bind_password_file);
-    if (!in)
-        return make_error(ErrorCode::unavailable, "bind_password_file: cannot read " + c.bind_password_file +
-                                                      ": " + std::strerror(errno));
-    std::string line;
-    std::getline(in, line);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return line;
+    return read_secret(
+        {c.bind_password_file, c.bind_password_env, "bind_password_file", "bind_password_env"});
 }
 
 LdapDirectory::LdapDirectory(config::LdapConfig config) : config_(std::move(config)) {
@@ -149,6 +147,14 @@ LdapDirectory::LdapDirectory(config::LdapConfig config) : config_(std::move(conf
                      "sign-ins fail until one is set");
     else if (auto password = read_bind_password(config_); !password)
         spdlog::warn("auth.ldap: {}", password.error().message);
+    // Validation let these through only with the opt-out; say so at every start.
+    if (config_.url.rfind("ldap://", 0) == 0 && !config_.start_tls)
+        spdlog::warn("auth.ldap: allow_insecure: {} without StartTLS: the service account's and users' "
+                     "passwords cross the network in clear",
+                     config_.url);
+    if (!config_.tls_verify)
+        spdlog::warn("auth.ldap: allow_insecure: tls_verify = false: the directory's certificate is not "
+                     "checked, so anyone on the path can read the passwords");
 }
 
 Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
@@ -169,7 +175,7 @@ Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
                                                           ": no password (set bind_password_file or "
                                                           "bind_password_env)");
         int rc = simple_bind(ld, config_.bind_dn, *secret);
-        if (rc != LDAP_SUCCESS) return unavailable("service bind as " + config_.bind_dn, rc);
+        if (rc != LDAP_SUCCESS) return unavailable_at(config_, "service bind as " + config_.bind_dn, rc);
     }
 
     const std::string escaped = escape_ldap_filter_value(username);
@@ -185,7 +191,7 @@ Result<DirectoryUser> LdapDirectory::authenticate(const std::string& username,
     int rc = ldap_search_ext_s(ld, config_.base_dn.c_str(), LDAP_SCOPE_SUBTREE, filter.c_str(), attrs.data(),
                                0, nullptr, nullptr, &tv, 2, &raw);
     Message result(raw, ldap_msgfree);
-    if (is_down(rc)) return unavailable("search", rc);
+    if (is_down(rc)) return unavailable_at(config_, "search", rc);
     if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) return unavailable("search", rc);
     if (ldap_count_entries(ld, result.get()) != 1) return invalid(); // none, or ambiguous
 

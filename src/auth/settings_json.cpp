@@ -48,6 +48,15 @@ Status apply(const json& body, std::map<std::string, Field>& fields, const char*
     return Ok{};
 }
 
+// The transport opt-outs are the operator's, in the config file: a settings change through the
+// API cannot downgrade a connection that carries passwords or signing keys.
+Field config_file_only(const char* section) {
+    return [section](const json&) -> std::string {
+        return std::string("is set only in the config file ([") + section +
+               "] allow_insecure), not through the API";
+    };
+}
+
 } // namespace
 
 json ldap_to_json(const config::LdapConfig& l) {
@@ -113,6 +122,7 @@ Result<config::LdapConfig> ldap_from_json(const json& body, const config::LdapCo
         {"start_tls", flag(l.start_tls)},
         {"ca_file", text(l.ca_file)},
         {"tls_verify", flag(l.tls_verify)},
+        {"allow_insecure", config_file_only("auth.ldap")},
         {"timeout_ms", number(l.timeout_ms, 100, 120000)},
         {"group_map",
          [&l](const json& v) -> std::string {
@@ -143,6 +153,7 @@ Result<config::OidcConfig> oidc_from_json(const json& body, const config::OidcCo
         {"jwks_file", text(o.jwks_file)},
         {"jwks_url", text(o.jwks_url)},
         {"ca_file", text(o.ca_file)},
+        {"allow_insecure", config_file_only("auth.oidc")},
         {"algorithms",
          [&o](const json& v) -> std::string {
              if (!v.is_array()) return "must be an array of strings";

@@ -13,7 +13,8 @@ namespace codepilot::auth {
 
 nlohmann::json ldap_to_json(const config::LdapConfig& ldap);
 nlohmann::json oidc_to_json(const config::OidcConfig& oidc);
-// Fields absent from `body` keep their value from `base`. A literal bind_password is refused.
+// Fields absent from `body` keep their value from `base`. A literal bind_password is refused,
+// and so is allow_insecure: the transport opt-outs come from the config file only.
 Result<config::LdapConfig> ldap_from_json(const nlohmann::json& body, const config::LdapConfig& base);
 Result<config::OidcConfig> oidc_from_json(const nlohmann::json& body, const config::OidcConfig& base);
 // Whether an enabled directory's password reference can be read now (the admin API answers

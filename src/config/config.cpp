@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <toml++/toml.h>
 
@@ -143,6 +144,17 @@ std::map<std::string, Setter> setters(Config& c) {
         {"quota.redis_failure", string(c.quota.redis_failure)},
         {"quota.redis_timeout_ms", integer(c.quota.redis_timeout_ms, 10, 10000)},
         {"quota.default_key_concurrency", integer(c.quota.default_key_concurrency, 0, 1 << 20)},
+        {"quota.redis_username", string(c.quota.redis_username)},
+        {"quota.redis_password",
+         refused(
+             "is not accepted: a password must not sit in the config file; set redis_password_file (a "
+             "file only codepilot may read) or redis_password_env (the name of an environment variable)")},
+        {"quota.redis_password_file", string(c.quota.redis_password_file)},
+        {"quota.redis_password_env", string(c.quota.redis_password_env)},
+        {"quota.redis_ca_file", string(c.quota.redis_ca_file)},
+        {"quota.redis_cert_file", string(c.quota.redis_cert_file)},
+        {"quota.redis_key_file", string(c.quota.redis_key_file)},
+        {"quota.redis_allow_insecure", boolean(c.quota.redis_allow_insecure)},
         {"audit.flush_ms", integer(c.audit.flush_ms, 1, 10000)},
         {"audit.store_prompts", string(c.audit.store_prompts)},
         {"audit.key_file", string(c.audit.key_file)},
@@ -180,6 +192,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"auth.ldap.start_tls", boolean(c.auth.ldap.start_tls)},
         {"auth.ldap.ca_file", string(c.auth.ldap.ca_file)},
         {"auth.ldap.tls_verify", boolean(c.auth.ldap.tls_verify)},
+        {"auth.ldap.allow_insecure", boolean(c.auth.ldap.allow_insecure)},
         {"auth.ldap.timeout_ms", integer(c.auth.ldap.timeout_ms, 100, 120000)},
         {"auth.ldap.group_map", group_map(c.auth.ldap.group_map)},
         {"auth.oidc.enabled", boolean(c.auth.oidc.enabled)},
@@ -188,6 +201,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"auth.oidc.jwks_file", string(c.auth.oidc.jwks_file)},
         {"auth.oidc.jwks_url", string(c.auth.oidc.jwks_url)},
         {"auth.oidc.ca_file", string(c.auth.oidc.ca_file)},
+        {"auth.oidc.allow_insecure", boolean(c.auth.oidc.allow_insecure)},
         {"auth.oidc.algorithms", strings(c.auth.oidc.algorithms)},
         {"auth.oidc.leeway_s", integer(c.auth.oidc.leeway_s, 0, 600)},
         {"auth.oidc.username_claim", string(c.auth.oidc.username_claim)},
@@ -257,11 +271,8 @@ Status validate(const Config& c) {
         c.audit.store_prompts != "encrypted")
         return bad("audit.store_prompts must be none, redacted or encrypted (got '" + c.audit.store_prompts +
                    "')");
-    if (c.quota.redis_failure != "open" && c.quota.redis_failure != "closed")
-        return bad("quota.redis_failure must be open or closed (got '" + c.quota.redis_failure + "')");
-    if (!c.quota.redis_url.empty() && c.quota.redis_url.rfind("redis://", 0) != 0)
-        return bad("quota.redis_url must start with redis://");
     if (auto st = validate_tls(c.server); !st) return st;
+    if (auto st = validate_quota(c.quota); !st) return st;
     if (auto st = validate_ldap(c.auth.ldap); !st) return st;
     if (auto st = validate_oidc(c.auth.oidc); !st) return st;
     return Ok{};
@@ -302,8 +313,21 @@ Status validate_ldap(const LdapConfig& l) {
         return make_error(ErrorCode::invalid_argument, "auth.ldap: " + std::move(msg));
     };
     if (!l.enabled) return Ok{};
-    if (l.url.rfind("ldap://", 0) != 0 && l.url.rfind("ldaps://", 0) != 0)
-        return bad("url must start with ldap:// or ldaps://");
+    const bool ldaps = l.url.rfind("ldaps://", 0) == 0;
+    if (l.url.rfind("ldap://", 0) != 0 && !ldaps) return bad("url must start with ldap:// or ldaps://");
+    if (ldaps && l.start_tls) return bad("start_tls is for ldap:// URLs; ldaps:// is TLS from the start");
+    // Sign-ins carry passwords (the service account's and every user's): only over verified TLS.
+    if (!ldaps && !l.start_tls && !l.allow_insecure)
+        return make_error(ErrorCode::invalid_argument,
+                          "auth.ldap.url '" + l.url +
+                              "' has no TLS, so passwords would cross the network in clear: use "
+                              "ldaps://, or set auth.ldap.start_tls = true, or accept plain LDAP with "
+                              "auth.ldap.allow_insecure = true");
+    if (!l.tls_verify && !l.allow_insecure)
+        return make_error(ErrorCode::invalid_argument,
+                          "auth.ldap.tls_verify = false accepts any certificate, so whoever is on the path "
+                          "reads the passwords: trust the directory's CA with auth.ldap.ca_file instead, or "
+                          "accept it with auth.ldap.allow_insecure = true");
     if (l.base_dn.empty()) return bad("base_dn is required");
     if (l.user_filter.find("{username}") == std::string::npos)
         return bad("user_filter must contain {username}");
@@ -327,14 +351,70 @@ Status validate_oidc(const OidcConfig& o) {
     if (o.issuer.empty()) return bad("issuer is required");
     if (o.audience.empty()) return bad("audience is required");
     if (o.jwks_file.empty() == o.jwks_url.empty()) return bad("set exactly one of jwks_file and jwks_url");
-    if (!o.jwks_url.empty() && o.jwks_url.rfind("http://", 0) != 0 && o.jwks_url.rfind("https://", 0) != 0)
-        return bad("jwks_url must be an http:// or https:// URL");
+    const bool plain = o.jwks_url.rfind("http://", 0) == 0;
+    if (!o.jwks_url.empty() && !plain && o.jwks_url.rfind("https://", 0) != 0)
+        return bad("jwks_url must be an https:// URL");
+    // Whoever can change the keys in transit can sign any token.
+    if (plain && !o.allow_insecure)
+        return make_error(ErrorCode::invalid_argument,
+                          "auth.oidc.jwks_url '" + o.jwks_url +
+                              "' is plain http, so whoever is on the path could substitute signing keys "
+                              "and mint tokens: serve it over https:// (auth.oidc.ca_file for an internal "
+                              "CA), or accept it with auth.oidc.allow_insecure = true");
     if (o.algorithms.empty()) return bad("algorithms must not be empty");
     for (const auto& a : o.algorithms)
         if (a != "RS256" && a != "ES256") return bad("algorithm '" + a + "' is not allowed (RS256, ES256)");
     const auto& roles = role_names();
     if (std::find(roles.begin(), roles.end(), o.default_role) == roles.end())
         return bad("default_role '" + o.default_role + "' is not a role");
+    return Ok{};
+}
+
+Result<RedisAddress> parse_redis_url(const std::string& url) {
+    auto bad = [&url](const std::string& why) {
+        return make_error(ErrorCode::invalid_argument, "quota.redis_url " + why + " (got '" + url + "')");
+    };
+    static const std::regex pattern(
+        R"(^(rediss?)://([^/:@\[\]]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?(?:/(\d{1,4}))?/?$)");
+    std::smatch m;
+    if (url.find('@') != std::string::npos)
+        return bad("must not hold a user or password: set quota.redis_username and quota.redis_password_file "
+                   "or quota.redis_password_env");
+    if (!std::regex_match(url, m, pattern)) return bad("must look like redis[s]://host[:6379][/db]");
+    RedisAddress a;
+    a.tls = m[1] == "rediss";
+    a.host = m[2];
+    if (a.host.front() == '[') a.host = a.host.substr(1, a.host.size() - 2);
+    if (m[3].matched) a.port = std::stoi(m[3]);
+    if (a.port < 1 || a.port > 65535) return bad("has a port outside 1-65535");
+    if (m[4].matched) a.db = std::stoi(m[4]);
+    return a;
+}
+
+Status validate_quota(const QuotaConfig& q) {
+    auto bad = [](std::string msg) { return make_error(ErrorCode::invalid_argument, std::move(msg)); };
+    if (q.redis_failure != "open" && q.redis_failure != "closed")
+        return bad("quota.redis_failure must be open or closed (got '" + q.redis_failure + "')");
+    if (q.redis_url.empty()) return Ok{};
+    auto address = parse_redis_url(q.redis_url);
+    if (!address) return address.error();
+    // Loopback stays open for development; anywhere else the counters (and AUTH) need TLS.
+    if (!address->tls && !is_loopback_host(address->host) && !q.redis_allow_insecure)
+        return bad("quota.redis_url '" + q.redis_url +
+                   "' is plain redis:// to another host, so the counters and the AUTH password would cross "
+                   "the network in clear: use rediss:// (with quota.redis_ca_file for an internal CA), or "
+                   "accept it with quota.redis_allow_insecure = true");
+    if (!address->tls &&
+        (!q.redis_ca_file.empty() || !q.redis_cert_file.empty() || !q.redis_key_file.empty()))
+        return bad("quota.redis_ca_file, redis_cert_file and redis_key_file are for rediss:// URLs; "
+                   "quota.redis_url is plain redis://");
+    if (q.redis_cert_file.empty() != q.redis_key_file.empty())
+        return bad("quota.redis_cert_file and quota.redis_key_file go together");
+    if (!q.redis_password_file.empty() && !q.redis_password_env.empty())
+        return bad("quota: set at most one of redis_password_file and redis_password_env");
+    if (!q.redis_username.empty() && q.redis_password_file.empty() && q.redis_password_env.empty())
+        return bad("quota.redis_username needs its password: set quota.redis_password_file or "
+                   "quota.redis_password_env");
     return Ok{};
 }
 

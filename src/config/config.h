@@ -90,7 +90,7 @@ struct LdapGroupMapping {
 
 struct LdapConfig {
     bool enabled = false;
-    std::string url;     // ldap://host:389 or ldaps://host:636
+    std::string url;     // ldaps://host:636, or ldap://host:389 with start_tls
     std::string bind_dn; // service account used to find users
     // Its password only by reference, read at each service bind (never stored, never in TOML):
     std::string bind_password_file;               // a file readable only by codepilot (first line) ...
@@ -105,17 +105,21 @@ struct LdapConfig {
     bool start_tls = false;
     std::string ca_file;
     bool tls_verify = true;
+    // ldap:// without StartTLS, or tls_verify = false, is refused unless this is set (in the
+    // config file only: the admin API cannot turn it on); a warning is logged while it is used.
+    bool allow_insecure = false;
     int timeout_ms = 5000;
     std::vector<LdapGroupMapping> group_map;
 };
 
 struct OidcConfig {
     bool enabled = false;
-    std::string issuer;    // required `iss`
-    std::string audience;  // required in `aud`
-    std::string jwks_file; // keys from a file ...
-    std::string jwks_url;  // ... or from an internal URL (cached; refreshed on an unknown kid)
-    std::string ca_file;   // https jwks_url: trust this CA bundle (default: the system's)
+    std::string issuer;          // required `iss`
+    std::string audience;        // required in `aud`
+    std::string jwks_file;       // keys from a file ...
+    std::string jwks_url;        // ... or from an https URL (cached; refreshed on an unknown kid)
+    std::string ca_file;         // https jwks_url: trust this CA bundle (default: the system's)
+    bool allow_insecure = false; // an http:// jwks_url; config file only, as for auth.ldap
     std::vector<std::string> algorithms = {"RS256", "ES256"};
     int leeway_s = 60;
     std::string username_claim = "preferred_username"; // falls back to `sub`
@@ -155,11 +159,31 @@ struct AuditConfig {
 };
 
 struct QuotaConfig {
-    std::string redis_url; // redis://host:6379[/db]: counters shared by replicas; empty: in process
+    // redis://host:6379[/db] or rediss://host:6379[/db] (TLS): counters shared by replicas; empty:
+    // in process. Plain redis:// to a host that is not loopback needs redis_allow_insecure.
+    std::string redis_url;
     std::string redis_failure = "open"; // Redis unreachable: open (admit without limits) | closed (503)
-    int redis_timeout_ms = 200;
+    int redis_timeout_ms = 200;         // each of: connecting (TCP and TLS), one command
+    std::string redis_username;         // AUTH as this ACL user (Redis 6+); empty: the default user
+    // The AUTH password only by reference, read at each connect (never in TOML, never logged):
+    std::string redis_password_file; // a file readable only by codepilot (first line) ...
+    std::string redis_password_env;  // ... or the name of an environment variable
+    std::string redis_ca_file;       // rediss://: trust this CA bundle (default: the system's)
+    std::string redis_cert_file;     // rediss:// to a Redis with tls-auth-clients: this client certificate
+    std::string redis_key_file;      // ... and its key
+    bool redis_allow_insecure = false;
     int default_key_concurrency = 8; // generations at once per API key without a limit of its own (0: none)
 };
+
+// A parsed quota.redis_url.
+struct RedisAddress {
+    bool tls = false; // rediss://
+    std::string host; // without the brackets of an IPv6 literal
+    int port = 6379;
+    int db = 0;
+};
+// redis[s]://host[:port][/db]; a user or password in the URL is refused (they are settings).
+Result<RedisAddress> parse_redis_url(const std::string& url);
 
 struct Config {
     std::string data_dir = "./data";
@@ -187,5 +211,6 @@ Status validate(const Config& config);
 Status validate_tls(const ServerConfig& server);
 Status validate_ldap(const LdapConfig& ldap);
 Status validate_oidc(const OidcConfig& oidc);
+Status validate_quota(const QuotaConfig& quota);
 
 } // namespace codepilot::config

@@ -1,10 +1,10 @@
 #include "quota/redis_counters.h"
 
 #include "core/clock.h"
+#include "core/private_files.h"
 
-#include <chrono>
 #include <hiredis/hiredis.h>
-#include <regex>
+#include <spdlog/spdlog.h>
 
 namespace codepilot::quota {
 namespace {
@@ -107,80 +107,123 @@ std::string lim(const std::optional<int64_t>& v) {
     return v ? std::to_string(*v) : "0";
 }
 
-struct ReplyGuard {
-    redisReply* r;
-    ~ReplyGuard() {
-        if (r) freeReplyObject(r);
-    }
-};
-
 } // namespace
 
-Result<std::unique_ptr<RedisCounters>> RedisCounters::connect(const std::string& url, int timeout_ms) {
-    static const std::regex pattern(R"(^redis://([^/:]+)(?::(\d+))?(?:/(\d+))?$)");
-    std::smatch m;
-    if (!std::regex_match(url, m, pattern))
-        return make_error(ErrorCode::invalid_argument,
-                          "quota.redis_url must look like redis://host:6379[/db] (got '" + url + "')");
-    auto counters = std::unique_ptr<RedisCounters>(new RedisCounters(
-        m[1], m[2].matched ? std::stoi(m[2]) : 6379, m[3].matched ? std::stoi(m[3]) : 0, timeout_ms));
-    (void)counters->ensure_connected(); // not fatal: the failure mode decides per call
+Result<std::unique_ptr<RedisCounters>> RedisCounters::connect(const config::QuotaConfig& quota) {
+    auto address = config::parse_redis_url(quota.redis_url);
+    if (!address) return address.error();
+    std::shared_ptr<const RedisTls> tls;
+    if (address->tls) {
+        auto made = RedisTls::create(quota.redis_ca_file, quota.redis_cert_file, quota.redis_key_file);
+        if (!made) return made.error();
+        tls = std::move(*made);
+    }
+    auto counters = std::unique_ptr<RedisCounters>(new RedisCounters(*address, quota, std::move(tls)));
+    // What the configuration allowed but an operator should hear about at every start.
+    const bool loopback = config::is_loopback_host(address->host);
+    const bool has_password = !quota.redis_password_file.empty() || !quota.redis_password_env.empty();
+    if (!address->tls && !loopback)
+        spdlog::warn(
+            "quota: redis_allow_insecure: redis://{} is not TLS: the counters{} cross the network in "
+            "clear",
+            counters->peer_, has_password ? " and the AUTH password" : "");
+    if (!has_password && !loopback)
+        spdlog::warn("quota: Redis at {} without AUTH (quota.redis_password_file or redis_password_env): "
+                     "whoever can reach it can change every tenant's counters",
+                     counters->peer_);
+    for (const auto& [key, file] : {std::pair{"redis_password_file", quota.redis_password_file},
+                                    std::pair{"redis_key_file", quota.redis_key_file}})
+        if (!file.empty())
+            if (auto loose = looser_mode_warning(file, kPrivateFileMode))
+                spdlog::warn("quota.{}: {}", key, *loose);
+    if (auto password = read_secret(counters->password_); !password)
+        spdlog::warn("quota: {}", password.error().message);
+    if (auto st = counters->ensure_connected(); !st) // not fatal: the failure mode decides per call
+        spdlog::warn("quota: {} (calls follow quota.redis_failure until Redis answers)", st.error().message);
     return counters;
 }
 
-RedisCounters::RedisCounters(std::string host, int port, int db, int timeout_ms)
-    : host_(std::move(host)), port_(port), db_(db), timeout_ms_(timeout_ms) {}
-
-RedisCounters::~RedisCounters() {
-    if (ctx_) redisFree(ctx_);
+RedisCounters::RedisCounters(config::RedisAddress address, const config::QuotaConfig& quota,
+                             std::shared_ptr<const RedisTls> tls)
+    : address_(std::move(address)),
+      username_(quota.redis_username), password_{quota.redis_password_file, quota.redis_password_env,
+                                                 "quota.redis_password_file", "quota.redis_password_env"},
+      timeout_ms_(quota.redis_timeout_ms), tls_(std::move(tls)) {
+    const bool v6 = address_.host.find(':') != std::string::npos;
+    peer_ = (v6 ? "[" + address_.host + "]" : address_.host) + ":" + std::to_string(address_.port);
 }
 
+RedisCounters::~RedisCounters() = default;
+
 Status RedisCounters::ensure_connected() {
-    if (ctx_ && !ctx_->err) return Ok{};
+    if (connection_ && !connection_->broken()) return Ok{};
+    connection_.reset();
     const int64_t now = unix_millis();
-    if (now < retry_at_ms_) return make_error(ErrorCode::unavailable, "redis unavailable (reconnecting)");
-    if (ctx_) redisFree(ctx_);
-    timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
-    ctx_ = redisConnectWithTimeout(host_.c_str(), port_, tv);
-    if (!ctx_ || ctx_->err) {
-        std::string why = ctx_ ? ctx_->errstr : "out of memory";
-        if (ctx_) redisFree(ctx_);
-        ctx_ = nullptr;
+    if (now < retry_at_ms_)
+        return make_error(ErrorCode::unavailable, last_failure_ + " (retrying within 500 ms)");
+    auto st = open_session();
+    if (!st) {
+        connection_.reset();
         retry_at_ms_ = now + 500; // do not stall every request on a dead server
-        return make_error(ErrorCode::unavailable,
-                          "redis " + host_ + ":" + std::to_string(port_) + ": " + why);
+        last_failure_ = st.error().message;
     }
-    redisSetTimeout(ctx_, tv);
-    if (db_ != 0) {
-        ReplyGuard g{static_cast<redisReply*>(redisCommand(ctx_, "SELECT %d", db_))};
-        if (!g.r || g.r->type == REDIS_REPLY_ERROR)
-            return make_error(ErrorCode::unavailable, "redis: SELECT failed");
+    return st;
+}
+
+Status RedisCounters::open_session() {
+    auto opened = RedisConnection::open(address_.host, address_.port, tls_, timeout_ms_);
+    if (!opened) return opened.error();
+    connection_ = std::move(*opened);
+    auto unavailable = [this](const std::string& why) {
+        return make_error(ErrorCode::unavailable, "redis " + peer_ + ": " + why);
+    };
+    // Read at each connect, so a rotated password applies from the next reconnect.
+    auto password = read_secret(password_);
+    if (!password) return unavailable(password.error().message);
+    const bool named = !password_.file.empty() || !password_.env.empty();
+    if (named && password->empty())
+        return unavailable(std::string(password_.env.empty() ? password_.file_key : password_.env_key) +
+                           " names an empty password");
+    if (named) {
+        std::vector<std::string> auth{"AUTH"};
+        if (!username_.empty()) auth.push_back(username_);
+        auth.push_back(*password);
+        auto reply = connection_->command(auth);
+        if (!reply) return reply.error();
+        if ((*reply)->type == REDIS_REPLY_ERROR) // WRONGPASS, or AUTH without requirepass: never the password
+            return unavailable("AUTH" + (username_.empty() ? std::string() : " as '" + username_ + "'") +
+                               " refused: " + std::string((*reply)->str, (*reply)->len));
+    }
+    if (address_.db != 0) {
+        auto reply = connection_->command({"SELECT", std::to_string(address_.db)});
+        if (!reply) return reply.error();
+        if ((*reply)->type == REDIS_REPLY_ERROR)
+            return unavailable("SELECT " + std::to_string(address_.db) +
+                               " failed: " + std::string((*reply)->str, (*reply)->len));
     }
     return Ok{};
 }
 
-Result<void*> RedisCounters::command(const std::vector<std::string>& args) {
+Result<RedisReply> RedisCounters::command(const std::vector<std::string>& args) {
     if (auto st = ensure_connected(); !st) return st.error();
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    auto* reply = static_cast<redisReply*>(
-        redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    auto reply = connection_->command(args);
     if (!reply) {
-        std::string why = ctx_->errstr;
-        redisFree(ctx_);
-        ctx_ = nullptr;
-        return make_error(ErrorCode::unavailable, "redis: " + why);
+        connection_.reset();
+        return reply.error();
     }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        std::string why(reply->str, reply->len);
-        freeReplyObject(reply);
+    if ((*reply)->type == REDIS_REPLY_ERROR) {
+        std::string why((*reply)->str, (*reply)->len);
+        // This Redis wants a password and none is configured (or it was just set): NOAUTH, or for
+        // a long command "Protocol error: unauthenticated ...", after which Redis hangs up.
+        if (why.rfind("NOAUTH", 0) == 0 || why.find("unauthenticated") != std::string::npos) {
+            connection_.reset();
+            return make_error(ErrorCode::unavailable,
+                              "redis " + peer_ + ": " + why +
+                                  " (set quota.redis_password_file or quota.redis_password_env)");
+        }
         return make_error(ErrorCode::internal, "redis: " + why);
     }
-    return static_cast<void*>(reply);
+    return std::move(*reply);
 }
 
 Result<SharedAdmission> RedisCounters::admit(const std::vector<ScopeCounters>& scopes, int64_t now_ms,
@@ -196,10 +239,9 @@ Result<SharedAdmission> RedisCounters::admit(const std::vector<ScopeCounters>& s
                               s.limits.monthly_tokens})
             args.push_back(lim(v));
     std::lock_guard lock(mu_);
-    auto raw = command(args);
-    if (!raw) return raw.error();
-    ReplyGuard g{static_cast<redisReply*>(*raw)};
-    auto* r = g.r;
+    auto reply = command(args);
+    if (!reply) return reply.error();
+    const redisReply* r = reply->get();
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 4)
         return make_error(ErrorCode::internal, "redis: unexpected reply");
     SharedAdmission a;
@@ -229,13 +271,13 @@ Result<std::optional<size_t>> RedisCounters::widen(const std::vector<ScopeCounte
     args.push_back(std::to_string(extra));
     for (const auto& s : scopes) args.push_back(lim(s.limits.concurrency));
     std::lock_guard lock(mu_);
-    auto raw = command(args);
-    if (!raw) return raw.error();
-    ReplyGuard g{static_cast<redisReply*>(*raw)};
-    if (g.r->type != REDIS_REPLY_ARRAY || g.r->elements < 2 || g.r->element[0]->type != REDIS_REPLY_INTEGER)
+    auto reply = command(args);
+    if (!reply) return reply.error();
+    const redisReply* r = reply->get();
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_INTEGER)
         return make_error(ErrorCode::unavailable, "redis: unexpected reply to the widen script");
-    if (g.r->element[0]->integer == 1) return std::optional<size_t>{};
-    return std::optional<size_t>(static_cast<size_t>(g.r->element[1]->integer));
+    if (r->element[0]->integer == 1) return std::optional<size_t>{};
+    return std::optional<size_t>(static_cast<size_t>(r->element[1]->integer));
 }
 
 Status RedisCounters::release(const std::vector<ScopeCounters>& scopes, int64_t now_ms, int64_t tokens,
@@ -251,9 +293,7 @@ Status RedisCounters::release(const std::vector<ScopeCounters>& scopes, int64_t 
     args.push_back(std::to_string(slots));
     for (const auto& s : scopes) args.push_back(lim(s.limits.tpm));
     std::lock_guard lock(mu_);
-    auto raw = command(args);
-    if (!raw) return raw.error();
-    freeReplyObject(static_cast<redisReply*>(*raw));
+    if (auto reply = command(args); !reply) return reply.error();
     return Ok{};
 }
 
@@ -261,9 +301,9 @@ Status RedisCounters::init_budget(const std::string& key, bool monthly, const st
                                   int64_t used) {
     std::string k = (monthly ? "cp:m:" : "cp:d:") + key + ":" + period;
     std::lock_guard lock(mu_);
-    auto raw = command({"SET", k, std::to_string(used), "NX", "EX", monthly ? "3000000" : "100000"});
-    if (!raw) return raw.error();
-    freeReplyObject(static_cast<redisReply*>(*raw));
+    if (auto reply = command({"SET", k, std::to_string(used), "NX", "EX", monthly ? "3000000" : "100000"});
+        !reply)
+        return reply.error();
     return Ok{};
 }
 

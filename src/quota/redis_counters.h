@@ -1,16 +1,19 @@
 // Quota counters in Redis, shared by every replica: one Lua script admits a call against all
-// of its scopes atomically (buckets, concurrency, budgets), another releases it.
+// of its scopes atomically (buckets, concurrency, budgets), another releases it. The connection
+// is plain (loopback, or with the opt-out) or TLS, and authenticates with AUTH when a password
+// is named.
 #pragma once
 
+#include "config/config.h"
 #include "core/result.h"
+#include "core/secret_reference.h"
+#include "quota/redis_connection.h"
 #include "store/quota_store.h"
 
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
-
-struct redisContext;
 
 namespace codepilot::quota {
 
@@ -33,8 +36,9 @@ struct SharedAdmission {
 
 class RedisCounters {
 public:
-    // redis://host:port[/db]
-    static Result<std::unique_ptr<RedisCounters>> connect(const std::string& url, int timeout_ms);
+    // The redis_* settings of [quota]. Fails on what would never work (the URL, the TLS files);
+    // a Redis that cannot be reached or refuses AUTH is left to the failure policy, per call.
+    static Result<std::unique_ptr<RedisCounters>> connect(const config::QuotaConfig& quota);
     ~RedisCounters();
 
     Result<SharedAdmission> admit(const std::vector<ScopeCounters>& scopes, int64_t now_ms,
@@ -49,14 +53,21 @@ public:
     Status init_budget(const std::string& key, bool monthly, const std::string& period, int64_t used);
 
 private:
-    RedisCounters(std::string host, int port, int db, int timeout_ms);
+    RedisCounters(config::RedisAddress address, const config::QuotaConfig& quota,
+                  std::shared_ptr<const RedisTls> tls);
     Status ensure_connected();
-    Result<void*> command(const std::vector<std::string>& args); // a redisReply*, freed by the caller
+    Status open_session(); // connect, AUTH, SELECT
+    Result<RedisReply> command(const std::vector<std::string>& args);
     std::mutex mu_;
-    std::string host_;
-    int port_, db_, timeout_ms_;
-    redisContext* ctx_ = nullptr;
+    config::RedisAddress address_;
+    std::string peer_; // host:port, for messages
+    std::string username_;
+    SecretReference password_;
+    int timeout_ms_;
+    std::shared_ptr<const RedisTls> tls_; // rediss://
+    std::unique_ptr<RedisConnection> connection_;
     int64_t retry_at_ms_ = 0;
+    std::string last_failure_; // why the last connect failed, repeated while retries wait
 };
 
 } // namespace codepilot::quota

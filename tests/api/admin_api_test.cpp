@@ -133,7 +133,7 @@ TEST_F(AdminApi, OnlyOwnersMakeOwnersAndTheLastOwnerStays) {
 TEST_F(AdminApi, LdapSettingsNameTheServicePasswordAndNeverHoldIt) {
     const json base = {
         {"enabled", true},
-        {"url", "ldap://127.0.0.1:1"},
+        {"url", "ldaps://127.0.0.1:1"},
         {"base_dn", "dc=x"},
         {"bind_dn", "cn=svc,dc=x"},
         {"group_map", json::array({{{"group", "cn=g,dc=x"}, {"tenant", "t"}, {"role", "viewer"}}})}};
@@ -191,7 +191,7 @@ TEST_F(AdminApi, LdapAndOidcSettingsAreValidated) {
     EXPECT_EQ(unknown.json()["error"]["param"], "urll");
     auto bad_filter =
         call("PUT", "/admin/v1/settings/ldap", owner_key_,
-             {{"enabled", true}, {"url", "ldap://x"}, {"base_dn", "dc=x"}, {"user_filter", "(uid=alice)"}});
+             {{"enabled", true}, {"url", "ldaps://x"}, {"base_dn", "dc=x"}, {"user_filter", "(uid=alice)"}});
     EXPECT_EQ(bad_filter.status, 400);
     EXPECT_NE(bad_filter.body.find("{username}"), std::string::npos) << bad_filter.body;
     auto bad_alg = call("PUT", "/admin/v1/settings/oidc", owner_key_,
@@ -203,6 +203,39 @@ TEST_F(AdminApi, LdapAndOidcSettingsAreValidated) {
     EXPECT_EQ(bad_alg.status, 400);
     EXPECT_NE(bad_alg.json()["error"]["message"].get<std::string>().find("HS256"), std::string::npos);
     EXPECT_EQ(call("GET", "/admin/v1/settings/smtp", owner_key_).status, 404);
+}
+
+// The transport opt-outs belong to the config file: a settings change cannot downgrade LDAP or
+// the JWKS to plain text.
+TEST_F(AdminApi, SettingsCannotTurnOffTransportSecurity) {
+    const json ldap = {{"enabled", true}, {"url", "ldap://dir.corp:389"}, {"base_dn", "dc=x"}};
+    auto plain = call("PUT", "/admin/v1/settings/ldap", owner_key_, ldap);
+    EXPECT_EQ(plain.status, 400);
+    EXPECT_NE(plain.json()["error"]["message"].get<std::string>().find("auth.ldap.url"), std::string::npos)
+        << plain.body;
+    json opted_out = ldap;
+    opted_out["allow_insecure"] = true;
+    auto refused = call("PUT", "/admin/v1/settings/ldap", owner_key_, opted_out);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_EQ(refused.json()["error"]["param"], "allow_insecure");
+    EXPECT_NE(refused.json()["error"]["message"].get<std::string>().find("only in the config file"),
+              std::string::npos)
+        << refused.body;
+    json unchecked = {
+        {"enabled", true}, {"url", "ldaps://dir.corp"}, {"base_dn", "dc=x"}, {"tls_verify", false}};
+    EXPECT_EQ(call("PUT", "/admin/v1/settings/ldap", owner_key_, unchecked).status, 400);
+    const json oidc = {
+        {"enabled", true}, {"issuer", "i"}, {"audience", "a"}, {"jwks_url", "http://idp/jwks"}};
+    auto http_jwks = call("PUT", "/admin/v1/settings/oidc", owner_key_, oidc);
+    EXPECT_EQ(http_jwks.status, 400);
+    EXPECT_NE(http_jwks.json()["error"]["message"].get<std::string>().find("auth.oidc.jwks_url"),
+              std::string::npos)
+        << http_jwks.body;
+    json oidc_opted_out = oidc;
+    oidc_opted_out["allow_insecure"] = true;
+    EXPECT_EQ(call("PUT", "/admin/v1/settings/oidc", owner_key_, oidc_opted_out).json()["error"]["param"],
+              "allow_insecure");
+    EXPECT_FALSE(call("GET", "/admin/v1/settings/ldap", owner_key_).json().contains("allow_insecure"));
 }
 
 // A settings row from an older version, with the service password in clear.

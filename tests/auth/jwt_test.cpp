@@ -3,7 +3,10 @@
 #include "auth/credentials.h"
 #include "auth/jwt.h"
 #include "server/server.h"
+#include "support/https_server.h"
 #include "support/jwt_signer.h"
+#include "support/log_capture.h"
+#include "support/test_services.h"
 
 #include <atomic>
 #include <filesystem>
@@ -159,7 +162,11 @@ TEST_F(JwtTest, JwksFromAnInternalUrl) {
 
     config_.jwks_file.clear();
     config_.jwks_url = "http://127.0.0.1:" + std::to_string(http.port()) + "/.well-known/jwks.json";
+    config_.allow_insecure = true; // plain http: only with the opt-out, and said at start
+    testenv::LogCapture log;
+    ASSERT_TRUE(config::validate_oidc(config_));
     auto v = verifier();
+    EXPECT_EQ(log.count("auth.oidc: allow_insecure: the signing keys come over plain http"), 1) << log.text();
     EXPECT_EQ(why(v, ec_.sign(claims())), "ok");
     EXPECT_EQ(why(v, rsa_.sign(claims())), "ok");
     EXPECT_EQ(fetches.load(), 1); // cached
@@ -175,6 +182,47 @@ TEST_F(JwtTest, JwksFromAnInternalUrl) {
     work.reset();
     io.stop();
     runner.join();
+}
+
+TEST_F(JwtTest, JwksOverHttpsWithTheCompanyCa) {
+    testenv::HttpsServer idp(testenv::tls_file("server.pem"), testenv::tls_file("server.key"),
+                             testenv::jwks_of({&rsa_, &ec_}).dump());
+    config_.jwks_file.clear();
+    config_.ca_file = testenv::tls_file("ca.pem");
+    for (const std::string host : {"127.0.0.1", "localhost"}) { // the certificate names both
+        config_.jwks_url = "https://" + host + ":" + std::to_string(idp.port()) + "/.well-known/jwks.json";
+        ASSERT_TRUE(config::validate_oidc(config_));
+        testenv::LogCapture log;
+        auto v = verifier();
+        EXPECT_EQ(why(v, ec_.sign(claims())), "ok") << host;
+        EXPECT_EQ(log.count("allow_insecure"), 0) << log.text();
+    }
+    EXPECT_TRUE(idp.counted(2, 0)) << idp.answered() << " answered, " << idp.refused_handshakes()
+                                   << " refused";
+}
+
+TEST_F(JwtTest, AJwksCertificateOfAnotherCaOrAnotherNameIsRefused) {
+    config_.jwks_file.clear();
+    testenv::HttpsServer idp(testenv::tls_file("server.pem"), testenv::tls_file("server.key"),
+                             testenv::jwks_of({&rsa_, &ec_}).dump());
+    config_.jwks_url = "https://127.0.0.1:" + std::to_string(idp.port()) + "/.well-known/jwks.json";
+    config_.ca_file = testenv::tls_file("other-ca.pem");
+    auto untrusted = verifier().verify(ec_.sign(claims()));
+    ASSERT_FALSE(untrusted);
+    EXPECT_EQ(untrusted.error().code, ErrorCode::unavailable);
+    EXPECT_NE(untrusted.error().message.find("certificate verify failed"), std::string::npos)
+        << untrusted.error().message;
+    // The right CA, but a certificate for elsewhere.test: the host name is checked too.
+    testenv::HttpsServer impostor(testenv::tls_file("elsewhere.pem"), testenv::tls_file("elsewhere.key"),
+                                  testenv::jwks_of({&rsa_, &ec_}).dump());
+    config_.jwks_url = "https://127.0.0.1:" + std::to_string(impostor.port()) + "/.well-known/jwks.json";
+    config_.ca_file = testenv::tls_file("ca.pem");
+    auto misnamed = verifier().verify(ec_.sign(claims()));
+    ASSERT_FALSE(misnamed);
+    EXPECT_NE(misnamed.error().message.find("certificate verify failed"), std::string::npos)
+        << misnamed.error().message;
+    EXPECT_TRUE(idp.counted(0, 1)) << idp.answered(); // the client left in the handshake: no keys went out
+    EXPECT_TRUE(impostor.counted(0, 1)) << impostor.answered();
 }
 
 TEST(Jwks, SkipsKeysItCannotUse) {

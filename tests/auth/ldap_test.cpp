@@ -1,7 +1,10 @@
 // LDAP sign-in against a real OpenLDAP slapd seeded with users and groups
 // (scripts/test_services.sh, tests/services/directory.ldif).
+#include "auth/auth.h"
 #include "auth/ldap_directory.h"
+#include "auth/settings_json.h"
 #include "core/private_files.h"
+#include "store/store.h"
 #include "support/ldap_config.h"
 #include "support/log_capture.h"
 
@@ -154,9 +157,10 @@ TEST_F(LdapServicePassword, AMissingFileUnsetVariableOrNoReferenceFailsTheServic
 }
 
 TEST(LdapDirectory, StartTlsAndLdapsWithTheCompanyCa) {
-    auto start_tls = testenv::test_ldap_config();
-    start_tls.start_tls = true;
-    start_tls.ca_file = testenv::service_url("CODEPILOT_TEST_LDAP_CA");
+    auto start_tls = testenv::test_ldap_config(); // StartTLS with the test CA
+    ASSERT_TRUE(start_tls.start_tls);
+    ASSERT_TRUE(config::validate_ldap(start_tls));
+    testenv::LogCapture log;
     auto r = LdapDirectory(start_tls).authenticate("alice", "alice-pass");
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->display_name, "Alice Liddell");
@@ -164,25 +168,86 @@ TEST(LdapDirectory, StartTlsAndLdapsWithTheCompanyCa) {
     auto ldaps = start_tls;
     ldaps.start_tls = false;
     ldaps.url = testenv::service_url("CODEPILOT_TEST_LDAPS_URL");
+    ASSERT_TRUE(config::validate_ldap(ldaps));
     auto s = LdapDirectory(ldaps).authenticate("bob", "bob-pass");
     ASSERT_TRUE(s) << s.error().message;
     EXPECT_FALSE(LdapDirectory(ldaps).authenticate("bob", "wrong"));
+    EXPECT_EQ(log.count("allow_insecure"), 0) << log.text(); // nothing to warn about
 }
 
-TEST(LdapDirectory, AnUntrustedCertificateFailsClosed) {
-    // Without the CA the server's certificate is not trusted: no sign-in, and never a fallback
-    // to sending the password in clear.
+TEST(LdapDirectory, AnUntrustedCertificateFailsClosedWithAClearReason) {
+    // A CA that did not sign the directory's certificate: no sign-in, never a fallback to sending
+    // the password in clear, and a reason that names what to check but no secret.
     auto tls = testenv::test_ldap_config();
-    tls.start_tls = true;
+    tls.ca_file = testenv::tls_file("other-ca.pem");
     auto r = LdapDirectory(tls).authenticate("alice", "alice-pass");
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ErrorCode::unavailable);
-    EXPECT_NE(r.error().message.find("StartTLS"), std::string::npos);
-    auto ldaps = testenv::test_ldap_config();
+    EXPECT_NE(r.error().message.find("StartTLS"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("auth.ldap.ca_file"), std::string::npos) << r.error().message;
+    auto ldaps = tls;
+    ldaps.start_tls = false;
     ldaps.url = testenv::service_url("CODEPILOT_TEST_LDAPS_URL");
     auto s = LdapDirectory(ldaps).authenticate("alice", "alice-pass");
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, ErrorCode::unavailable);
+    EXPECT_NE(s.error().message.find("TLS handshake"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("auth.ldap.ca_file"), std::string::npos) << s.error().message;
+    for (const auto& message : {r.error().message, s.error().message}) {
+        EXPECT_EQ(message.find(testenv::kTestLdapBindPassword), std::string::npos) << message;
+        EXPECT_EQ(message.find("alice-pass"), std::string::npos) << message;
+    }
+}
+
+TEST(LdapDirectory, PlainLdapAndUncheckedCertificatesOnlyWithTheOptOutAndAWarning) {
+    auto plain = testenv::test_ldap_config();
+    plain.start_tls = false;
+    plain.ca_file.clear();
+    auto refused = config::validate_ldap(plain);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("auth.ldap.url"), std::string::npos) << refused.error().message;
+    EXPECT_NE(refused.error().message.find("auth.ldap.allow_insecure"), std::string::npos);
+
+    plain.allow_insecure = true;
+    ASSERT_TRUE(config::validate_ldap(plain));
+    testenv::LogCapture log;
+    LdapDirectory directory(plain);
+    EXPECT_EQ(log.count("auth.ldap: allow_insecure: " + plain.url + " without StartTLS"), 1) << log.text();
+    auto alice = directory.authenticate("alice", "alice-pass");
+    ASSERT_TRUE(alice) << alice.error().message;
+
+    // tls_verify = false: the same opt-out, and then any certificate is taken (the other CA's too).
+    auto unchecked = testenv::test_ldap_config();
+    unchecked.tls_verify = false;
+    unchecked.ca_file = testenv::tls_file("other-ca.pem");
+    ASSERT_FALSE(config::validate_ldap(unchecked));
+    unchecked.allow_insecure = true;
+    ASSERT_TRUE(config::validate_ldap(unchecked));
+    LdapDirectory lax(unchecked);
+    EXPECT_EQ(log.count("auth.ldap: allow_insecure: tls_verify = false"), 1) << log.text();
+    EXPECT_TRUE(lax.authenticate("alice", "alice-pass"));
+}
+
+// Settings saved by an older version with plain ldap:// are refused at start like the file would
+// be; the file's opt-out lets the server start so that they can be fixed through the API.
+TEST(LdapDirectory, SavedPlainLdapSettingsNeedTheFilesOptOut) {
+    auto db = store::open_and_migrate("sqlite::memory:", 1);
+    ASSERT_TRUE(db) << db.error().message;
+    store::IdentityStore ids(**db);
+    auto saved = ldap_to_json(testenv::test_ldap_config());
+    saved["start_tls"] = false;
+    ASSERT_TRUE(ids.put_setting("ldap", saved.dump(), "dana"));
+    config::AuthConfig file;
+    auto refused = Authenticator(ids, file, nullptr).load_saved_settings();
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("saved ldap settings: auth.ldap.url"), std::string::npos)
+        << refused.error().message;
+    file.ldap.allow_insecure = true;
+    testenv::LogCapture log;
+    Authenticator opted_out(ids, file, nullptr);
+    ASSERT_TRUE(opted_out.load_saved_settings());
+    EXPECT_TRUE(opted_out.ldap_settings().enabled);
+    EXPECT_EQ(log.count("auth.ldap: allow_insecure:"), 1) << log.text();
 }
 
 } // namespace

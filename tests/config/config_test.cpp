@@ -72,7 +72,7 @@ TEST(Config, LdapBindPasswordIsRefusedInFavourOfAFileOrVariable) {
     auto env = parse_config("[auth.ldap]\nbind_password_env = 'LDAP_BIND_PASSWORD'\n");
     ASSERT_TRUE(env.ok()) << env.error().message;
     EXPECT_EQ(env->auth.ldap.bind_password_env, "LDAP_BIND_PASSWORD");
-    auto both = parse_config("[auth.ldap]\nenabled = true\nurl = 'ldap://x'\nbase_dn = 'dc=x'\n"
+    auto both = parse_config("[auth.ldap]\nenabled = true\nurl = 'ldaps://x'\nbase_dn = 'dc=x'\n"
                              "bind_password_file = '/f'\nbind_password_env = 'E'\n");
     ASSERT_FALSE(both.ok());
     EXPECT_NE(both.error().message.find("at most one of bind_password_file and bind_password_env"),
@@ -138,4 +138,98 @@ TEST(Config, PromptPathSettingsAreReadAndBounded) {
     auto bad = parse_config("[model]\nkv_shift_min_chunk = -1\n");
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.error().message.find("model.kv_shift_min_chunk"), std::string::npos) << bad.error().message;
+}
+
+// Issue 10: connections that carry passwords, signing keys or counters are TLS unless the
+// config file says otherwise, and each refusal names the key and the way out.
+TEST(Config, PlainLdapIsRefusedUnlessStartTlsOrTheOptOut) {
+    const std::string ldap = "[auth.ldap]\nenabled = true\nbase_dn = 'dc=x'\n";
+    auto plain = parse_config(ldap + "url = 'ldap://dir.corp:389'\n");
+    ASSERT_FALSE(plain.ok());
+    const auto& msg = plain.error().message;
+    EXPECT_NE(msg.find("auth.ldap.url 'ldap://dir.corp:389' has no TLS"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ldaps://"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("auth.ldap.start_tls = true"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("auth.ldap.allow_insecure = true"), std::string::npos) << msg;
+    EXPECT_TRUE(parse_config(ldap + "url = 'ldap://dir.corp:389'\nstart_tls = true\n").ok());
+    EXPECT_TRUE(parse_config(ldap + "url = 'ldaps://dir.corp'\n").ok());
+    auto allowed = parse_config(ldap + "url = 'ldap://dir.corp:389'\nallow_insecure = true\n");
+    ASSERT_TRUE(allowed.ok()) << allowed.error().message;
+    EXPECT_TRUE(allowed->auth.ldap.allow_insecure);
+    EXPECT_FALSE(parse_config(ldap + "url = 'ldaps://dir.corp'\nstart_tls = true\n").ok()); // TLS twice
+    EXPECT_TRUE(parse_config("[auth.ldap]\nurl = 'ldap://dir.corp'\n").ok()); // disabled: not checked
+}
+
+TEST(Config, LdapWithoutCertificateChecksNeedsTheOptOut) {
+    const std::string ldap = "[auth.ldap]\nenabled = true\nbase_dn = 'dc=x'\nurl = 'ldaps://dir.corp'\n";
+    auto unchecked = parse_config(ldap + "tls_verify = false\n");
+    ASSERT_FALSE(unchecked.ok());
+    EXPECT_NE(unchecked.error().message.find("auth.ldap.tls_verify = false"), std::string::npos);
+    EXPECT_NE(unchecked.error().message.find("auth.ldap.ca_file"), std::string::npos);
+    EXPECT_TRUE(parse_config(ldap + "tls_verify = false\nallow_insecure = true\n").ok());
+}
+
+TEST(Config, PlainHttpJwksIsRefusedUnlessAllowed) {
+    const std::string oidc = "[auth.oidc]\nenabled = true\nissuer = 'i'\naudience = 'a'\n";
+    auto plain = parse_config(oidc + "jwks_url = 'http://idp.corp/jwks'\n");
+    ASSERT_FALSE(plain.ok());
+    EXPECT_NE(plain.error().message.find("auth.oidc.jwks_url 'http://idp.corp/jwks' is plain http"),
+              std::string::npos)
+        << plain.error().message;
+    EXPECT_NE(plain.error().message.find("auth.oidc.allow_insecure = true"), std::string::npos);
+    EXPECT_TRUE(parse_config(oidc + "jwks_url = 'http://idp.corp/jwks'\nallow_insecure = true\n").ok());
+    EXPECT_TRUE(
+        parse_config(oidc + "jwks_url = 'https://idp.corp/jwks'\nca_file = '/etc/corp-ca.pem'\n").ok());
+    EXPECT_FALSE(parse_config(oidc + "jwks_url = 'ftp://idp.corp/jwks'\nallow_insecure = true\n").ok());
+}
+
+TEST(Config, RedisUrlsTlsFilesAndAuthByReference) {
+    auto tls = parse_config("[quota]\nredis_url = 'rediss://redis.corp:6380/2'\nredis_ca_file = '/ca.pem'\n"
+                            "redis_cert_file = '/c.pem'\nredis_key_file = '/c.key'\nredis_username = 'cp'\n"
+                            "redis_password_file = '/run/secrets/redis'\n");
+    ASSERT_TRUE(tls.ok()) << tls.error().message;
+    EXPECT_EQ(tls->quota.redis_username, "cp");
+    EXPECT_EQ(tls->quota.redis_password_file, "/run/secrets/redis");
+    auto address = parse_redis_url(tls->quota.redis_url);
+    ASSERT_TRUE(address);
+    EXPECT_TRUE(address->tls);
+    EXPECT_EQ(address->host, "redis.corp");
+    EXPECT_EQ(address->port, 6380);
+    EXPECT_EQ(address->db, 2);
+    auto v6 = parse_redis_url("redis://[::1]");
+    ASSERT_TRUE(v6);
+    EXPECT_EQ(v6->host, "::1");
+    EXPECT_EQ(v6->port, 6379);
+
+    auto literal = parse_config("[quota]\nredis_password = 'hunter2'\n");
+    ASSERT_FALSE(literal.ok());
+    EXPECT_NE(literal.error().message.find("'quota.redis_password' is not accepted"), std::string::npos);
+    EXPECT_EQ(literal.error().message.find("hunter2"), std::string::npos);
+    auto in_url = parse_config("[quota]\nredis_url = 'rediss://cp:hunter2@redis.corp'\n");
+    ASSERT_FALSE(in_url.ok());
+    EXPECT_NE(in_url.error().message.find("must not hold a user or password"), std::string::npos);
+    EXPECT_NE(in_url.error().message.find("quota.redis_password_file"), std::string::npos);
+
+    for (const char* wrong :
+         {"redis_url = 'http://redis.corp'\n", "redis_url = 'rediss://redis.corp:0'\n",
+          "redis_url = 'redis://127.0.0.1'\nredis_ca_file = '/ca.pem'\n", // TLS file, no TLS
+          "redis_url = 'rediss://r'\nredis_cert_file = '/c.pem'\n",       // no key
+          "redis_url = 'redis://127.0.0.1'\nredis_username = 'cp'\n",     // no password
+          "redis_url = 'redis://127.0.0.1'\nredis_password_file = '/f'\nredis_password_env = 'E'\n"})
+        EXPECT_FALSE(parse_config(std::string("[quota]\n") + wrong).ok()) << wrong;
+}
+
+TEST(Config, PlainRedisToAnotherHostNeedsTheOptOut) {
+    EXPECT_TRUE(
+        parse_config("[quota]\nredis_url = 'redis://127.0.0.1:6379'\n").ok()); // loopback: development
+    EXPECT_TRUE(parse_config("[quota]\nredis_url = 'redis://localhost'\n").ok());
+    auto remote = parse_config("[quota]\nredis_url = 'redis://redis.corp:6379'\n");
+    ASSERT_FALSE(remote.ok());
+    EXPECT_NE(remote.error().message.find("quota.redis_url 'redis://redis.corp:6379' is plain redis://"),
+              std::string::npos)
+        << remote.error().message;
+    EXPECT_NE(remote.error().message.find("rediss://"), std::string::npos);
+    EXPECT_NE(remote.error().message.find("quota.redis_allow_insecure = true"), std::string::npos);
+    EXPECT_TRUE(
+        parse_config("[quota]\nredis_url = 'redis://redis.corp'\nredis_allow_insecure = true\n").ok());
 }

@@ -1,5 +1,6 @@
-// The LDAP settings that match the seeded test directory (tests/services/directory.ldif). The
-// service account's password comes by reference, as in production: an environment variable.
+// The LDAP settings that match the seeded test directory (tests/services/directory.ldif), over
+// StartTLS with the test CA. The service account's password comes by reference, as in
+// production: an environment variable.
 #pragma once
 
 #include "config/config.h"
@@ -17,6 +18,8 @@ inline config::LdapConfig test_ldap_config() {
     config::LdapConfig c;
     c.enabled = true;
     c.url = service_url("CODEPILOT_TEST_LDAP_URL");
+    c.start_tls = true;
+    c.ca_file = service_url("CODEPILOT_TEST_LDAP_CA");
     c.bind_dn = "cn=codepilot-service,dc=codepilot,dc=test";
     c.bind_password_env = kTestLdapBindPasswordEnv;
     c.base_dn = "ou=people,dc=codepilot,dc=test";

@@ -20,6 +20,11 @@ std::string service_url(const std::string& name) {
     return "";
 }
 
+std::string tls_file(const std::string& name) {
+    auto dir = service_url("CODEPILOT_TEST_TLS_DIR");
+    return dir.empty() ? "" : dir + "/" + name;
+}
+
 PostgresDatabase::PostgresDatabase() {
     admin_url_ = service_url("CODEPILOT_TEST_PG_URL");
     if (admin_url_.empty()) return;

@@ -10,6 +10,11 @@ namespace codepilot::testenv {
 // returns "") when the services are not running.
 std::string service_url(const std::string& name);
 
+// A file of the throw-away CA's directory (CODEPILOT_TEST_TLS_DIR): ca.pem, other-ca.pem (a CA
+// that signed nothing here), server.{pem,key} (127.0.0.1 and localhost), client.{pem,key},
+// elsewhere.{pem,key} (the test CA's, for another host name).
+std::string tls_file(const std::string& name);
+
 // A fresh, empty PostgreSQL database for one test, dropped on destruction.
 class PostgresDatabase {
 public:
