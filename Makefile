@@ -9,7 +9,7 @@ ARGS       ?=
 export CCACHE_BASEDIR  := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps llama configure build run test bench bench-typing bench-prompt bench-auth bench-audit bench-signin clean format
+.PHONY: all deps llama configure build run test bench bench-typing bench-prompt bench-auth bench-audit bench-signin bench-tls clean format
 
 all: build
 
@@ -63,6 +63,10 @@ bench-audit: llama
 bench-signin: llama
 	@scripts/test_services.sh start $(BUILD)
 	@scripts/bench_signin.sh; rc=$$?; scripts/test_services.sh stop $(BUILD); exit $$rc
+
+# TLS termination: codepilot's own TLS 1.3 vs nginx in front of plain codepilot (wrk over https).
+bench-tls: llama
+	@scripts/bench_tls.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -5,6 +5,7 @@
 #include "store/store.h"
 #include "support/http_client.h"
 #include "support/test_env.h"
+#include "support/test_pki.h"
 
 #include <filesystem>
 #include <fstream>
@@ -228,6 +229,32 @@ TEST_F(AdminCli, VerifyWithAnchorsCatchesAHistoryRewrittenWithRecomputedHashes) 
     EXPECT_EQ(keyed_anchored.code, 1);
     EXPECT_NE(keyed_anchored.last_line().find("(history was rewritten)"), std::string::npos)
         << keyed_anchored.out;
+}
+
+// Client certificates from the CLI: bound by file, subject or SAN, listed, unbound; each audited.
+TEST_F(AdminCli, BindsListsAndUnbindsClientCertificates) {
+    ASSERT_EQ(cli("tenant create acme" + flags_).code, 0);
+    ASSERT_EQ(cli("user create ci-bot --tenant acme --service" + flags_).code, 0);
+    TestPki pki((dir_ / "pki").string());
+    auto bot = pki.client("bot", "ci-bot", {"URI:spiffe://acme/ci"});
+    auto bound = cli("cert bind --tenant acme --user ci-bot --cert-file " + bot.cert + " --scopes completion" + flags_);
+    ASSERT_EQ(bound.code, 0) << bound.out;
+    EXPECT_NE(bound.out.find(certificate_fingerprint(bot.cert)), std::string::npos) << bound.out;
+    EXPECT_EQ(cli("cert bind --tenant acme --user ci-bot --cert-file " + bot.cert + flags_).code, 1); // bound already
+    EXPECT_EQ(cli("cert bind --tenant acme --user ci-bot --san ftp:x" + flags_).code, 2);
+    EXPECT_EQ(cli("cert bind --tenant acme --user ci-bot --subject CN=a --san DNS:a" + flags_).code, 2);
+    EXPECT_EQ(cli("cert bind --tenant acme --user nobody --san DNS:a.example" + flags_).code, 1);
+    ASSERT_EQ(cli("cert bind --tenant acme --user ci-bot --san URI:spiffe://acme/ci" + flags_).code, 0);
+    auto list = cli("cert list --tenant acme" + flags_);
+    ASSERT_EQ(list.code, 0);
+    EXPECT_NE(list.out.find("URI:spiffe://acme/ci"), std::string::npos) << list.out;
+    const std::string id = bound.out.substr(bound.out.rfind("binding ") + 8, 32);
+    auto unbound = cli("cert unbind " + id + flags_);
+    EXPECT_EQ(unbound.code, 0) << unbound.out;
+    EXPECT_EQ(cli("cert unbind " + id + flags_).code, 1);
+    auto exported = cli("audit export --from 2000-01-01" + flags_);
+    EXPECT_NE(exported.out.find("certificate.bind"), std::string::npos);
+    EXPECT_NE(exported.out.find("certificate.unbind"), std::string::npos);
 }
 
 TEST_F(AdminCli, ServeRefusesAuthOffOffLoopback) {
