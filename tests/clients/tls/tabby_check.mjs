@@ -82,7 +82,7 @@ async function jsonLinesProtocol() {
         for (let i; (i = buffer.indexOf('\n')) >= 0; ) {
             const line = buffer.slice(0, i);
             buffer = buffer.slice(i + 1);
-            if (!line.trim()) continue;
+            if (!line.startsWith('[')) continue; // a library's note on stdout (FileStreamRotator)
             const [id, result] = JSON.parse(line);
             if (id === 0) events.push(result);
             else waiting.get(id)?.(result);
