@@ -307,7 +307,9 @@ TEST_F(RedisQuota, ARedisThatAsksForClientCertificatesGetsOne) {
     testenv::LogCapture log;
     auto anonymous = replica(settings(redis), false);
     EXPECT_TRUE(anonymous->admit(who()).unavailable);
-    EXPECT_GE(log.count("certificate required"), 1) << log.text();
+    // TLS 1.3: the client's handshake ends before Redis checks for its certificate, so Redis's
+    // "certificate required" alert may lose the race with its closing the socket.
+    EXPECT_GE(log.count("certificate required") + log.count("TLS: Connection reset by peer"), 1) << log.text();
 }
 
 TEST_F(RedisQuota, AnUntrustedOrMisnamedCertificateIsRefusedAndTheFailurePolicyApplies) {

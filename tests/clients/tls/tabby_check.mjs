@@ -1,13 +1,18 @@
-// tabby-agent (the client behind Tabby's IDE extensions) against codepilot over https, the test
-// CA coming from NODE_EXTRA_CA_CERTS. tabby-agent 1.5 speaks two protocols on stdio, and both
-// are driven here as an editor would:
+// tabby-agent (the client behind Tabby's IDE extensions) against codepilot over https with a
+// private CA. tabby-agent 1.5 speaks two protocols on stdio, and both are driven here as an
+// editor would:
 //   - the JSON-lines agent protocol (`tabby-agent`, used by the Vim and IntelliJ plugins):
 //     initialize with the endpoint and token, getStatus, getServerHealthState, provideCompletions,
 //     postEvent;
 //   - LSP (`tabby-agent --lsp --stdio`), configured by ~/.tabby-client/agent/config.toml:
 //     initialize, didOpen, textDocument/completion.
-// Run by run.sh with HOME (a temp dir), CP_ENDPOINT (https://127.0.0.1:PORT), CP_TOKEN, CP_AGENT
-// (the path of tabby-agent's dist/cli.js).
+// The CA: tabby-agent's default `tls.caCerts = "system"` replaces Node's CA store on Linux with
+// /etc/ssl/certs, which drops NODE_EXTRA_CA_CERTS. So the agent protocol runs with
+// NODE_EXTRA_CA_CERTS and `tls.caCerts = "bundled"` (Node's own store, extra certs included),
+// and LSP with `tls.caCerts = "<the CA file>"` and no NODE_EXTRA_CA_CERTS; the default is
+// shown as a NOTE.
+// Run by run.sh with HOME (a temp dir), CP_ENDPOINT (https://127.0.0.1:PORT), CP_TOKEN, CP_CA
+// (the CA file), NODE_EXTRA_CA_CERTS (= CP_CA), CP_AGENT (tabby-agent's dist/cli.js).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +22,7 @@ const endpoint = process.env.CP_ENDPOINT;
 const token = process.env.CP_TOKEN;
 const agentPath = process.env.CP_AGENT;
 const home = process.env.HOME;
+const caFile = process.env.CP_CA;
 let failures = 0;
 const pass = (what) => console.log(`PASS: tabby-agent ${what}`);
 const fail = (what) => {
@@ -43,14 +49,20 @@ const agentDir = join(home, '.tabby-client', 'agent');
 mkdirSync(agentDir, { recursive: true });
 writeFileSync(
     join(agentDir, 'config.toml'),
-    `[server]\nendpoint = "${endpoint}"\ntoken = "${token}"\n\n[logs]\nlevel = "debug"\n\n` +
-        '[anonymousUsageTracking]\ndisable = true\n',
+    `[server]\nendpoint = "${endpoint}"\ntoken = "${token}"\n\n[tls]\ncaCerts = "${caFile}"\n\n` +
+        '[logs]\nlevel = "debug"\n\n[anonymousUsageTracking]\ndisable = true\n',
 );
+// The agent's environment: NODE_EXTRA_CA_CERTS only where asked for.
+function agentEnv(extraCa) {
+    const env = { ...process.env };
+    if (!extraCa) delete env.NODE_EXTRA_CA_CERTS;
+    return env;
+}
 function agentLogTail() {
     try {
         const dir = join(agentDir, 'logs');
         return readdirSync(dir)
-            .filter((f) => f.endsWith('.log'))
+            .filter((f) => f.endsWith('.log') && !f.startsWith('current')) // current.log: a symlink
             .map((f) => readFileSync(join(dir, f), 'utf8').split('\n').slice(-15).join('\n'))
             .join('\n');
     } catch {
@@ -70,8 +82,8 @@ async function check(what, fn) {
 }
 
 // --- 1. the JSON-lines agent protocol: [id, {func, args}] -> [id, result]; events come as [0, event]
-async function jsonLinesProtocol() {
-    const child = spawn(process.execPath, [agentPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+function startJsonLines() {
+    const child = spawn(process.execPath, [agentPath], { stdio: ['pipe', 'pipe', 'pipe'], env: agentEnv(true) });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const waiting = new Map();
@@ -95,10 +107,39 @@ async function jsonLinesProtocol() {
         child.stdin.write(JSON.stringify([id, { func, args }]) + '\n');
         return withTimeout(answer, 60_000, func);
     };
+    return { child, call, events, stderr: () => stderr };
+}
+const agentConfig = (tls) => ({
+    server: { endpoint, token },
+    tls,
+    anonymousUsageTracking: { disable: true },
+    logs: { level: 'debug' },
+});
+
+// The default tls.caCerts ("system") with NODE_EXTRA_CA_CERTS: reported, not judged.
+async function defaultCaNote() {
+    const { child, call } = startJsonLines();
     try {
-        await check('(agent protocol) initialize with the https endpoint and token', async () => {
+        await call('initialize', { config: agentConfig({ caCerts: 'system' }), clientProperties: { session: { client: 'codepilot tls test' } } });
+        const status = await call('getStatus');
+        console.log(
+            `NOTE: tabby-agent with its default tls.caCerts = "system" and NODE_EXTRA_CA_CERTS: status '${status}'` +
+                (status === 'ready' ? '' : ' (it replaces the CA store with /etc/ssl/certs; set tls.caCerts)'),
+        );
+        await call('finalize');
+    } catch (err) {
+        console.log(`NOTE: tabby-agent with its default tls.caCerts: ${err.message}`);
+    } finally {
+        child.kill();
+    }
+}
+
+async function jsonLinesProtocol() {
+    const { child, call, events, stderr } = startJsonLines();
+    try {
+        await check('(agent protocol, NODE_EXTRA_CA_CERTS, tls.caCerts = "bundled") initialize with the https endpoint and token', async () => {
             const ok = await call('initialize', {
-                config: { server: { endpoint, token }, anonymousUsageTracking: { disable: true }, logs: { level: 'debug' } },
+                config: agentConfig({ caCerts: 'bundled' }),
                 clientProperties: { session: { client: 'codepilot tls test' } },
             });
             expect(ok === true, `initialize returned ${JSON.stringify(ok)}; events ${JSON.stringify(events)}`);
@@ -138,13 +179,13 @@ async function jsonLinesProtocol() {
         await call('finalize');
     } finally {
         child.kill();
-        if (failures) console.log(`--- agent stderr\n${stderr.slice(-2000)}\n--- agent log\n${agentLogTail()}`);
+        if (failures) console.log(`--- agent stderr\n${stderr().slice(-2000)}\n--- agent log\n${agentLogTail()}`);
     }
 }
 
 // --- 2. LSP over stdio (Content-Length framing)
 async function lspProtocol() {
-    const child = spawn(process.execPath, [agentPath, '--lsp', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [agentPath, '--lsp', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'], env: agentEnv(false) });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const waiting = new Map();
@@ -178,7 +219,7 @@ async function lspProtocol() {
     };
     const uri = pathToFileURL(filepath).href;
     try {
-        await check('(LSP) initialize; the agent reaches the server (no disconnected/unauthorized status)', async () => {
+        await check('(LSP, tls.caCerts = the CA file) initialize; the agent reaches the server (no disconnected/unauthorized status)', async () => {
             const r = await request('initialize', {
                 processId: process.pid,
                 clientInfo: { name: 'codepilot-tls-test', version: '1' },
@@ -210,6 +251,7 @@ async function lspProtocol() {
     }
 }
 
+await defaultCaNote();
 await jsonLinesProtocol();
 await lspProtocol();
 process.exit(failures ? 1 : 0);
