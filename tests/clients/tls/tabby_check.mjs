@@ -11,6 +11,7 @@
 // NODE_EXTRA_CA_CERTS and `tls.caCerts = "bundled"` (Node's own store, extra certs included),
 // and LSP with `tls.caCerts = "<the CA file>"` and no NODE_EXTRA_CA_CERTS; the default is
 // shown as a NOTE.
+// The agents run in HOME: their log rotation writes audit.json into the working directory.
 // Run by run.sh with HOME (a temp dir), CP_ENDPOINT (https://127.0.0.1:PORT), CP_TOKEN, CP_CA
 // (the CA file), NODE_EXTRA_CA_CERTS (= CP_CA), CP_AGENT (tabby-agent's dist/cli.js).
 import { spawn } from 'node:child_process';
@@ -83,7 +84,7 @@ async function check(what, fn) {
 
 // --- 1. the JSON-lines agent protocol: [id, {func, args}] -> [id, result]; events come as [0, event]
 function startJsonLines() {
-    const child = spawn(process.execPath, [agentPath], { stdio: ['pipe', 'pipe', 'pipe'], env: agentEnv(true) });
+    const child = spawn(process.execPath, [agentPath], { stdio: ['pipe', 'pipe', 'pipe'], env: agentEnv(true), cwd: home });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const waiting = new Map();
@@ -185,7 +186,7 @@ async function jsonLinesProtocol() {
 
 // --- 2. LSP over stdio (Content-Length framing)
 async function lspProtocol() {
-    const child = spawn(process.execPath, [agentPath, '--lsp', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'], env: agentEnv(false) });
+    const child = spawn(process.execPath, [agentPath, '--lsp', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'], env: agentEnv(false), cwd: home });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const waiting = new Map();
