@@ -309,7 +309,8 @@ TEST_F(RedisQuota, ARedisThatAsksForClientCertificatesGetsOne) {
     EXPECT_TRUE(anonymous->admit(who()).unavailable);
     // TLS 1.3: the client's handshake ends before Redis checks for its certificate, so Redis's
     // "certificate required" alert may lose the race with its closing the socket.
-    EXPECT_GE(log.count("certificate required") + log.count("TLS: Connection reset by peer"), 1) << log.text();
+    EXPECT_GE(log.count("certificate required") + log.count("TLS: Connection reset by peer"), 1)
+        << log.text();
 }
 
 TEST_F(RedisQuota, AnUntrustedOrMisnamedCertificateIsRefusedAndTheFailurePolicyApplies) {
