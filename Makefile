@@ -9,7 +9,7 @@ ARGS       ?=
 export CCACHE_BASEDIR  := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps llama configure build run test bench bench-typing bench-prompt bench-auth bench-audit bench-signin bench-tls clean format
+.PHONY: all deps llama configure build run test fuzz test-sanitize bench bench-typing bench-prompt bench-auth bench-audit bench-signin bench-tls clean format
 
 all: build
 
@@ -29,11 +29,31 @@ build: configure
 run: build
 	$(BUILD)/src/codepilot serve $(ARGS)
 
-# The suite runs against a throw-away PostgreSQL and OpenLDAP slapd (scripts/test_services.sh).
+# The suite runs against a throw-away PostgreSQL and OpenLDAP slapd (scripts/test_services.sh),
+# then every fuzz harness for a few seconds (FUZZ_TEST_SECONDS; docs/testing.md).
+FUZZ_TEST_SECONDS ?= 5
 test: build
 	@scripts/test_services.sh start $(BUILD)
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600; rc=$$?; \
-		cd $(CURDIR) && scripts/test_services.sh stop $(BUILD); exit $$rc
+		cd $(CURDIR) && scripts/test_services.sh stop $(BUILD); \
+		scripts/fuzz.sh $(FUZZ_TEST_SECONDS) || rc=1; exit $$rc
+
+# Each libFuzzer harness for FUZZ_SECONDS (clang-14, ASan + UBSan; build-fuzz/).
+FUZZ_SECONDS ?= 60
+fuzz: llama
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The unit and integration tests again, built with AddressSanitizer + UBSan (build-sanitize/).
+SANITIZE_BUILD ?= build-sanitize
+test-sanitize: llama
+	@cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCODEPILOT_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(SANITIZE_BUILD) -j$(JOBS)
+	@scripts/test_services.sh start $(SANITIZE_BUILD)
+	@cd $(SANITIZE_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize.supp:print_suppressions=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitize.supp \
+		ctest --output-on-failure -j$(JOBS) --timeout 1200; rc=$$?; \
+		cd $(CURDIR) && scripts/test_services.sh stop $(SANITIZE_BUILD); exit $$rc
 
 # Benchmarks: codepilot vs llama-server from the same pinned tree (see docs/benchmarks.md).
 bench: llama

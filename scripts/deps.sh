@@ -9,6 +9,7 @@ packages=(
     libsqlite3-dev libpq-dev libargon2-dev libldap-dev libhiredis-dev libre2-dev redis-server
     postgresql slapd ldap-utils openssl prometheus
     curl wrk python3
+    clang-14 libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

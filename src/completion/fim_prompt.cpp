@@ -138,8 +138,19 @@ private:
         } else {
             part.erase(part.size() - incomplete_utf8_tail(part));
         }
-        while (!part.empty() && static_cast<int>(tokenize_(part).size()) > left)
-            part.erase(0, part.size() / 4 + 1);
+        // Trimmed from the far end: the text next to the cursor is what the model needs. (Found
+        // by fuzz_fim_prompt: the suffix was trimmed at the cursor and kept text further away.)
+        while (!part.empty() && static_cast<int>(tokenize_(part).size()) > left) {
+            const size_t cut = part.size() / 4 + 1;
+            if (from_end_) {
+                part.erase(0, cut);
+                while (!part.empty() && (static_cast<unsigned char>(part[0]) & 0xC0) == 0x80)
+                    part.erase(0, 1);
+            } else {
+                part.erase(part.size() - cut);
+                part.erase(part.size() - incomplete_utf8_tail(part));
+            }
+        }
         used += static_cast<int>(tokenize_(part).size());
         head_cut_ = part; // the rest of this line, and everything beyond it, is given up
         partial_ = true;
@@ -156,8 +167,17 @@ private:
     std::string head_cut_;
 };
 
+// A path as it appears in the prompt: one line. A newline in a path from the request would
+// end the path line early (and once cut a snippet's kept text before its path ended).
+std::string path_line(const std::string& path) {
+    std::string line = path;
+    std::replace_if(
+        line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    return line;
+}
+
 std::string snippet_block(const Language& language, const FileSnippet& s) {
-    std::string out = language.comment("Path: " + s.path) + "\n";
+    std::string out = language.comment("Path: " + path_line(s.path)) + "\n";
     size_t pos = 0;
     while (pos < s.text.size()) {
         size_t nl = s.text.find('\n', pos);
@@ -170,7 +190,7 @@ std::string snippet_block(const Language& language, const FileSnippet& s) {
 }
 
 std::string repo_block_text(const FileSnippet& s) {
-    std::string text = s.path + "\n" + s.text;
+    std::string text = path_line(s.path) + "\n" + s.text;
     if (!text.empty() && text.back() != '\n') text += '\n';
     return text;
 }
@@ -212,10 +232,13 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
         repo_head.push_back(fim.repo_name);
         append(repo_head, tokenize(spec.repo_name + "\n"));
         file_head.push_back(fim.file_sep);
-        append(file_head, tokenize((ctx.filepath.empty() ? std::string("untitled") : ctx.filepath) + "\n"));
+        append(file_head,
+               tokenize((ctx.filepath.empty() ? std::string("untitled") : path_line(ctx.filepath)) + "\n"));
         // (untitled: snippets were sent for a file without a path)
     }
-    int fixed = 5 + static_cast<int>(middle_tokens.size() + repo_head.size() + file_head.size());
+    // BOS, the three FIM tokens and one spare; the newline put before the prefix; middle, repo heads.
+    int fixed = 5 + (budget.newline_before_prefix ? 1 : 0) +
+                static_cast<int>(middle_tokens.size() + repo_head.size() + file_head.size());
     int available = std::max(16, budget.max_tokens - fixed);
 
     LineTaker prefix(ctx.prefix, true, tokenize);
@@ -229,12 +252,13 @@ BuiltPrompt build_prompt(const FimSpec& spec, const CustomTemplate* custom, cons
         int left = available - used;
         if (left <= 8) break;
         std::string block = out.repo_level ? repo_block_text(s) : snippet_block(language, s);
+        const int separator = out.repo_level ? 1 : 0; // the <file_sep> before a repo-level block
         int n = 0;
-        std::string kept = fit_lines(block, left, tokenize, n);
+        std::string kept = fit_lines(block, left - separator, tokenize, n);
         if (kept.empty() || kept.find('\n') == kept.rfind('\n')) continue; // not even a header and one line
-        used += n;
+        used += n + separator;
         if (out.repo_level) {
-            out.snippets_used.push_back({s.path, kept.substr(s.path.size() + 1)});
+            out.snippets_used.push_back({s.path, kept.substr(kept.find('\n') + 1)});
         } else { // the original lines that were kept (the block adds a header line)
             size_t lines = static_cast<size_t>(std::count(kept.begin(), kept.end(), '\n')) - 1;
             size_t end = 0;

@@ -43,6 +43,14 @@ TEST(Config, WrongTypeAndRange) {
     auto r = parse_config("[server]\nport = 70000\n");
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("between 0 and 65535"), std::string::npos);
+    // Found by fuzz_config: a float where an integer belongs was converted first, and one out
+    // of int64's range is undefined behaviour. A float is the wrong type, whatever its value.
+    for (const char* text : {"[model]\nctx = 9999e99\n", "[model]\nctx = 4096.0\n", "[model]\nctx = nan\n"}) {
+        auto f = parse_config(text);
+        ASSERT_FALSE(f.ok()) << text;
+        EXPECT_NE(f.error().message.find("'model.ctx' must be an integer"), std::string::npos)
+            << f.error().message;
+    }
 }
 
 TEST(Config, SyntaxErrorHasLocation) {

@@ -40,6 +40,42 @@ TEST(Redactor, PrivateKeyBlocksGoWhole) {
     EXPECT_EQ(cert.secrets, 0); // certificates are public
 }
 
+// Found by fuzz_redactor: a placeholder matched the next rules ("token=[REDACTED:jwt]" became an
+// assigned secret), so one secret counted twice and redacting redacted text changed it again.
+TEST(Redactor, RedactingRedactedTextChangesNothing) {
+    const char* inputs[] = {
+        "token=ghp_0123456789abcdefghijABCDEFGHIJ0123456789",
+        "password: 'hunter2hunter2'",
+        "postgresql://app:s3cretpass@db:5432/app",
+        "api_key = eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlLXN0cmluZw",
+    };
+    for (const char* input : inputs) {
+        const Redaction once = redact_secrets(input);
+        EXPECT_EQ(once.secrets, 1) << input << " -> " << once.text;
+        const Redaction twice = redact_secrets(once.text);
+        EXPECT_EQ(twice.secrets, 0) << once.text << " -> " << twice.text;
+        EXPECT_EQ(twice.text, once.text);
+    }
+}
+
+// Found by fuzz_redactor: a "-----BEGIN" whose line had no closing dashes took the next line's
+// header as its end, and the private key after it went out as it was.
+TEST(Redactor, APrivateKeyAfterABrokenHeaderIsMasked) {
+    const std::string key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\n-----END PRIVATE KEY-----\n";
+    for (const std::string& before :
+         {std::string("-----BEGIN CERT\n"), std::string("-----BEGIN X-----"),
+          std::string("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")}) {
+        const Redaction r = redact_secrets(before + key + "after");
+        EXPECT_EQ(r.secrets, 1) << before;
+        EXPECT_EQ(r.text.find("MIIEvQIBADANBgkq"), std::string::npos) << r.text;
+        EXPECT_NE(r.text.find("[REDACTED:private_key]\nafter"), std::string::npos) << r.text;
+    }
+    // An END line without its dashes ends at its line, not at the next key's header.
+    const Redaction two = redact_secrets("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END \n" + key);
+    EXPECT_EQ(two.secrets, 2) << two.text;
+    EXPECT_EQ(two.text.find("MIIEvQIBADANBgkq"), std::string::npos) << two.text;
+}
+
 TEST(Redactor, LeavesOrdinaryCodeAlone) {
     const std::string code = "def password_strength(pw):\n    return len(pw) > 12  # tokens: 3\n";
     auto r = redact_secrets(code);
