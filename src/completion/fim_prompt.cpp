@@ -138,8 +138,8 @@ private:
         } else {
             part.erase(part.size() - incomplete_utf8_tail(part));
         }
-        // Trimmed from the far end: the text next to the cursor is what the model needs. (Found
-        // by fuzz_fim_prompt: the suffix was trimmed at the cursor and kept text further away.)
+        // Trimmed from the far end: the text next to the cursor is what the model needs (the
+        // suffix was trimmed at the cursor; seen reading code a fuzz_fim_prompt finding showed).
         while (!part.empty() && static_cast<int>(tokenize_(part).size()) > left) {
             const size_t cut = part.size() / 4 + 1;
             if (from_end_) {

@@ -111,7 +111,7 @@ int apply(const Rule& rule, std::string& text) {
         const size_t start = static_cast<size_t>(part.data() - text.data());
         if (start < last) continue;
         // An earlier rule's placeholder is not a secret: "token=[REDACTED:jwt]" stays as it is,
-        // and redacting a redacted text changes nothing (found by fuzz_redactor).
+        // and redacting a redacted text changes nothing (found writing fuzz_redactor).
         if (text.compare(start, kPlaceholder.size(), kPlaceholder) == 0) continue;
         result.append(text, last, start - last);
         result += "[REDACTED:";

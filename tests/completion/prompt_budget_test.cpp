@@ -91,9 +91,10 @@ TEST(PromptBudget, ATenMegabytePrefixIsTrimmedQuickly) {
     EXPECT_LT(bytes, 200u * 1024);            // only what could fit was ever tokenized
 }
 
-// Found by fuzz_fim_prompt: a snippet path with newlines (from a request's JSON) ended the path
-// line early, and when the budget cut the block inside the path, taking the kept text after
-// the path threw std::out_of_range. A path is one line in the prompt; the caller's path is kept.
+// Found while writing fuzz_fim_prompt (reading what paths may hold): a snippet path with newlines (from a
+// request's JSON) ended the path line early, and when the budget cut the block inside the path, taking the
+// kept text after the path threw std::out_of_range. A path is one line in the prompt; the caller's path is
+// kept.
 TEST(PromptBudget, ASnippetPathWithNewlinesStaysOneLine) {
     FimSpec s = spec();
     s.tokens.repo_name = 4;
@@ -118,9 +119,9 @@ TEST(PromptBudget, ASnippetPathWithNewlinesStaysOneLine) {
     EXPECT_EQ(built.snippets_used[0].text.substr(0, 12), "a0 = compute");
 }
 
-// Found by fuzz_fim_prompt: when the line after the cursor alone was over the budget, the part
-// kept was trimmed at the cursor's end, so the model saw text from further along the line and
-// not the text right after the cursor.
+// Found reading the code a fuzz_fim_prompt finding pointed at (a partial cursor line): when the line after
+// the cursor alone was over the budget, the part kept was trimmed at the cursor's end, so the model saw text
+// from further along the line and not the text right after the cursor.
 TEST(PromptBudget, AnOverlongSuffixLineKeepsTheTextNextToTheCursor) {
     CodeContext c;
     c.prefix = "x = ";

@@ -40,8 +40,9 @@ TEST(Redactor, PrivateKeyBlocksGoWhole) {
     EXPECT_EQ(cert.secrets, 0); // certificates are public
 }
 
-// Found by fuzz_redactor: a placeholder matched the next rules ("token=[REDACTED:jwt]" became an
-// assigned secret), so one secret counted twice and redacting redacted text changed it again.
+// Found writing fuzz_redactor's invariant (a second pass changes nothing): a placeholder matched
+// the next rules ("token=[REDACTED:jwt]" became an assigned secret), so one secret counted twice
+// and redacting redacted text changed it again.
 TEST(Redactor, RedactingRedactedTextChangesNothing) {
     const char* inputs[] = {
         "token=ghp_0123456789abcdefghijABCDEFGHIJ0123456789",
