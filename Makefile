@@ -43,10 +43,11 @@ FUZZ_SECONDS ?= 60
 fuzz: llama
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# The unit and integration tests again, built with AddressSanitizer + UBSan (build-sanitize/).
+# The unit and integration tests again, built with AddressSanitizer + UBSan (build-sanitize/). Warnings
+# are not errors there: GCC 12 reports false -Wmaybe-uninitialized in libstdc++ under ASan.
 SANITIZE_BUILD ?= build-sanitize
 test-sanitize: llama
-	@cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCODEPILOT_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
+	@cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCODEPILOT_SANITIZE=ON -DCODEPILOT_WERROR=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(SANITIZE_BUILD) -j$(JOBS)
 	@scripts/test_services.sh start $(SANITIZE_BUILD)
 	@cd $(SANITIZE_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
