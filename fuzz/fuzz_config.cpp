@@ -2,18 +2,15 @@
 // bytes into a Config or an error that names the source, and a Config it returns must pass
 // validate() or fail it with a message; never a crash, an exception or a hang.
 #include "config/config.h"
-
-#include <cstdio>
-#include <cstdlib>
+#include "fuzz_check.h"
 
 using namespace codepilot;
 
 namespace {
 void check(bool ok, const char* what) {
-    if (ok) return;
-    std::fprintf(stderr, "fuzz_config: invariant broken: %s\n", what);
-    std::abort();
+    fuzz_check(ok, "fuzz_config", what);
 }
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -4,10 +4,9 @@
 // of the suffix to a line end, each snippet kept a head of its text, and the prompt within
 // the token budget whenever the budget can hold the fixed parts.
 #include "completion/completion.h"
+#include "fuzz_check.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <fuzzer/FuzzedDataProvider.h>
 
 using namespace codepilot::completion;
@@ -15,9 +14,7 @@ using namespace codepilot::completion;
 namespace {
 
 void check(bool ok, const char* what) {
-    if (ok) return;
-    std::fprintf(stderr, "fuzz_fim_prompt: invariant broken: %s\n", what);
-    std::abort();
+    fuzz_check(ok, "fuzz_fim_prompt", what);
 }
 
 // Additive over lines (a newline is a token of its own, other bytes go three to a token), so

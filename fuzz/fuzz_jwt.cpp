@@ -4,9 +4,8 @@
 // newline: the JWKS parser then reads it and each of its keys checks the token's signature.
 // A token the verifier accepts must have the issuer, audience and times it requires.
 #include "auth/jwt.h"
+#include "fuzz_check.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <unistd.h>
 
@@ -19,9 +18,7 @@ constexpr const char* kJwks =
 constexpr int64_t kNow = 1'900'000'000; // the seeds' clock
 
 void check(bool ok, const char* what) {
-    if (ok) return;
-    std::fprintf(stderr, "fuzz_jwt: invariant broken: %s\n", what);
-    std::abort();
+    fuzz_check(ok, "fuzz_jwt", what);
 }
 
 auth::JwtVerifier& verifier() {

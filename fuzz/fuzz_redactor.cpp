@@ -2,10 +2,9 @@
 // knows: a second pass over its output changes nothing (a placeholder is not a secret), finds
 // none of the unambiguous kinds (keys, tokens, private key blocks), and no private key header
 // of the input survives.
+#include "fuzz_check.h"
 #include "guard/guard.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -14,9 +13,7 @@ using namespace codepilot::guard;
 namespace {
 
 void check(bool ok, const char* what) {
-    if (ok) return;
-    std::fprintf(stderr, "fuzz_redactor: invariant broken: %s\n", what);
-    std::abort();
+    fuzz_check(ok, "fuzz_redactor", what);
 }
 
 size_t count(const std::string& text, const std::string& what) {

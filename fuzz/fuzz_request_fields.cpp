@@ -3,18 +3,14 @@
 // reader, and the OpenAI generation parameters of /v1/completions and /v1/chat/completions.
 #include "api/openai_params.h"
 #include "api/request_fields.h"
-
-#include <cstdio>
-#include <cstdlib>
+#include "fuzz_check.h"
 
 using namespace codepilot::api;
 
 namespace {
 
 void check(bool ok, const char* what) {
-    if (ok) return;
-    std::fprintf(stderr, "fuzz_request_fields: invariant broken: %s\n", what);
-    std::abort();
+    fuzz_check(ok, "fuzz_request_fields", what);
 }
 
 // The depth nlohmann reports, counted on the parsed value.
