@@ -82,7 +82,7 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
     r.user_agent = std::string(agent.substr(0, 256));
     r.method = std::string(ex.request().method_string());
     r.route = std::string(ex.path());
-    if (is_inference(rule)) r.model = ctx.model_id;
+    if (is_inference(rule)) r.model = ex.usage.model.empty() ? ctx.model_id : ex.usage.model; // id@version
     r.status = static_cast<int>(st);
     r.prompt_tokens = ex.usage.prompt_tokens;
     r.completion_tokens = ex.usage.completion_tokens;
@@ -95,6 +95,12 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
         r.completion = ex.usage.completion_text;
     }
     return r;
+}
+
+// The model id a call was routed to (usage.model is id@version).
+std::string model_of(const ApiContext& ctx, const Exchange& ex) {
+    if (ex.usage.model.empty()) return ctx.model_id;
+    return ex.usage.model.substr(0, ex.usage.model.rfind('@'));
 }
 
 // Request counts by route and status, latency by route, and per model the engine's view:
@@ -111,7 +117,7 @@ void observe_call(ApiContext& ctx, const Exchange& ex, server::http::status st,
                 {{"route", route}, {"method", method}}, metrics::Registry::latency_buckets_seconds())
         .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (!is_inference(rule)) return;
-    const metrics::Labels model{{"model", ctx.model_id}};
+    const metrics::Labels model{{"model", model_of(ctx, ex)}};
     const auto& buckets = metrics::Registry::latency_buckets_seconds();
     for (const auto& g : ex.usage.generations) {
         m.histogram("codepilot_queue_time_seconds", "Time a generation waited for a sequence", model, buckets)
@@ -158,7 +164,7 @@ awaitable<bool> finish_call(ApiContext* ctx, Exchange& ex, server::http::status 
         auto settle = [ctx, &ex, &state] {
             state->ticket->finish(ex.usage.prompt_tokens + ex.usage.completion_tokens); // Redis: a round trip
             if (ctx->quotas)
-                ctx->quotas->account(subject_of(caller_of(ex)), ctx->model_id, ex.usage.prompt_tokens,
+                ctx->quotas->account(subject_of(caller_of(ex)), model_of(*ctx, ex), ex.usage.prompt_tokens,
                                      ex.usage.completion_tokens, ex.usage.cached_tokens);
             return true;
         };
@@ -189,7 +195,8 @@ certified(ApiContext& ctx, const server::ClientCertificate& c, const std::string
     const Error& error = checked->error();
     if (error.code == ErrorCode::unavailable) {
         spdlog::warn("authentication unavailable: {}", error.message);
-        co_return make_error(ErrorCode::unavailable, "authentication is temporarily unavailable; try again shortly");
+        co_return make_error(ErrorCode::unavailable,
+                             "authentication is temporarily unavailable; try again shortly");
     }
     spdlog::info("request {}: client certificate refused: {}", request_id, error.message);
     co_return make_error(ErrorCode::unauthenticated, error.message);

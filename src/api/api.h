@@ -6,11 +6,13 @@
 #include "auth/sign_in_throttle.h"
 #include "core/worker_pool.h"
 #include "engine/engine.h"
+#include "inference/inference.h"
 #include "metrics/metrics.h"
 #include "quota/quota.h"
 #include "server/server.h"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -19,12 +21,13 @@ namespace codepilot::api {
 class CompletionService;
 
 struct ApiContext {
-    engine::Engine* engine = nullptr;
-    CompletionService* completions = nullptr;
+    inference::Fleet* fleet = nullptr; // the models; every inference call is routed through it
+    // One code-completion service per model with the completion role, by model id.
+    std::map<std::string, CompletionService*> completions;
     metrics::Registry* metrics = nullptr;
     std::string version = "0.0.0";
     std::string git_sha = "unknown";
-    std::string model_id;
+    std::string model_id; // the default completion model (legacy single-model fields)
     int max_tokens_cap = 4096;
     int64_t created = 0;                  // unix time the model was loaded
     std::atomic<bool> ready{false};       // model loaded and serving
@@ -59,6 +62,7 @@ void register_health_routes(server::Router& router, std::shared_ptr<ApiContext> 
 void register_code_completion_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_auth_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+void register_model_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 // Authentication and the RBAC table (auth/access_rules) in front of every route.
 void install_access_gate(server::Router& router, std::shared_ptr<ApiContext> context);
 // The caller the gate admitted (a local owner when no gate ran).

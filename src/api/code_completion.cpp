@@ -27,7 +27,8 @@ constexpr size_t kRememberedIds = 100000;
 
 } // namespace
 
-Result<FimSpec> CompletionService::resolve_template(const engine::Engine& engine, const CompletionSettings& s,
+Result<FimSpec> CompletionService::resolve_template(const inference::Backend& engine,
+                                                    const CompletionSettings& s,
                                                     std::optional<CustomTemplate>& custom) {
     FimSpec spec;
     spec.tokens = engine.fim_tokens();
@@ -65,7 +66,7 @@ Result<FimSpec> CompletionService::resolve_template(const engine::Engine& engine
     return spec;
 }
 
-CompletionService::CompletionService(engine::Engine& engine, CompletionSettings settings,
+CompletionService::CompletionService(inference::Backend& engine, CompletionSettings settings,
                                      metrics::Registry& metrics, std::string model_id)
     : engine_(engine), settings_(std::move(settings)), metrics_(metrics), model_id_(std::move(model_id)) {
     auto spec = resolve_template(engine_, settings_, custom_);
@@ -195,7 +196,7 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
     }
 
     Cursor cursor = analyze_cursor(before_cursor, ctx.suffix);
-    engine::GenerationRequest g;
+    inference::GenerationRequest g;
     g.prompt = std::move(tokens);
     g.max_tokens = req.warm_up ? 0 : (req.max_tokens > 0 ? req.max_tokens : settings_.max_tokens);
     g.sampling.temperature = req.temperature.value_or(0.0f);
@@ -231,7 +232,7 @@ server::asio::awaitable<Result<CodeCompletionResult>> CompletionService::complet
         for (auto& older : list) older->cancel();
         list.assign(1, mine);
     };
-    std::vector<engine::GenerationRequest> requests;
+    std::vector<inference::GenerationRequest> requests;
     requests.push_back(std::move(g));
     auto outcomes =
         co_await run_generations(exchange, engine_, std::move(requests), nullptr, nullptr, on_handles);

@@ -66,10 +66,10 @@ struct CodeCompletionResult {
 
 class CompletionService {
 public:
-    CompletionService(engine::Engine& engine, CompletionSettings settings, metrics::Registry& metrics,
+    CompletionService(inference::Backend& backend, CompletionSettings settings, metrics::Registry& metrics,
                       std::string model_id);
     // The FIM layout in use, or an error for a bad `fim_template` setting.
-    static Result<completion::FimSpec> resolve_template(const engine::Engine& engine,
+    static Result<completion::FimSpec> resolve_template(const inference::Backend& backend,
                                                         const CompletionSettings& s,
                                                         std::optional<completion::CustomTemplate>& custom);
 
@@ -92,7 +92,7 @@ private:
     void remember(const std::string& id, const std::string& language);
     std::optional<std::string> language_of(const std::string& id);
 
-    engine::Engine& engine_;
+    inference::Backend& engine_;
     CompletionSettings settings_;
     metrics::Registry& metrics_;
     std::string model_id_;

@@ -29,6 +29,8 @@ status status_for(ErrorCode code) {
         return status::service_unavailable;
     case ErrorCode::internal:
         return status::internal_server_error;
+    case ErrorCode::bad_gateway:
+        return status::bad_gateway;
     }
     return status::internal_server_error;
 }

@@ -25,9 +25,9 @@ void record_usage(server::Exchange& exchange, const std::vector<Outcome>& outcom
 }
 
 server::asio::awaitable<Result<std::vector<Outcome>>>
-run_generations(server::Exchange& exchange, engine::Engine& engine,
-                std::vector<engine::GenerationRequest> requests, EventSink sink, SubmittedHook on_submitted,
-                HandlesHook on_handles) {
+run_generations(server::Exchange& exchange, inference::Backend& backend,
+                std::vector<inference::GenerationRequest> requests, EventSink sink,
+                SubmittedHook on_submitted, HandlesHook on_handles) {
     if (requests.size() > 1 && exchange.claim_generations)
         if (auto claimed = co_await exchange.claim_generations(static_cast<int64_t>(requests.size()) - 1);
             !claimed)
@@ -41,7 +41,7 @@ run_generations(server::Exchange& exchange, engine::Engine& engine,
 
     for (size_t i = 0; i < requests.size(); ++i) {
         requests[i].on_event = [queue, i](const GenerationEvent& event) { queue->push({i, event}); };
-        auto handle = engine.submit(std::move(requests[i]));
+        auto handle = backend.submit(std::move(requests[i]));
         if (!handle) {
             cancel_all();
             co_return handle.error();
@@ -77,6 +77,7 @@ run_generations(server::Exchange& exchange, engine::Engine& engine,
             outcome.usage = event.usage;
             outcome.timings = event.timings;
             outcome.error = event.error;
+            outcome.error_code = event.error_code;
             ++finished;
         }
         if (!cancelled && sink && !co_await sink(index, event)) {

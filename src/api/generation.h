@@ -2,11 +2,12 @@
 // client goes away. Shared by every API family that generates text.
 #pragma once
 
+#include "engine/engine.h"
+#include "inference/inference.h"
+#include "server/server.h"
+
 #include <functional>
 #include <vector>
-
-#include "engine/engine.h"
-#include "server/server.h"
 
 namespace codepilot::api {
 
@@ -17,6 +18,7 @@ struct Outcome {
     engine::Usage usage;
     engine::Timings timings;
     std::string error;
+    ErrorCode error_code = ErrorCode::internal;
 };
 
 // Called for each text event as it arrives (streaming); returning false stops everything.
@@ -31,11 +33,9 @@ using HandlesHook = std::function<void(const std::vector<std::shared_ptr<engine:
 
 // Runs all requests concurrently; returns their outcomes in order, or the first submit error.
 // With a client that went away, returns the outcomes so far with finish == cancelled.
-server::asio::awaitable<Result<std::vector<Outcome>>> run_generations(server::Exchange& exchange,
-                                                                       engine::Engine& engine,
-                                                                       std::vector<engine::GenerationRequest> requests,
-                                                                       EventSink sink = nullptr,
-                                                                       SubmittedHook on_submitted = nullptr,
-                                                                       HandlesHook on_handles = nullptr);
+server::asio::awaitable<Result<std::vector<Outcome>>>
+run_generations(server::Exchange& exchange, inference::Backend& backend,
+                std::vector<inference::GenerationRequest> requests, EventSink sink = nullptr,
+                SubmittedHook on_submitted = nullptr, HandlesHook on_handles = nullptr);
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

@@ -114,19 +114,22 @@ awaitable<void> infill(Exchange& ex, ApiContext& ctx) {
     if (!cache_prompt) co_return co_await respond_error(ex, cache_prompt.error());
     req.client_key = typist_key(ex);
 
-    auto result = co_await ctx.completions->complete(ex, std::move(req));
+    auto routed = route_code_completion(ex, ctx, *body, req.context.prefix);
+    if (!routed) co_return co_await respond_error(ex, routed.error());
+    const std::string model = routed->model->id;
+    auto result = co_await routed->completions->complete(ex, std::move(req));
     if (!result) co_return co_await respond_error(ex, result.error());
     if (result->client_gone) co_return;
     bool with_text = !result->superseded;
     if (!stream->value_or(false))
-        co_return co_await ex.respond(status::ok, dump(infill_body(*result, ctx.model_id, with_text)));
+        co_return co_await ex.respond(status::ok, dump(infill_body(*result, model, with_text)));
     // Streaming: the text as one event, then the final event (the text is post-processed as a whole).
     if (!co_await ex.begin_stream()) co_return;
     if (!result->text.empty()) {
         std::string event = "data: " + dump(partial_chunk(result->text)) + "\n\n";
         if (!co_await ex.write_chunk(event)) co_return;
     }
-    std::string last = "data: " + dump(infill_body(*result, ctx.model_id, false)) + "\n\n";
+    std::string last = "data: " + dump(infill_body(*result, model, false)) + "\n\n";
     co_await ex.write_chunk(last);
     co_await ex.end_stream();
 }
@@ -153,10 +156,13 @@ awaitable<void> seed_complete(Exchange& ex, ApiContext& ctx) {
     req.context.suffix = suffix->value_or("");
     req.max_tokens = static_cast<int>(max_tokens->value_or(0));
     req.client_key = typist_key(ex);
-    auto result = co_await ctx.completions->complete(ex, std::move(req));
+    auto routed = route_code_completion(ex, ctx, *body, req.context.prefix);
+    if (!routed) co_return co_await respond_error(ex, routed.error());
+    const std::string model = routed->model->id;
+    auto result = co_await routed->completions->complete(ex, std::move(req));
     if (!result) co_return co_await respond_error(ex, result.error());
     if (result->client_gone) co_return;
-    co_await ex.respond(status::ok, dump(complete_body(*result, ctx.model_id)));
+    co_await ex.respond(status::ok, dump(complete_body(*result, model)));
 }
 
 } // namespace

@@ -21,18 +21,6 @@ awaitable<bool> send_event(Exchange& ex, const json& payload) {
     co_return co_await ex.write_chunk("data: " + dump(payload) + "\n\n");
 }
 
-json model_json(const ApiContext& ctx) {
-    return {{"id", ctx.model_id},
-            {"object", "model"},
-            {"created", ctx.created},
-            {"owned_by", "codepilot"},
-            {"meta",
-             {{"n_ctx_per_request", ctx.engine->info().ctx_per_sequence},
-              {"n_vocab", ctx.engine->info().n_vocab},
-              {"n_params", ctx.engine->info().n_params},
-              {"fim", ctx.engine->info().has_fim}}}};
-}
-
 json choice_json(size_t index) {
     return {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
 }
@@ -45,10 +33,6 @@ json object_with(const char* key, json value) {
 
 json role_delta() {
     return {{"role", "assistant"}, {"content", ""}};
-}
-
-json models_list(const ApiContext& ctx) {
-    return {{"object", "list"}, {"data", json::array({model_json(ctx)})}};
 }
 
 json embedding_item(size_t index, json embedding) {
@@ -82,8 +66,11 @@ struct ResponseShape {
 
 // What one request may ask for: generations (prompts × n) are capped, and so are the logprobs
 // it makes the server hold (each token's alternatives, for every generation).
-std::optional<Error> beyond_limits(const ApiContext& ctx, const GenerationParams& params,
-                                   size_t generations) {
+std::optional<Error> beyond_limits(const ApiContext& ctx, const Routed& routed,
+                                   const GenerationParams& params, size_t generations) {
+    if (params.logprobs > 0 && !routed.backend->exact_tokens())
+        return field_error("logprobs", "model '" + routed.model->id +
+                                           "' is served by an upstream; logprobs are not relayed from it");
     if (generations > static_cast<size_t>(ctx.max_generations))
         return field_error("n", "asks for " + std::to_string(generations) +
                                     " generations (prompts × n); the limit is " +
@@ -98,16 +85,18 @@ std::optional<Error> beyond_limits(const ApiContext& ctx, const GenerationParams
     return std::nullopt;
 }
 
-awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const GenerationParams& params,
-                                     std::vector<engine::GenerationRequest> requests,
+awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Routed& routed,
+                                     const GenerationParams& params,
+                                     std::vector<inference::GenerationRequest> requests,
                                      const ResponseShape& shape,
                                      const std::vector<std::string>& echo_prefixes) {
-    if (auto error = beyond_limits(ctx, params, requests.size()))
+    if (auto error = beyond_limits(ctx, routed, params, requests.size()))
         co_return co_await respond_error(ex, *error);
     const std::string id = new_id(shape.chat ? "chatcmpl-" : "cmpl-");
     const int64_t created = static_cast<int64_t>(std::time(nullptr));
+    const std::string& model = routed.model->id;
     auto chunk = [&](json choices) {
-        return response_body(id, shape.chunk_object, created, ctx.model_id, std::move(choices));
+        return response_body(id, shape.chunk_object, created, model, std::move(choices));
     };
     auto logprobs_of = [&](const std::vector<engine::GeneratedToken>& tokens, size_t offset) -> json {
         if (params.logprobs <= 0) return nullptr;
@@ -119,7 +108,7 @@ awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Genera
     };
 
     if (!params.stream) {
-        auto result = co_await run_generations(ex, *ctx.engine, std::move(requests));
+        auto result = co_await run_generations(ex, *routed.backend, std::move(requests));
         if (!result) co_return co_await respond_error(ex, result.error());
         if (ex.client_gone()) co_return;
         if (auto err = outcome_error(*result)) co_return co_await respond_error(ex, *err);
@@ -139,7 +128,7 @@ awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Genera
             }
             choices.push_back(std::move(choice));
         }
-        json body = response_body(id, shape.object, created, ctx.model_id, choices);
+        json body = response_body(id, shape.object, created, model, choices);
         body["usage"] = usage_json(*result);
         if (result->size() == 1) body["timings"] = timings_json((*result)[0]);
         co_return co_await ex.respond(status::ok, dump(body));
@@ -170,9 +159,10 @@ awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Genera
         json choice = choice_json(index);
         if (ev.kind == engine::GenerationEvent::Kind::done) {
             if (ev.finish == engine::FinishReason::error) {
-                co_return co_await ex.write_chunk(
-                    "data: " +
-                    error_event(make_error(ErrorCode::internal, "generation failed: " + ev.error)) + "\n\n");
+                const Error failed = make_error(ev.error_code, ev.error_code == ErrorCode::internal
+                                                                   ? "generation failed: " + ev.error
+                                                                   : ev.error);
+                co_return co_await ex.write_chunk("data: " + error_event(failed) + "\n\n");
             }
             if (ev.finish == engine::FinishReason::cancelled) co_return true;
             choice["finish_reason"] = engine::to_string(ev.finish);
@@ -192,7 +182,7 @@ awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Genera
         co_return co_await send_event(ex, payload);
     };
     SubmittedHook on_submitted = [&start]() -> awaitable<bool> { co_return co_await start(); };
-    auto result = co_await run_generations(ex, *ctx.engine, requests, sink, on_submitted);
+    auto result = co_await run_generations(ex, *routed.backend, requests, sink, on_submitted);
     if (!result && !started) co_return co_await respond_error(ex, result.error());
     if (ex.client_gone()) co_return;
     if (!started && !co_await start()) co_return;
@@ -222,6 +212,16 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
     if (!echo) co_return co_await respond_error(ex, echo.error());
     auto suffix = opt_string(*body, "suffix");
     if (!suffix) co_return co_await respond_error(ex, suffix.error());
+    // Copilot-proxy clients name an engine in the path that is rarely one of ours.
+    std::string requested = requested_model(*body);
+    if (requested.empty() && ex.path_params.count("engine") && ctx.fleet->find(ex.path_param("engine")))
+        requested = ex.path_param("engine");
+    const auto prompt_field = body->find("prompt");
+    const std::string* prompt_text = prompt_field != body->end() && prompt_field->is_string()
+                                         ? &prompt_field->get_ref<const std::string&>()
+                                         : nullptr;
+    auto routed = route_call(ex, ctx, inference::Task::completion, requested, prompt_text);
+    if (!routed) co_return co_await respond_error(ex, routed.error());
 
     std::vector<std::vector<engine::Token>> prompts;
     std::vector<std::string> prompt_texts;
@@ -232,22 +232,26 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
             co_return co_await respond_error(
                 ex, field_error("prompt", "must be a string when 'suffix' is given"));
         std::string prefix = prompt->value_or("");
-        auto tokens = ctx.completions->fim_prompt(prefix, **suffix);
+        if (!routed->completions)
+            co_return co_await respond_error(
+                ex, make_error(ErrorCode::unsupported,
+                               "model '" + routed->model->id + "' does not do code completion", "suffix"));
+        auto tokens = routed->completions->fim_prompt(prefix, **suffix);
         if (!tokens) co_return co_await respond_error(ex, tokens.error());
         prompts.push_back(std::move(tokens.value()));
         prompt_texts.push_back(prefix);
     } else {
-        auto parsed = parse_prompts(*body, *ctx.engine);
+        auto parsed = parse_prompts(*body, *routed->backend);
         if (!parsed) co_return co_await respond_error(ex, parsed.error());
         prompts = std::move(parsed.value());
         if (echo->value_or(false))
-            for (const auto& p : prompts) prompt_texts.push_back(ctx.engine->detokenize(p));
+            for (const auto& p : prompts) prompt_texts.push_back(routed->backend->detokenize(p));
     }
     std::vector<std::string> echo_prefixes;
     if (echo->value_or(false))
         for (const auto& t : prompt_texts)
             for (int k = 0; k < params->n; ++k) echo_prefixes.push_back(t);
-    co_await generate_and_respond(ex, ctx, *params, make_requests(prompts, *params),
+    co_await generate_and_respond(ex, ctx, *routed, *params, make_requests(prompts, *params),
                                   {"text_completion", "text_completion", false, 0}, echo_prefixes);
 }
 
@@ -303,11 +307,19 @@ awaitable<void> chat_completions(Exchange& ex, ApiContext& ctx) {
     if (logprobs->value_or(false)) params->logprobs = std::max<int>(1, static_cast<int>(top->value_or(0)));
     auto messages = parse_messages(*body);
     if (!messages) co_return co_await respond_error(ex, messages.error());
-    auto text = ctx.engine->apply_chat_template(*messages);
+    std::string all_content;
+    for (const auto& m : *messages) all_content += m.content + "\n";
+    auto routed = route_call(ex, ctx, inference::Task::chat, requested_model(*body), &all_content);
+    if (!routed) co_return co_await respond_error(ex, routed.error());
+    auto& backend = *routed->backend;
+    auto text = backend.apply_chat_template(*messages);
     if (!text) co_return co_await respond_error(ex, text.error());
-    std::vector<std::vector<engine::Token>> prompts{ctx.engine->tokenize(*text, true, true)};
+    std::vector<std::vector<engine::Token>> prompts{backend.tokenize(*text, true, true)};
+    auto requests = make_requests(prompts, *params);
+    if (backend.templates_chat())
+        for (auto& r : requests) r.messages = *messages; // the upstream applies its own template
     co_await generate_and_respond(
-        ex, ctx, *params, make_requests(prompts, *params),
+        ex, ctx, *routed, *params, std::move(requests),
         {"chat.completion", "chat.completion.chunk", true, static_cast<int>(top->value_or(0))}, {});
 }
 
@@ -343,6 +355,8 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
         co_return co_await respond_error(ex, field_error("input", "is required"));
     // The items are read where they are: a copy of a client's value would recurse through it.
     const json& input = *it;
+    auto routed = route_call(ex, ctx, inference::Task::embedding, requested_model(*body));
+    if (!routed) co_return co_await respond_error(ex, routed.error());
     const bool one_token_array = input.is_array() && !input.empty() && input[0].is_number_integer();
     const bool many = input.is_array() && !one_token_array;
     const size_t count = many ? input.size() : 1;
@@ -354,7 +368,7 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
         if (item.is_string()) {
             if (item.get_ref<const std::string&>().empty())
                 co_return co_await respond_error(ex, field_error("input", "must not contain empty strings"));
-            inputs.push_back(ctx.engine->tokenize(item.get<std::string>(), true, false));
+            inputs.push_back(routed->backend->tokenize(item.get<std::string>(), true, false));
         } else if (item.is_array()) {
             std::vector<engine::Token> tokens;
             for (const auto& t : item) {
@@ -374,11 +388,11 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
     ex.usage.prompt_tokens += prompt_tokens;
 
     auto executor = co_await server::asio::this_coro::executor;
-    auto queue = std::make_shared<server::AsyncQueue<Result<engine::Engine::Embeddings>>>(executor);
-    auto submitted = ctx.engine->embed(
-        std::move(inputs), [queue](Result<engine::Engine::Embeddings> r) { queue->push(std::move(r)); });
+    auto queue = std::make_shared<server::AsyncQueue<Result<inference::Embeddings>>>(executor);
+    auto submitted = routed->backend->embed(
+        std::move(inputs), [queue](Result<inference::Embeddings> r) { queue->push(std::move(r)); });
     if (!submitted) co_return co_await respond_error(ex, submitted.error());
-    std::optional<Result<engine::Engine::Embeddings>> result;
+    std::optional<Result<inference::Embeddings>> result;
     while (!result) result = co_await queue->pop();
     if (!*result) co_return co_await respond_error(ex, result->error());
     json data = json::array();
@@ -386,7 +400,7 @@ awaitable<void> embeddings(Exchange& ex, ApiContext& ctx) {
         const auto& v = (**result)[i];
         data.push_back(embedding_item(i, encoding == "base64" ? json(base64(v)) : json(v)));
     }
-    co_await ex.respond(status::ok, dump(embeddings_body(std::move(data), ctx.model_id, prompt_tokens)));
+    co_await ex.respond(status::ok, dump(embeddings_body(std::move(data), routed->model->id, prompt_tokens)));
 }
 
 } // namespace
@@ -395,15 +409,7 @@ void register_openai_routes(server::Router& router, std::shared_ptr<ApiContext> 
     auto route = [&](verb method, const char* path, ContextHandler fn) {
         add_route(router, method, path, context, fn);
     };
-    route(verb::get, "/v1/models", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
-        co_await ex.respond(status::ok, dump(models_list(ctx)));
-    });
-    route(verb::get, "/v1/models/{model}", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
-        if (ex.path_param("model") != ctx.model_id)
-            co_return co_await ex.respond_error(
-                status::not_found, "model '" + ex.path_param("model") + "' does not exist", "model");
-        co_await ex.respond(status::ok, dump(model_json(ctx)));
-    });
+    register_model_routes(router, context);
     route(verb::post, "/v1/completions", completions);
     route(verb::post, "/v1/engines/{engine}/completions", completions); // Copilot-proxy clients
     route(verb::post, "/v1/chat/completions", chat_completions);

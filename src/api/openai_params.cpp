@@ -85,7 +85,7 @@ Result<GenerationParams> parse_generation_params(const json& body, const ApiCont
 }
 
 Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body,
-                                                              const engine::Engine& engine) {
+                                                              const inference::Backend& engine) {
     auto it = body.find("prompt");
     if (it == body.end() || it->is_null()) return field_error("prompt", "is required");
     std::vector<std::vector<engine::Token>> prompts;
@@ -129,12 +129,12 @@ Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body,
     return prompts;
 }
 
-std::vector<engine::GenerationRequest> make_requests(const std::vector<std::vector<engine::Token>>& prompts,
-                                                     const GenerationParams& params) {
-    std::vector<engine::GenerationRequest> requests;
+std::vector<inference::GenerationRequest>
+make_requests(const std::vector<std::vector<engine::Token>>& prompts, const GenerationParams& params) {
+    std::vector<inference::GenerationRequest> requests;
     for (const auto& prompt : prompts) {
         for (int k = 0; k < params.n; ++k) {
-            engine::GenerationRequest r;
+            inference::GenerationRequest r;
             r.prompt = prompt;
             r.sampling = params.sampling;
             if (params.seed_given) r.sampling.seed = params.sampling.seed + static_cast<uint32_t>(k);
@@ -210,7 +210,9 @@ json chat_logprobs_json(const std::vector<engine::GeneratedToken>& tokens) {
 std::optional<Error> outcome_error(const std::vector<Outcome>& outcomes) {
     for (const auto& o : outcomes)
         if (o.finish == engine::FinishReason::error)
-            return make_error(ErrorCode::internal, "generation failed: " + o.error);
+            return make_error(o.error_code, o.error_code == ErrorCode::internal
+                                                ? "generation failed: " + o.error
+                                                : o.error);
     return std::nullopt;
 }
 

@@ -2,11 +2,11 @@
 // their responses (usage, timings, logprobs).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include "api/api.h"
 #include "api/generation.h"
 #include "api/request_fields.h"
+
+#include <nlohmann/json.hpp>
 
 namespace codepilot::api {
 
@@ -24,15 +24,17 @@ struct GenerationParams {
 };
 
 // `max_tokens_fields` are the accepted names for the token limit, in order of preference.
-Result<GenerationParams> parse_generation_params(const json& body, const ApiContext& context, int default_max_tokens,
+Result<GenerationParams> parse_generation_params(const json& body, const ApiContext& context,
+                                                 int default_max_tokens,
                                                  std::initializer_list<const char*> max_tokens_fields);
 
 // `prompt` as a string, an array of strings, an array of token ids or an array of such arrays.
-Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body, const engine::Engine& engine);
+Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body,
+                                                              const inference::Backend& backend);
 
 // One engine request per prompt and choice (n), seeds offset per choice.
-std::vector<engine::GenerationRequest> make_requests(const std::vector<std::vector<engine::Token>>& prompts,
-                                                     const GenerationParams& params);
+std::vector<inference::GenerationRequest>
+make_requests(const std::vector<std::vector<engine::Token>>& prompts, const GenerationParams& params);
 
 json usage_json(const std::vector<Outcome>& outcomes);
 json timings_json(const Outcome& outcome);
@@ -46,4 +48,4 @@ std::string new_id(const char* prefix);
 // The first error among outcomes (finish == error), if any.
 std::optional<Error> outcome_error(const std::vector<Outcome>& outcomes);
 
-}  // namespace codepilot::api
+} // namespace codepilot::api

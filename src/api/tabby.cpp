@@ -55,8 +55,10 @@ json snippets_json(const std::vector<completion::FileSnippet>& snippets) {
 
 json health_json(const ApiContext& ctx) {
     unsigned cores = std::thread::hardware_concurrency();
-    return {{"model", ctx.model_id},
-            {"chat_model", ctx.model_id},
+    auto completion = ctx.fleet->default_for(inference::Task::completion);
+    auto chat = ctx.fleet->default_for(inference::Task::chat);
+    return {{"model", completion ? json(*completion) : json(nullptr)},
+            {"chat_model", chat ? json(*chat) : json(nullptr)},
             {"device", "cpu"},
             {"arch", "x86_64"},
             {"cpu_info", "codepilot llama.cpp CPU backend"},
@@ -67,8 +69,13 @@ json health_json(const ApiContext& ctx) {
              {{"build_date", __DATE__}, {"git_sha", ctx.git_sha}, {"git_describe", "v" + ctx.version}}}};
 }
 
-json models_json(const ApiContext& ctx) {
-    return {{"completion", json::array({ctx.model_id})}, {"chat", json::array({ctx.model_id})}};
+json models_json(const ApiContext& ctx, const std::string& tenant) {
+    json completion = json::array(), chat = json::array();
+    for (const auto* e : ctx.fleet->visible_to(tenant)) {
+        if (e->spec.serves(inference::Task::completion)) completion.push_back(e->spec.id);
+        if (e->spec.serves(inference::Task::chat)) chat.push_back(e->spec.id);
+    }
+    return {{"completion", std::move(completion)}, {"chat", std::move(chat)}};
 }
 
 json tabby_response(const CodeCompletionResult& r, bool return_snippets, bool return_prompt) {
@@ -93,15 +100,29 @@ awaitable<void> events(Exchange& ex, ApiContext& ctx) {
     auto index = opt_int(*body, "choice_index", 0, 1000);
     if (!index) co_return co_await respond_error(ex, index.error());
     bool line = ex.query_param("select_kind") == "line";
-    auto st =
-        ctx.completions->record_event(*type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
-    if (!st) co_return co_await respond_error(ex, st.error());
+    // The service that issued the id knows it; the others say it is unknown.
+    std::optional<Result<std::pair<std::string, std::string>>> st;
+    std::string model_id = ctx.model_id;
+    for (const auto& [model, service] : ctx.completions) {
+        auto recorded =
+            service->record_event(*type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
+        if (recorded || !st) {
+            st = std::move(recorded);
+            model_id = model;
+        }
+        if (*st) break;
+    }
+    if (!st)
+        co_return co_await respond_error(ex,
+                                         make_error(ErrorCode::unsupported, "no model does code completion"));
+    if (!*st) co_return co_await respond_error(ex, st->error());
+    const auto& recorded = st->value();
     const auto& p = caller_of(ex);
     if (ctx.quotas &&
         !p.tenant_id.empty()) // rolled up with usage: acceptance per tenant, user, model, language
         ctx.quotas->account_event(
-            quota::Subject{p.tenant_id, p.tenant_name, p.user_id, p.username, p.key_prefix}, ctx.model_id,
-            st->second, st->first);
+            quota::Subject{p.tenant_id, p.tenant_name, p.user_id, p.username, p.key_prefix}, model_id,
+            recorded.second, recorded.first);
     co_await ex.respond(status::ok, "{}");
 }
 
@@ -165,7 +186,9 @@ awaitable<void> tabby_completion(Exchange& ex, ApiContext& ctx, const json& body
     req.want_prompt_text = return_prompt;
     req.client_key = typist_key(ex, user->value_or(""));
 
-    auto result = co_await ctx.completions->complete(ex, std::move(req));
+    auto routed = route_code_completion(ex, ctx, body, req.context.prefix);
+    if (!routed) co_return co_await respond_error(ex, routed.error());
+    auto result = co_await routed->completions->complete(ex, std::move(req));
     if (!result) co_return co_await respond_error(ex, result.error());
     if (result->client_gone) co_return;
     co_await ex.respond(status::ok, dump(tabby_response(*result, return_snippets, return_prompt)));
@@ -193,7 +216,7 @@ void register_code_completion_routes(server::Router& router, std::shared_ptr<Api
         co_await ex.respond(status::ok, R"({"disable_client_side_telemetry":false})");
     });
     route(verb::get, "/v1beta/models", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
-        co_await ex.respond(status::ok, dump(models_json(ctx)));
+        co_await ex.respond(status::ok, dump(models_json(ctx, caller_of(ex).tenant_name)));
     });
     route(verb::get, "/metrics", [](Exchange& ex, ApiContext& ctx) -> awaitable<void> {
         co_await ex.respond(status::ok, ctx.metrics->exposition(),

@@ -2,6 +2,7 @@
 
 #include "api/api.h"
 #include "api/code_completion.h"
+#include "app/fleet_builder.h"
 #include "auth/settings_json.h"
 #include "core/private_files.h"
 #include "engine/model_synth.h"
@@ -28,9 +29,8 @@ namespace fs = std::filesystem;
 struct Application::Parts {
     config::Config config;
     asio::io_context io;
-    std::unique_ptr<engine::Engine> engine;
     metrics::Registry metrics;
-    std::unique_ptr<api::CompletionService> completions;
+    BuiltFleet fleet; // the models, and a completion service per completion model
     std::unique_ptr<store::Database> database;
     std::unique_ptr<store::IdentityStore> identities;
     std::unique_ptr<auth::Authenticator> authenticator;
@@ -104,48 +104,7 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->config = config;
     if (auto st = open_identity(*parts, config); !st) return st.error();
 
-    std::string model_path = config.model.path;
-    if (model_path.empty()) {
-        model_path = demo_model_path(config);
-        if (!fs::exists(model_path)) {
-            engine::SynthOptions synth;
-            synth.output = model_path;
-            synth.vocab = "qwen2-coder";
-            synth.layers = 4;
-            synth.embd = 128;
-            synth.heads = 4;
-            synth.kv_heads = 2;
-            synth.ff = 256;
-            synth.type = "q8_0";
-            if (auto st = engine::synth_model(synth); !st)
-                return make_error(st.error().code, "cannot synthesize the demo model: " + st.error().message);
-        }
-        spdlog::warn("no model configured: serving a synthesized demo model with random weights ({}).",
-                     model_path);
-        spdlog::warn("its output is noise. Serve a real GGUF with: codepilot serve --model "
-                     "qwen2.5-coder-1.5b-q4_k_m.gguf");
-    }
-
-    engine::EngineOptions eo;
-    eo.model_path = model_path;
-    eo.threads = config.model.threads;
-    eo.parallel = config.model.parallel;
-    eo.ctx = config.model.ctx;
-    eo.batch = config.model.batch;
-    eo.queue_size = config.model.queue_size;
-    eo.embeddings = config.model.embeddings;
-    eo.gpu_layers = config.model.gpu_layers;
-    eo.deterministic = config.model.deterministic;
-    eo.kv_unified = config.model.kv_unified;
-    eo.speculative_draft = config.model.speculative_draft;
-    auto engine = engine::Engine::load(eo);
-    if (!engine) return engine.error();
-    parts->engine = std::move(engine.value());
-
     parts->api = std::make_shared<api::ApiContext>();
-    parts->api->engine = parts->engine.get();
-    parts->api->model_id =
-        config.model.name.empty() ? fs::path(model_path).stem().string() : config.model.name;
     parts->api->max_tokens_cap = config.model.max_tokens_cap;
     parts->api->created = static_cast<int64_t>(std::time(nullptr));
     parts->api->metrics = &parts->metrics;
@@ -193,17 +152,15 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     cs.current_line_after_middle = config.completion.current_line_after_middle;
     cs.kv_shift_min_chunk = config.model.kv_shift_min_chunk;
     cs.stable_windows = config.completion.stable_windows;
-    std::optional<completion::CustomTemplate> custom;
-    auto spec = api::CompletionService::resolve_template(*parts->engine, cs, custom);
-    if (!spec) return spec.error();
-    parts->completions =
-        std::make_unique<api::CompletionService>(*parts->engine, cs, parts->metrics, parts->api->model_id);
-    parts->api->completions = parts->completions.get();
-    spdlog::info("completion: FIM family {}, layout {}{}", completion::to_string(spec->family),
-                 spec->layout == completion::FimLayout::spm ? "SPM" : "PSM",
-                 custom ? " (custom template)" : "");
+    auto fleet = build_fleet(config, demo_model_path(config), cs, parts->metrics);
+    if (!fleet) return fleet.error();
+    parts->fleet = std::move(fleet.value());
+    parts->api->fleet = parts->fleet.fleet.get();
+    parts->api->completions = parts->fleet.service_by_model;
+    parts->api->model_id = parts->fleet.default_model;
 
-    auto* engine_ptr = parts->engine.get();
+    // The engine's view of the default completion model (per-model gauges: fleet_builder.cpp).
+    auto* engine_ptr = parts->fleet.fleet->find(parts->fleet.default_model)->backend.get();
     parts->metrics.gauge("codepilot_requests_running", "Requests decoding in a sequence",
                          [engine_ptr] { return engine_ptr->stats().running; });
     parts->metrics.gauge("codepilot_requests_queued", "Requests waiting for a sequence",
@@ -383,7 +340,12 @@ const std::string& Application::model_id() const {
     return parts_->api->model_id;
 }
 engine::Engine& Application::engine() {
-    return *parts_->engine;
+    auto* engine = parts_->fleet.fleet->find(model_id())->backend->local_engine();
+    if (!engine) throw std::logic_error("the default model is not a local engine");
+    return *engine;
+}
+inference::Fleet& Application::fleet() {
+    return *parts_->fleet.fleet;
 }
 store::IdentityStore& Application::identities() {
     return *parts_->identities;
@@ -411,8 +373,8 @@ void Application::start() {
     spdlog::info("listening on {}://{}:{} (model '{}')", tls ? "https" : "http", parts_->config.server.host,
                  port(), model_id());
     if (plaintext_port() >= 0)
-        spdlog::info("plain HTTP also on http://{}:{} (server.tls.plaintext_port)", parts_->config.server.host,
-                     plaintext_port());
+        spdlog::info("plain HTTP also on http://{}:{} (server.tls.plaintext_port)",
+                     parts_->config.server.host, plaintext_port());
 }
 
 void Application::run() {
@@ -436,7 +398,7 @@ void Application::run() {
 void Application::shutdown() {
     std::call_once(parts_->shutdown_once, [this] {
         if (parts_->threads.empty()) { // never started
-            parts_->engine->stop();
+            parts_->fleet.fleet->stop();
             parts_->stopped.set_value();
             return;
         }
@@ -447,7 +409,7 @@ void Application::shutdown() {
         drained.get_future().wait();
         if (!parts_->audit->flush()) // a clean shutdown loses no audit record
             spdlog::error("audit: records still queued at shutdown: the store is unavailable");
-        parts_->engine->stop();
+        parts_->fleet.fleet->stop();
         parts_->work.reset();
         parts_->io.stop();
         parts_->stopped.set_value();

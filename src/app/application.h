@@ -2,15 +2,16 @@
 // the API routes — and its lifecycle (start, signals, graceful shutdown).
 #pragma once
 
+#include "auth/auth.h"
+#include "config/config.h"
+#include "core/result.h"
+#include "engine/engine.h"
+#include "inference/inference.h"
+#include "store/identity_store.h"
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "config/config.h"
-#include "core/result.h"
-#include "auth/auth.h"
-#include "engine/engine.h"
-#include "store/identity_store.h"
 
 namespace codepilot::app {
 
@@ -29,7 +30,8 @@ public:
     // Reads server.tls's certificate, key and client CA again (SIGHUP does this): new connections
     // use them. On an error the old ones stay in use and the error is returned (and logged).
     Status reload_tls();
-    engine::Engine& engine();
+    engine::Engine& engine(); // the default model's engine (tests; it must be local)
+    inference::Fleet& fleet();
     store::IdentityStore& identities();
     auth::Authenticator& authenticator();
     // The file holding the owner key this start created on an empty store, if any.
@@ -52,4 +54,4 @@ private:
     std::unique_ptr<Parts> parts_;
 };
 
-}  // namespace codepilot::app
+} // namespace codepilot::app

@@ -1,6 +1,8 @@
 // TOML → Config, rejecting unknown keys so that a typo never silently falls back to a default.
 #include "config/config.h"
 
+#include "config/setters.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -12,57 +14,6 @@
 
 namespace codepilot::config {
 namespace {
-
-using Setter = std::function<std::string(const toml::node&)>; // returns an error or ""
-
-template <typename T> Setter integer(T& target, int64_t min, int64_t max) {
-    return [&target, min, max](const toml::node& node) -> std::string {
-        // Type first: value<int64_t>() converts a float, and one out of range (1e300) is UB
-        // (found by fuzz_config).
-        if (!node.is_integer()) return "must be an integer";
-        auto value = node.value<int64_t>();
-        if (!value) return "must be an integer";
-        if (*value < min || *value > max)
-            return "must be between " + std::to_string(min) + " and " + std::to_string(max);
-        target = static_cast<T>(*value);
-        return "";
-    };
-}
-
-Setter string(std::string& target) {
-    return [&target](const toml::node& node) -> std::string {
-        if (!node.is_string()) return "must be a string";
-        target = *node.value<std::string>();
-        return "";
-    };
-}
-
-Setter boolean(bool& target) {
-    return [&target](const toml::node& node) -> std::string {
-        if (!node.is_boolean()) return "must be true or false";
-        target = *node.value<bool>();
-        return "";
-    };
-}
-
-Setter strings(std::vector<std::string>& target) {
-    return [&target](const toml::node& node) -> std::string {
-        const auto* array = node.as_array();
-        if (!array) return "must be an array of strings";
-        std::vector<std::string> out;
-        for (const auto& item : *array) {
-            if (!item.is_string()) return "must be an array of strings";
-            out.push_back(*item.value<std::string>());
-        }
-        target = std::move(out);
-        return "";
-    };
-}
-
-// A key that is refused whatever its value, with the reason and what to use instead.
-Setter refused(std::string why) {
-    return [why = std::move(why)](const toml::node&) -> std::string { return why; };
-}
 
 Setter group_map(std::vector<LdapGroupMapping>& target) {
     return [&target](const toml::node& node) -> std::string {
@@ -134,6 +85,11 @@ std::map<std::string, Setter> setters(Config& c) {
         {"model.speculative_draft", integer(c.model.speculative_draft, 0, 64)},
         {"model.kv_shift_min_chunk", integer(c.model.kv_shift_min_chunk, 0, 1 << 20)},
         {"model.max_generations", integer(c.model.max_generations, 1, 4096)},
+        {"models", [&c](const toml::node& n) { return parse_models(n, c.models); }},
+        {"routing.completion", string(c.routing.completion)},
+        {"routing.chat", string(c.routing.chat)},
+        {"routing.embedding", string(c.routing.embedding)},
+        {"routing.rules", [&c](const toml::node& n) { return parse_routing_rules(n, c.routing.rules); }},
         {"completion.fim_template", string(c.completion.fim_template)},
         {"completion.max_prompt_tokens", integer(c.completion.max_prompt_tokens, 64, 1 << 20)},
         {"completion.max_tokens", integer(c.completion.max_tokens, 1, 1 << 16)},
@@ -278,6 +234,7 @@ Status validate(const Config& c) {
     if (auto st = validate_quota(c.quota); !st) return st;
     if (auto st = validate_ldap(c.auth.ldap); !st) return st;
     if (auto st = validate_oidc(c.auth.oidc); !st) return st;
+    if (auto st = validate_models(c.models, c.routing); !st) return st;
     return Ok{};
 }
 

@@ -12,13 +12,13 @@ namespace codepilot::config {
 
 // TLS on server.port (on when cert_file is set): plain HTTP is then refused there.
 struct TlsConfig {
-    std::string cert_file;           // PEM chain, leaf first
-    std::string key_file;            // PEM private key (readable only by codepilot)
-    std::string min_version = "1.3"; // 1.2 | 1.3
-    std::string client_ca_file;      // CA bundle that issues client certificates
+    std::string cert_file;            // PEM chain, leaf first
+    std::string key_file;             // PEM private key (readable only by codepilot)
+    std::string min_version = "1.3";  // 1.2 | 1.3
+    std::string client_ca_file;       // CA bundle that issues client certificates
     std::string client_auth = "none"; // none | optional | required
-    int plaintext_port = 0;          // a second listener that speaks plain HTTP (0: none)
-    int hsts_max_age_s = 31536000;   // Strict-Transport-Security (0: not sent)
+    int plaintext_port = 0;           // a second listener that speaks plain HTTP (0: none)
+    int hsts_max_age_s = 31536000;    // Strict-Transport-Security (0: not sent)
     bool enabled() const { return !cert_file.empty(); }
 };
 
@@ -64,6 +64,47 @@ struct ModelConfig {
     int kv_shift_min_chunk =
         64; // code completion: reuse cached runs of >= this many tokens at shifted positions (0: exact only)
     int max_generations = 16; // per request: prompts × n
+};
+
+// One [[models]] entry: a local GGUF or a pool of upstream OpenAI-compatible servers
+// (docs/models.md). Without any, [model] is the one local model.
+struct FleetModelConfig {
+    std::string id;
+    std::string version = "1";
+    std::string backend = "local";                           // local | upstream
+    std::vector<std::string> roles = {"completion", "chat"}; // completion | chat | embedding
+    std::vector<std::string> aliases;                        // other names requests may use
+    std::vector<std::string> tenants;                        // visible only to these tenants (empty: all)
+    std::vector<std::string> fallback;                       // models tried in order when this one is down
+    ModelConfig local;                                       // backend = local: path and engine settings
+    // backend = upstream:
+    std::vector<std::string> urls; // replicas: http[s]://host:port
+    std::string upstream_model;    // `model` sent upstream (default: id)
+    std::string api_key_file;      // Bearer key, by reference only (never in TOML) ...
+    std::string api_key_env;       // ... or the name of an environment variable
+    std::string ca_file;           // https: trust this bundle
+    std::string fim;               // the remote model's FIM family (starcoder, qwen_coder, ...); "": no FIM
+    int context = 4096;            // tokens per request the remote model takes
+    int connect_timeout_ms = 2000;
+    int first_byte_timeout_ms = 30000;
+    int idle_timeout_ms = 30000;
+    int max_attempts = 3; // replicas tried before the first byte of an answer
+    int health_interval_ms = 5000;
+    int breaker_failures = 3;
+    int breaker_cooldown_ms = 5000;
+};
+
+struct RoutingRuleConfig {
+    std::string task;          // completion | chat | embedding ("": any)
+    std::string tenant;        // tenant name ("": any)
+    std::string tier;          // x-codepilot-tier header value ("": any)
+    int min_prompt_tokens = 0; // prompts at least this long
+    std::string model;         // where matching requests go
+};
+
+struct RoutingConfig {
+    std::string completion, chat, embedding; // default model per task ("": the first with the role)
+    std::vector<RoutingRuleConfig> rules;    // first match wins
 };
 
 struct CompletionConfig {
@@ -189,6 +230,8 @@ struct Config {
     std::string data_dir = "./data";
     ServerConfig server;
     ModelConfig model;
+    std::vector<FleetModelConfig> models;
+    RoutingConfig routing;
     CompletionConfig completion;
     StoreConfig store;
     AuthConfig auth;
@@ -212,5 +255,6 @@ Status validate_tls(const ServerConfig& server);
 Status validate_ldap(const LdapConfig& ldap);
 Status validate_oidc(const OidcConfig& oidc);
 Status validate_quota(const QuotaConfig& quota);
+Status validate_models(const std::vector<FleetModelConfig>& models, const RoutingConfig& routing);
 
 } // namespace codepilot::config

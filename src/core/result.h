@@ -20,6 +20,7 @@ enum class ErrorCode {
     unavailable,       // engine stopped or model not loaded (503)
     unsupported,       // the model cannot do what was asked (400)
     internal,          // 500
+    bad_gateway,       // an upstream server gave a broken answer (502)
 };
 
 struct Error {

@@ -89,6 +89,8 @@ struct GenerationEvent {
     Usage usage;                              // kind == done
     Timings timings;                          // kind == done
     std::string error;                        // finish == error
+    ErrorCode error_code =
+        ErrorCode::internal; // finish == error: its kind (upstream backends: bad_gateway, ...)
 };
 
 struct GenerationRequest {

@@ -11,9 +11,12 @@ void Counter::inc(double v) {
     }
 }
 
-double Counter::value() const { return value_.load(std::memory_order_relaxed); }
+double Counter::value() const {
+    return value_.load(std::memory_order_relaxed);
+}
 
-Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
 
 void Histogram::observe(double v) {
     std::lock_guard lock(mu_);
@@ -85,6 +88,12 @@ void Registry::gauge(const std::string& name, const std::string& help, std::func
     family(name, help, "gauge").gauge = std::move(read);
 }
 
+void Registry::gauge(const std::string& name, const std::string& help, const Labels& labels,
+                     std::function<double()> read) {
+    std::lock_guard lock(mu_);
+    family(name, help, "gauge").gauges[render_labels(labels)] = std::move(read);
+}
+
 const std::vector<double>& Registry::latency_buckets_seconds() {
     static const std::vector<double> b = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
     return b;
@@ -103,7 +112,7 @@ std::string with_le(const std::string& labels, const std::string& le) {
     if (labels.empty()) return "{le=\"" + le + "\"}";
     return labels.substr(0, labels.size() - 1) + ",le=\"" + le + "\"}";
 }
-}  // namespace
+} // namespace
 
 std::string Registry::exposition() const {
     std::lock_guard lock(mu_);
@@ -111,11 +120,13 @@ std::string Registry::exposition() const {
     for (const auto& [name, f] : families_) {
         out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + f.type + "\n";
         if (f.gauge) out += name + " " + number(f.gauge()) + "\n";
+        for (const auto& [labels, read] : f.gauges) out += name + labels + " " + number(read()) + "\n";
         for (const auto& [labels, c] : f.counters) out += name + labels + " " + number(c->value()) + "\n";
         for (const auto& [labels, h] : f.histograms) {
             auto s = h->snapshot();
             for (size_t i = 0; i < h->bounds().size(); ++i)
-                out += name + "_bucket" + with_le(labels, number(h->bounds()[i])) + " " + std::to_string(s.buckets[i]) + "\n";
+                out += name + "_bucket" + with_le(labels, number(h->bounds()[i])) + " " +
+                       std::to_string(s.buckets[i]) + "\n";
             out += name + "_bucket" + with_le(labels, "+Inf") + " " + std::to_string(s.buckets.back()) + "\n";
             out += name + "_sum" + labels + " " + number(s.sum) + "\n";
             out += name + "_count" + labels + " " + std::to_string(s.count) + "\n";
@@ -124,4 +135,4 @@ std::string Registry::exposition() const {
     return out;
 }
 
-}  // namespace codepilot::metrics
+} // namespace codepilot::metrics

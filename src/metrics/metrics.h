@@ -28,7 +28,7 @@ public:
     explicit Histogram(std::vector<double> bounds);
     void observe(double v);
     struct Snapshot {
-        std::vector<uint64_t> buckets;  // cumulative, one per bound, then +Inf
+        std::vector<uint64_t> buckets; // cumulative, one per bound, then +Inf
         double sum = 0;
         uint64_t count = 0;
     };
@@ -51,6 +51,9 @@ public:
                          const std::vector<double>& bounds);
     // A gauge whose value is read when /metrics is scraped.
     void gauge(const std::string& name, const std::string& help, std::function<double()> read);
+    // One child of a labelled gauge family (e.g. per model); replaces an earlier one with the same labels.
+    void gauge(const std::string& name, const std::string& help, const Labels& labels,
+               std::function<double()> read);
 
     std::string exposition() const;
 
@@ -59,9 +62,10 @@ public:
 private:
     struct Family {
         std::string help, type;
-        std::map<std::string, std::unique_ptr<Counter>> counters;      // key: rendered labels
+        std::map<std::string, std::unique_ptr<Counter>> counters; // key: rendered labels
         std::map<std::string, std::unique_ptr<Histogram>> histograms;
         std::function<double()> gauge;
+        std::map<std::string, std::function<double()>> gauges; // key: rendered labels
     };
     Family& family(const std::string& name, const std::string& help, const char* type);
     mutable std::mutex mu_;
@@ -71,4 +75,4 @@ private:
 // {a="x",b="y"} with values escaped.
 std::string render_labels(const Labels& labels);
 
-}  // namespace codepilot::metrics
+} // namespace codepilot::metrics

@@ -55,7 +55,7 @@ TEST_F(SyncAuditApi, EveryCallIsCommittedBeforeItsResponse) {
     EXPECT_EQ(d[0]["user"], "");
     const auto& c = by_id[done.header("x-request-id")];
     ASSERT_EQ(c.size(), 1u);
-    EXPECT_EQ(c[0]["model"], "tiny");
+    EXPECT_EQ(c[0]["model"], "tiny@1"); // the routing decision: model id and version
     EXPECT_EQ(c[0]["prompt_tokens"], done.json()["usage"]["prompt_tokens"]);
     EXPECT_EQ(c[0]["completion_tokens"], done.json()["usage"]["completion_tokens"]);
     EXPECT_GT(c[0]["prompt_tokens"].get<int>(), 0);
@@ -127,7 +127,7 @@ protected:
         if (!key_file_.empty()) std::filesystem::remove(key_file_);
     }
     json record_of(const HttpResponse& r) {
-        auto by_id = records(app().identities().database());  // named: a temporary would dangle in the loop
+        auto by_id = records(app().identities().database()); // named: a temporary would dangle in the loop
         for (const auto& rec : by_id[r.header("x-request-id")])
             if (rec["kind"] == "call") return rec;
         return json();
@@ -147,7 +147,7 @@ TEST_F(StoredPromptsApi, RedactedPromptsKeepTheCodeButNotTheSecrets) {
     EXPECT_EQ(rec["prompt"]["secrets_redacted"], 1);
     EXPECT_EQ(rec["completion"]["text"], r.json()["choices"][0]["text"]);
     auto models = call("GET", "/v1/models", owner_key_);
-    EXPECT_FALSE(record_of(models).contains("prompt"));  // only inference calls have prompts
+    EXPECT_FALSE(record_of(models).contains("prompt")); // only inference calls have prompts
 }
 
 class EncryptedPromptsApi : public StoredPromptsApi {
@@ -159,7 +159,8 @@ protected:
 };
 
 TEST_F(EncryptedPromptsApi, SealedInTheStoreOpenedByExportWithTheKey) {
-    auto r = call("POST", "/v1/completions", owner_key_, {{"prompt", "def proprietary_algorithm():"}, {"max_tokens", 3}});
+    auto r = call("POST", "/v1/completions", owner_key_,
+                  {{"prompt", "def proprietary_algorithm():"}, {"max_tokens", 3}});
     ASSERT_EQ(r.status, 200);
     auto rec = record_of(r);
     ASSERT_TRUE(rec["prompt"].contains("sealed")) << rec.dump();

@@ -57,6 +57,7 @@ const std::map<std::string, Row>& matrix() {
         {"POST /v1/code/complete", {Need::perm, Perm::completion}},
         {"POST /v1/engines/{engine}/completions", {Need::perm, Perm::completion}},
         {"GET /admin/v1/roles", {Need::any_credential}},
+        {"GET /admin/v1/models", {Need::perm, Perm::server_admin}},
         {"GET /admin/v1/tenants", {Need::any_credential}},
         {"POST /admin/v1/tenants", {Need::perm, Perm::server_admin}},
         {"GET /admin/v1/tenants/{tenant}", {Need::perm, Perm::tenant_read, true}},
@@ -164,8 +165,17 @@ protected:
             auto existing = ids().find_certificate_grant("fingerprint", fingerprint);
             ASSERT_TRUE(existing);
             if (!*existing) {
-                store::CertificateBinding b{store::IdentityStore::new_id(), tenant(t).id, t, ids().find_user("target")->value().id,
-                                            "target", "fingerprint", fingerprint, "victim", "completion", "test", 0};
+                store::CertificateBinding b{store::IdentityStore::new_id(),
+                                            tenant(t).id,
+                                            t,
+                                            ids().find_user("target")->value().id,
+                                            "target",
+                                            "fingerprint",
+                                            fingerprint,
+                                            "victim",
+                                            "completion",
+                                            "test",
+                                            0};
                 ASSERT_TRUE(ids().create_certificate_binding(b));
                 victim_binding_[t] = b.id;
             } else {

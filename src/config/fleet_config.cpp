@@ -1,0 +1,147 @@
+// [[models]] and [routing]: the fleet of models and how requests are routed among them.
+#include "config/setters.h"
+
+#include <algorithm>
+#include <set>
+
+namespace codepilot::config {
+
+std::string apply_table(const toml::table& table, const std::string& where,
+                        std::map<std::string, Setter>& known) {
+    for (const auto& [key, value] : table) {
+        std::string k(key.str());
+        auto it = known.find(k);
+        if (it == known.end()) return where + " has an unknown key '" + k + "'";
+        if (auto err = it->second(value); !err.empty()) return where + " '" + k + "' " + err;
+    }
+    return "";
+}
+
+namespace {
+
+std::map<std::string, Setter> model_setters(FleetModelConfig& m) {
+    auto& l = m.local;
+    return {
+        {"id", string(m.id)},
+        {"version", string(m.version)},
+        {"backend", string(m.backend)},
+        {"roles", strings(m.roles)},
+        {"aliases", strings(m.aliases)},
+        {"tenants", strings(m.tenants)},
+        {"fallback", strings(m.fallback)},
+        {"path", string(l.path)},
+        {"threads", integer(l.threads, 0, 1024)},
+        {"parallel", integer(l.parallel, 1, 256)},
+        {"ctx", integer(l.ctx, 64, 1 << 22)},
+        {"batch", integer(l.batch, 16, 1 << 16)},
+        {"queue_size", integer(l.queue_size, 0, 1 << 20)},
+        {"gpu_layers", integer(l.gpu_layers, -1, 100000)},
+        {"deterministic", boolean(l.deterministic)},
+        {"kv_unified", boolean(l.kv_unified)},
+        {"speculative_draft", integer(l.speculative_draft, 0, 64)},
+        {"urls", strings(m.urls)},
+        {"upstream_model", string(m.upstream_model)},
+        {"api_key",
+         refused("is not accepted: a key must not sit in the config file; set api_key_file or api_key_env")},
+        {"api_key_file", string(m.api_key_file)},
+        {"api_key_env", string(m.api_key_env)},
+        {"ca_file", string(m.ca_file)},
+        {"fim", string(m.fim)},
+        {"context", integer(m.context, 64, 1 << 22)},
+        {"connect_timeout_ms", integer(m.connect_timeout_ms, 10, 600000)},
+        {"first_byte_timeout_ms", integer(m.first_byte_timeout_ms, 10, 3600000)},
+        {"idle_timeout_ms", integer(m.idle_timeout_ms, 10, 3600000)},
+        {"max_attempts", integer(m.max_attempts, 1, 16)},
+        {"health_interval_ms", integer(m.health_interval_ms, 0, 3600000)},
+        {"breaker_failures", integer(m.breaker_failures, 1, 1000)},
+        {"breaker_cooldown_ms", integer(m.breaker_cooldown_ms, 10, 3600000)},
+    };
+}
+
+} // namespace
+
+std::string parse_models(const toml::node& node, std::vector<FleetModelConfig>& out) {
+    const auto* array = node.as_array();
+    if (!array) return "must be an array of tables ([[models]])";
+    out.clear();
+    for (size_t i = 0; i < array->size(); ++i) {
+        const auto* table = (*array)[i].as_table();
+        if (!table) return "must be an array of tables ([[models]])";
+        FleetModelConfig m;
+        m.local.embeddings = false;
+        bool roles_given = table->contains("roles");
+        auto known = model_setters(m);
+        if (auto err = apply_table(*table, "entry " + std::to_string(i + 1), known); !err.empty()) return err;
+        if (roles_given && std::find(m.roles.begin(), m.roles.end(), "embedding") != m.roles.end())
+            m.local.embeddings = true;
+        out.push_back(std::move(m));
+    }
+    return "";
+}
+
+std::string parse_routing_rules(const toml::node& node, std::vector<RoutingRuleConfig>& out) {
+    const auto* array = node.as_array();
+    if (!array) return "must be an array of tables ([[routing.rules]])";
+    out.clear();
+    for (size_t i = 0; i < array->size(); ++i) {
+        const auto* table = (*array)[i].as_table();
+        if (!table) return "must be an array of tables ([[routing.rules]])";
+        RoutingRuleConfig r;
+        std::map<std::string, Setter> known = {
+            {"task", string(r.task)},
+            {"tenant", string(r.tenant)},
+            {"tier", string(r.tier)},
+            {"min_prompt_tokens", integer(r.min_prompt_tokens, 0, 1 << 22)},
+            {"model", string(r.model)}};
+        if (auto err = apply_table(*table, "rule " + std::to_string(i + 1), known); !err.empty()) return err;
+        if (r.model.empty()) return "rule " + std::to_string(i + 1) + " needs 'model'";
+        out.push_back(std::move(r));
+    }
+    return "";
+}
+
+Status validate_models(const std::vector<FleetModelConfig>& models, const RoutingConfig& routing) {
+    auto bad = [](const std::string& msg) { return make_error(ErrorCode::invalid_argument, msg); };
+    static const std::set<std::string> kRoles = {"completion", "chat", "embedding"};
+    std::set<std::string> names;
+    for (size_t i = 0; i < models.size(); ++i) {
+        const auto& m = models[i];
+        const std::string where =
+            "models[" + std::to_string(i) + "]" + (m.id.empty() ? "" : " ('" + m.id + "')");
+        if (m.id.empty()) return bad(where + ": 'id' is required");
+        if (m.roles.empty())
+            return bad(where + ": 'roles' must name at least one of completion, chat, embedding");
+        for (const auto& r : m.roles)
+            if (!kRoles.count(r))
+                return bad(where + ": role '" + r + "' is not one of completion, chat, embedding");
+        std::vector<std::string> own = m.aliases;
+        own.push_back(m.id);
+        for (const auto& n : own)
+            if (!names.insert(n).second) return bad(where + ": the name '" + n + "' is used by two models");
+        if (m.backend == "local") {
+            if (!m.urls.empty()) return bad(where + ": 'urls' is for backend = \"upstream\"");
+            if (m.local.ctx < m.local.parallel * 16) return bad(where + ": ctx is too small for parallel");
+        } else if (m.backend == "upstream") {
+            if (m.urls.empty()) return bad(where + ": an upstream needs 'urls'");
+            if (!m.local.path.empty()) return bad(where + ": 'path' is for backend = \"local\"");
+            for (const auto& u : m.urls)
+                if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
+                    return bad(where + ": url '" + u + "' must start with http:// or https://");
+        } else {
+            return bad(where + ": backend must be local or upstream (got '" + m.backend + "')");
+        }
+    }
+    for (const auto& m : models)
+        for (const auto& f : m.fallback)
+            if (!names.count(f)) return bad("models ('" + m.id + "'): fallback '" + f + "' is not a model");
+    for (const auto& r : routing.rules) {
+        if (!r.task.empty() && !kRoles.count(r.task))
+            return bad("routing.rules: task '" + r.task + "' is not one of completion, chat, embedding");
+        if (!models.empty() && !names.count(r.model)) return bad("routing.rules: no model '" + r.model + "'");
+    }
+    for (const auto* d : {&routing.completion, &routing.chat, &routing.embedding})
+        if (!d->empty() && !models.empty() && !names.count(*d)) return bad("routing: no model '" + *d + "'");
+    return Ok{};
+}
+
+} // namespace codepilot::config
