@@ -9,7 +9,7 @@ ARGS       ?=
 export CCACHE_BASEDIR  := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps llama configure build run test fuzz test-sanitize bench bench-typing bench-prompt bench-auth bench-audit bench-signin bench-tls clean format
+.PHONY: all deps llama configure build run test fuzz test-sanitize bench bench-typing bench-prompt bench-auth bench-audit bench-signin bench-tls bench-upstream clean format
 
 all: build
 
@@ -55,6 +55,10 @@ test-sanitize: llama
 		UBSAN_OPTIONS=print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitize.supp \
 		ctest --output-on-failure -j$(JOBS) --timeout 1200; rc=$$?; \
 		cd $(CURDIR) && scripts/test_services.sh stop $(SANITIZE_BUILD); exit $$rc
+
+# Routing to upstream llama-servers: added latency vs direct, two replicas vs one (docs/benchmarks.md).
+bench-upstream: llama
+	@scripts/bench_upstream.sh
 
 # Benchmarks: codepilot vs llama-server from the same pinned tree (see docs/benchmarks.md).
 bench: llama

@@ -6,6 +6,7 @@
 #include "api/openai_params.h"
 
 #include <chrono>
+#include <spdlog/spdlog.h>
 
 namespace codepilot::api {
 namespace {
@@ -69,6 +70,10 @@ awaitable<void> admin_models(Exchange& ex, ApiContext& ctx) {
         json m = model_json(*e);
         m["tenants"] = e->spec.tenants;
         m["fallback"] = e->spec.fallback;
+        if (!e->spec.canary_of.empty()) {
+            m["canary_of"] = e->spec.canary_of;
+            m["canary_share"] = e->canary_share.load();
+        }
         m["state"] = health.state;
         m["serving"] = health.serving;
         m["replicas"] = health.replicas;
@@ -87,6 +92,23 @@ awaitable<void> admin_models(Exchange& ex, ApiContext& ctx) {
         if (auto id = ctx.fleet->default_for(task)) defaults[inference::to_string(task)] = *id;
     json body = {{"object", "list"}, {"data", std::move(data)}, {"defaults", defaults}};
     std::string text = dump(body);
+    co_await ex.respond(status::ok, std::move(text));
+}
+
+// Moves a canary's share: 100 promotes it, 0 rolls it back (audited like every admin call).
+awaitable<void> set_canary(Exchange& ex, ApiContext& ctx) {
+    auto body = parse_object(ex.request().body());
+    if (!body) co_return co_await respond_error(ex, body.error());
+    auto share = opt_int(*body, "share", 0, 100);
+    if (!share) co_return co_await respond_error(ex, share.error());
+    if (!share->has_value())
+        co_return co_await respond_error(ex, field_error("share", "is required (0-100)"));
+    const std::string id = ex.path_param("model");
+    if (auto st = ctx.fleet->set_canary_share(id, static_cast<int>(**share)); !st)
+        co_return co_await respond_error(ex, st.error());
+    spdlog::info("model '{}': canary share set to {}% by {}", id, **share, caller_of(ex).username);
+    json reply = {{"id", id}, {"canary_share", ctx.fleet->canary_share(id)}};
+    std::string text = dump(reply);
     co_await ex.respond(status::ok, std::move(text));
 }
 
@@ -110,6 +132,8 @@ Result<Routed> route_call(Exchange& ex, ApiContext& ctx, inference::Task task, c
     q.tenant = tenant_of(ex);
     q.tier = std::string(ex.request()["x-codepilot-tier"]);
     q.prompt_text = prompt_text;
+    const auto& caller = caller_of(ex);
+    q.sticky_key = caller.user_id.empty() ? caller.key_prefix + "|" + ex.remote_address() : caller.user_id;
     auto route = ctx.fleet->route(q);
     if (!route) return route.error();
     Routed r;
@@ -135,6 +159,7 @@ void register_model_routes(server::Router& router, std::shared_ptr<ApiContext> c
     add_route(router, verb::get, "/v1/models", context, list_models);
     add_route(router, verb::get, "/v1/models/{model}", context, get_model);
     add_route(router, verb::get, "/admin/v1/models", context, admin_models);
+    add_route(router, verb::put, "/admin/v1/models/{model}/canary", context, set_canary);
 }
 
 } // namespace codepilot::api

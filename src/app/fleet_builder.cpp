@@ -75,6 +75,9 @@ inference::ModelSpec spec_of(const config::FleetModelConfig& m) {
     s.aliases = m.aliases;
     s.tenants = m.tenants;
     s.fallback = m.fallback;
+    s.canary_of = m.canary_of;
+    s.canary_share = m.canary_share;
+    s.canary_tenants = m.canary_tenants;
     return s;
 }
 

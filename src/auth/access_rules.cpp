@@ -168,6 +168,7 @@ const std::vector<RouteRule>& route_rules() {
         // Administration.
         {"GET", "/admin/v1/roles", A::authenticated},
         {"GET", "/admin/v1/models", A::permission, P::server_admin}, // state, replicas, errors
+        {"PUT", "/admin/v1/models/{model}/canary", A::permission, P::server_admin}, // promote / roll back
         {"GET", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::tenant_read, "tenant"},
         {"PUT", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::quotas_write, "tenant"},
         {"GET", "/admin/v1/usage", A::permission, P::usage_read, "tenant"},

@@ -29,6 +29,9 @@ std::map<std::string, Setter> model_setters(FleetModelConfig& m) {
         {"aliases", strings(m.aliases)},
         {"tenants", strings(m.tenants)},
         {"fallback", strings(m.fallback)},
+        {"canary_of", string(m.canary_of)},
+        {"canary_share", integer(m.canary_share, 0, 100)},
+        {"canary_tenants", strings(m.canary_tenants)},
         {"path", string(l.path)},
         {"threads", integer(l.threads, 0, 1024)},
         {"parallel", integer(l.parallel, 1, 256)},
@@ -134,6 +137,9 @@ Status validate_models(const std::vector<FleetModelConfig>& models, const Routin
     for (const auto& m : models)
         for (const auto& f : m.fallback)
             if (!names.count(f)) return bad("models ('" + m.id + "'): fallback '" + f + "' is not a model");
+    for (const auto& m : models)
+        if (!m.canary_of.empty() && (!names.count(m.canary_of) || m.canary_of == m.id))
+            return bad("models ('" + m.id + "'): canary_of '" + m.canary_of + "' is not another model");
     for (const auto& r : routing.rules) {
         if (!r.task.empty() && !kRoles.count(r.task))
             return bad("routing.rules: task '" + r.task + "' is not one of completion, chat, embedding");

@@ -40,6 +40,13 @@ std::string Route::header() const {
            "; reason=" + reason;
 }
 
+// 0-99 from the caller and the canary (FNV-1a): sticky per caller, independent across canaries.
+int canary_bucket(const std::string& caller, const std::string& canary) {
+    uint64_t h = 1469598103934665603ull;
+    for (char c : caller + "|" + canary) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    return static_cast<int>(h % 100);
+}
+
 Fleet::Fleet() = default;
 Fleet::~Fleet() {
     stop();
@@ -61,6 +68,7 @@ Status Fleet::add(ModelSpec spec, std::unique_ptr<Backend> backend) {
     entry->spec = std::move(spec);
     entry->backend = std::move(backend);
     entry->created = std::chrono::system_clock::now();
+    entry->canary_share = entry->spec.canary_share;
     entries_.push_back(std::move(entry));
     return Ok{};
 }
@@ -97,6 +105,15 @@ Status Fleet::configure_routing(std::map<Task, std::string> defaults, std::vecto
                               "routing.rules[" + std::to_string(i) + "]: model '" + rules[i].model +
                                   "' does not have the " + to_string(*rules[i].task) + " role",
                               "model");
+    }
+    for (const auto& e : entries_) {
+        if (e->spec.canary_of.empty()) continue;
+        const Entry* base = find(e->spec.canary_of);
+        if (!base || base == e.get())
+            return make_error(ErrorCode::invalid_argument,
+                              "model '" + e->spec.id + "': canary_of '" + e->spec.canary_of +
+                                  "' is not another model",
+                              "canary_of");
     }
     for (const auto& e : entries_)
         for (const auto& f : e->spec.fallback)
@@ -194,6 +211,18 @@ Result<Route> Fleet::route(const RouteQuery& q) const {
                               "model");
         reason = "default";
     }
+    // A canary of the chosen model takes its share, the same callers every time.
+    if (reason != "requested" || q.requested == chosen->spec.id)
+        for (const auto& e : entries_) {
+            if (e->spec.canary_of != chosen->spec.id || !e->spec.serves(q.task) ||
+                !e->spec.visible_to(q.tenant))
+                continue;
+            const auto& only = e->spec.canary_tenants;
+            if (!only.empty() && std::find(only.begin(), only.end(), q.tenant) == only.end()) continue;
+            if (canary_bucket(q.sticky_key, e->spec.id) >= e->canary_share.load()) continue;
+            if (!e->backend->health().serving) break; // a canary that is down: the base serves
+            return Route{e->backend.get(), &e->spec, "canary:" + chosen->spec.id};
+        }
     // Down: the fallbacks in order, then 503.
     if (chosen->backend->health().serving) return Route{chosen->backend.get(), &chosen->spec, reason};
     for (const auto& f : chosen->spec.fallback) {
@@ -207,6 +236,25 @@ Result<Route> Fleet::route(const RouteQuery& q) const {
                       "model '" + chosen->spec.id + "' is down" +
                           (chosen->spec.fallback.empty() ? "" : ", and so are its fallbacks") +
                           "; try again shortly");
+}
+
+Status Fleet::set_canary_share(const std::string& id, int share) {
+    for (auto& e : entries_)
+        if (e->spec.id == id) {
+            if (e->spec.canary_of.empty())
+                return make_error(ErrorCode::invalid_argument,
+                                  "model '" + id + "' is not a canary (no canary_of)", "model");
+            if (share < 0 || share > 100)
+                return make_error(ErrorCode::invalid_argument, "share must be between 0 and 100", "share");
+            e->canary_share = share;
+            return Ok{};
+        }
+    return make_error(ErrorCode::not_found, "model '" + id + "' does not exist", "model");
+}
+
+int Fleet::canary_share(const std::string& id) const {
+    const Entry* e = find(id);
+    return e ? e->canary_share.load() : 0;
 }
 
 bool Fleet::ready() const {

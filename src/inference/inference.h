@@ -7,6 +7,7 @@
 #include "core/result.h"
 #include "engine/engine.h"
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -103,6 +104,7 @@ Result<std::unique_ptr<Backend>> upstream_backend(const UpstreamOptions& options
 
 enum class Task { completion, chat, embedding };
 const char* to_string(Task task);
+int canary_bucket(const std::string& caller, const std::string& canary);
 std::optional<Task> parse_task(const std::string& name);
 
 struct ModelSpec {
@@ -112,6 +114,12 @@ struct ModelSpec {
     std::vector<std::string> tenants;  // visible only to these tenants (empty: to everyone) and to
                                        // callers without a tenant (the server owner)
     std::vector<std::string> fallback; // tried in order when this one is down
+    // A canary: takes `canary_share` percent of the traffic routed to model `canary_of` (of the
+    // tenants in canary_tenants, or everyone's), sticky per caller. Changed at run time with
+    // Fleet::set_canary_share (promote: 100, rollback: 0).
+    std::string canary_of;
+    int canary_share = 0;
+    std::vector<std::string> canary_tenants;
     bool serves(Task task) const;
     bool visible_to(const std::string& tenant) const;
 };
@@ -131,6 +139,7 @@ struct RouteQuery {
     std::string tenant;
     std::string tier;
     const std::string* prompt_text = nullptr; // for size rules (counted by the candidate's tokenizer)
+    std::string sticky_key;                   // who is calling (user or key): canary buckets
 };
 
 struct Route {
@@ -160,11 +169,15 @@ public:
         ModelSpec spec;
         std::unique_ptr<Backend> backend;
         std::chrono::system_clock::time_point created;
+        std::atomic<int> canary_share{0};
     };
     const Entry* find(const std::string& id_or_alias) const;
     std::vector<const Entry*> entries() const; // in the order added
     std::vector<const Entry*> visible_to(const std::string& tenant) const;
     std::optional<std::string> default_for(Task task) const;
+    // The share (0-100) of its base model's traffic a canary takes; errors: not a canary, out of range.
+    Status set_canary_share(const std::string& canary_id, int share);
+    int canary_share(const std::string& canary_id) const;
     // Every default model is serving.
     bool ready() const;
     void stop();

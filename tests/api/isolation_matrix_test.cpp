@@ -58,6 +58,7 @@ const std::map<std::string, Row>& matrix() {
         {"POST /v1/engines/{engine}/completions", {Need::perm, Perm::completion}},
         {"GET /admin/v1/roles", {Need::any_credential}},
         {"GET /admin/v1/models", {Need::perm, Perm::server_admin}},
+        {"PUT /admin/v1/models/{model}/canary", {Need::perm, Perm::server_admin}},
         {"GET /admin/v1/tenants", {Need::any_credential}},
         {"POST /admin/v1/tenants", {Need::perm, Perm::server_admin}},
         {"GET /admin/v1/tenants/{tenant}", {Need::perm, Perm::tenant_read, true}},

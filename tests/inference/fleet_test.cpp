@@ -35,6 +35,11 @@ config::Config two_models() {
     auto secret = local_model("secret", tiny_model(), {"chat"});
     secret.tenants = {"acme"};
     c.models.push_back(secret);
+    auto canary = local_model("star-v2", tiny_model(), {"completion"});
+    canary.version = "2";
+    canary.canary_of = "star";
+    canary.canary_share = 0; // the canary test moves it
+    c.models.push_back(canary);
     c.routing.chat = "star";
     config::RoutingRuleConfig tier;
     tier.task = "chat";
@@ -70,14 +75,14 @@ TestServer* Fleet::server_ = nullptr;
 
 TEST_F(Fleet, ListsEveryModelWithItsRoles) {
     auto j = http(port(), "GET", "/v1/models").json();
-    ASSERT_EQ(j["data"].size(), 3u); // auth off: the caller is the owner and sees every model
+    ASSERT_EQ(j["data"].size(), 4u); // auth off: the caller is the owner and sees every model
     EXPECT_EQ(j["data"][0]["id"], "star");
     EXPECT_EQ(j["data"][1]["id"], "qwen");
     EXPECT_EQ(j["data"][1]["meta"]["version"], "2");
     EXPECT_EQ(j["data"][1]["meta"]["aliases"], json::array({"code", "large"}));
     EXPECT_EQ(j["data"][0]["meta"]["backend"], "local");
     auto tabby = http(port(), "GET", "/v1beta/models").json();
-    EXPECT_EQ(tabby["completion"], json::array({"star", "qwen"}));
+    EXPECT_EQ(tabby["completion"], json::array({"star", "qwen", "star-v2"}));
     EXPECT_EQ(tabby["chat"], json::array({"star", "qwen", "secret"}));
 }
 
@@ -143,7 +148,7 @@ TEST_F(Fleet, AModelForOneTenantDoesNotExistForAnother) {
     ASSERT_FALSE(theirs);
     EXPECT_EQ(theirs.error().code, ErrorCode::not_found);
     EXPECT_EQ(theirs.error().message.find("secret, "), std::string::npos) << theirs.error().message;
-    EXPECT_EQ(fleet.visible_to("globex").size(), 2u);
+    EXPECT_EQ(fleet.visible_to("globex").size(), 3u);
 }
 
 TEST_F(Fleet, BothModelsGenerateAtOnceAndHaveTheirOwnMetrics) {
@@ -164,10 +169,58 @@ TEST_F(Fleet, BothModelsGenerateAtOnceAndHaveTheirOwnMetrics) {
     EXPECT_NE(metrics.find("codepilot_model_serving{model=\"star\"} 1"), std::string::npos);
     EXPECT_NE(metrics.find("codepilot_completion_tokens_total{model=\"qwen\"}"), std::string::npos);
     auto admin = http(port(), "GET", "/admin/v1/models").json();
-    ASSERT_EQ(admin["data"].size(), 3u);
+    ASSERT_EQ(admin["data"].size(), 4u);
     EXPECT_EQ(admin["data"][1]["state"], "serving");
     EXPECT_EQ(admin["defaults"]["chat"], "star");
     EXPECT_EQ(http(port(), "GET", "/ready").status, 200);
+}
+
+TEST_F(Fleet, ACanaryTakesItsShareStickyPerCallerAndPromotesOrRollsBackInOneStep) {
+    auto& fleet = server_->app().fleet();
+    ASSERT_TRUE(fleet.set_canary_share("star-v2", 30));
+    auto to_canary = [&](const std::string& caller) {
+        inference::RouteQuery q;
+        q.task = inference::Task::completion;
+        q.sticky_key = caller;
+        auto r = fleet.route(q);
+        EXPECT_TRUE(r);
+        return r && r->model->id == "star-v2";
+    };
+    int canaried = 0;
+    for (int u = 0; u < 400; ++u) {
+        const bool first = to_canary("user-" + std::to_string(u));
+        canaried += first;
+        EXPECT_EQ(to_canary("user-" + std::to_string(u)), first); // sticky
+    }
+    EXPECT_GT(canaried, 400 * 20 / 100) << canaried;
+    EXPECT_LT(canaried, 400 * 40 / 100) << canaried;
+    // Chat is not a role of the canary: chat traffic stays on the base.
+    inference::RouteQuery chat_query;
+    chat_query.task = inference::Task::chat;
+    chat_query.sticky_key = "user-1";
+    EXPECT_EQ(fleet.route(chat_query)->model->id, "star");
+
+    auto put = [this](const json& body) {
+        return http(port(), "PUT", "/admin/v1/models/star-v2/canary", body.dump(),
+                    {{"Content-Type", "application/json"}});
+    };
+    ASSERT_EQ(put({{"share", 100}}).status, 200); // promote
+    auto promoted = post_json(port(), "/v1/completions", {{"prompt", "x"}, {"max_tokens", 2}});
+    EXPECT_EQ(promoted.json()["model"], "star-v2");
+    EXPECT_EQ(promoted.header("x-codepilot-route"),
+              "model=star-v2; version=2; backend=local; reason=canary:star");
+    auto admin = http(port(), "GET", "/admin/v1/models").json();
+    EXPECT_EQ(admin["data"][3]["canary_share"], 100);
+    ASSERT_EQ(put({{"share", 0}}).status, 200); // roll back
+    EXPECT_EQ(post_json(port(), "/v1/completions", {{"prompt", "x"}, {"max_tokens", 2}}).json()["model"],
+              "star");
+    auto out_of_range = put({{"share", 101}});
+    EXPECT_EQ(out_of_range.status, 400) << out_of_range.body;
+    EXPECT_NE(out_of_range.body.find("share"), std::string::npos);
+    auto not_canary = http(port(), "PUT", "/admin/v1/models/qwen/canary", R"({"share":5})",
+                           {{"Content-Type", "application/json"}});
+    EXPECT_EQ(not_canary.status, 400) << not_canary.body;
+    EXPECT_EQ(fleet.canary_share("star-v2"), 0);
 }
 
 TEST(FleetConfig, BadFleetsAreRefusedWithTheirReason) {
@@ -186,6 +239,14 @@ TEST(FleetConfig, BadFleetsAreRefusedWithTheirReason) {
     ASSERT_FALSE(key);
     EXPECT_NE(key.error().message.find("api_key_file"), std::string::npos) << key.error().message;
     EXPECT_EQ(key.error().message.find("sk-1"), std::string::npos);
+    auto share =
+        parse("[[models]]\nid = \"a\"\npath = \"x.gguf\"\n[[models]]\nid = \"b\"\npath = \"x.gguf\"\n"
+              "canary_of = \"a\"\ncanary_share = 120\n");
+    ASSERT_FALSE(share);
+    EXPECT_NE(share.error().message.find("canary_share' must be between 0 and 100"), std::string::npos)
+        << share.error().message;
+    auto self = parse("[[models]]\nid = \"a\"\npath = \"x.gguf\"\ncanary_of = \"a\"\n");
+    ASSERT_FALSE(self);
     auto role = parse("[[models]]\nid = \"a\"\npath = \"x.gguf\"\nroles = [\"vision\"]\n");
     ASSERT_FALSE(role);
     auto url = parse("[[models]]\nid = \"u\"\nbackend = \"upstream\"\nurls = [\"ftp://h\"]\n");
