@@ -29,8 +29,8 @@ front() {  # port urls...
     local port=$1; shift
     local list
     list=$(printf '"%s",' "$@"); list="[${list%,}]"
-    cat > "$BUILD/bench-upstream.toml" <<TOML
-data_dir = "$BUILD/bench-upstream-data"
+    cat > "$BUILD/bench-upstream-$port.toml" <<TOML
+data_dir = "$BUILD/bench-upstream-data-$port"
 [server]
 port = $port
 [auth]
@@ -44,7 +44,8 @@ urls = $list
 fim = "starcoder"
 context = 4096
 TOML
-    "$BUILD/src/codepilot" serve --config "$BUILD/bench-upstream.toml" --log-level warn >/dev/null 2>&1 &
+    "$BUILD/src/codepilot" serve --config "$BUILD/bench-upstream-$port.toml" --log-level warn \
+        >"$BUILD/bench-upstream-$port.log" 2>&1 &
     pids+=($!)
     wait_healthy "$port" codepilot
 }
@@ -67,12 +68,16 @@ llama 18611 "$MODEL" 1
 llama 18612 "$MODEL" 1
 front 18613 http://127.0.0.1:18611
 front 18614 http://127.0.0.1:18611 http://127.0.0.1:18612
+for p in 18613 18614; do  # first requests load the model's pages: not part of the runs
+    "$loadgen" --port $p --concurrency 4 --requests 4 --max-tokens 4 --model bench --label warmup --prompt-offset 800000 >/dev/null || true
+done
 for round in $(seq 1 "$ROUNDS"); do
     for target in one-replica:18613 two-replicas:18614; do
         "$loadgen" --port "${target#*:}" --concurrency 4 --requests 16 --max-tokens 16 --prompt-words 30 \
-            --prompt-offset $((round * 10000 + 500)) --model bench --label "${target%%:*}" | tee -a "$raw" >&2
+            --prompt-offset $((round * 10000 + 500)) --model bench --label "${target%%:*}" | tee -a "$raw" >&2 || true
     done
 done
+grep -h -E "warn|error" "$BUILD"/bench-upstream-1861*.log >&2 || true
 
 python3 - "$raw" <<'PY'
 import json, sys, statistics

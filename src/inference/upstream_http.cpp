@@ -297,7 +297,9 @@ Co<std::string> exchange(Stream& s, beast::tcp_stream& low, beast::flat_buffer& 
         parser.get().body().data = chunk;
         parser.get().body().size = sizeof chunk;
         low.expires_after(std::chrono::milliseconds(o.idle_timeout_ms));
-        co_await http::async_read(s, buffer, parser, redirect_error(use_awaitable, ec));
+        // read_some: whatever has arrived (async_read would wait for a full buffer, holding
+        // back every event of a short answer until its end).
+        co_await http::async_read_some(s, buffer, parser, redirect_error(use_awaitable, ec));
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
             if (draining) co_return "";
@@ -421,7 +423,11 @@ Co<Result<Reply>> ReplicaPool::call(const std::string& path, const std::string& 
                                       body, sink, reply, progress);
         *done = true;
         if (!error.empty() && !progress.first_byte) {
-            if (reused && stale_retries++ < 2) { // a keep-alive connection the upstream had closed
+            if (reused && stale_retries++ < 2) {
+                // A keep-alive connection the upstream had closed (llama-server closes idle ones
+                // after 5 s): the others of that age are likely gone too, so retry on a new one.
+                std::lock_guard lock(mu_);
+                r.idle.clear();
                 tried.pop_back();
                 --attempt;
                 continue;
