@@ -256,6 +256,14 @@ TEST_F(Upstream, ACompletionThroughCodepilotIsWhatLlamaServerGivesDirectly) {
               "model=remote; version=1; backend=upstream; reason=requested");
 }
 
+TEST_F(Upstream, AKeepAliveConnectionTheUpstreamClosedIsRetriedOnAFreshOne) {
+    json body = {{"model", "remote"}, {"prompt", "x = "}, {"max_tokens", 2}};
+    ASSERT_EQ(post(port(), "/v1/completions", body).status, 200); // leaves an idle pooled connection
+    std::this_thread::sleep_for(std::chrono::milliseconds(5600)); // llama-server closes idle ones after 5 s
+    auto again = post(port(), "/v1/completions", body);
+    EXPECT_EQ(again.status, 200) << again.body;
+}
+
 TEST_F(Upstream, StreamsTheSameTextAsTheWholeAnswer) {
     json body = {{"model", "remote"},
                  {"prompt", "for i in"},
