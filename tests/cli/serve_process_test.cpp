@@ -2,6 +2,7 @@
 // first start leaves on disk.
 #include "audit/audit.h"
 #include "store/store.h"
+#include "support/child_process.h"
 #include "support/http_client.h"
 #include "support/test_env.h"
 
@@ -34,18 +35,7 @@ std::string run_capture(const std::string& command, int& status) {
 }
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        FILE* f = std::freopen(log.c_str(), "w", stderr);
-        (void)f;
-        ::dup2(::fileno(stderr), STDOUT_FILENO);
-        std::vector<char*> argv;
-        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        ::execv(argv[0], argv.data());
-        ::_exit(127);
-    }
-    return pid;
+    return spawn_logged(args, log);
 }
 
 std::string read_text(const std::filesystem::path& path) {
@@ -84,7 +74,7 @@ int wait_port(const std::string& file) {
     return 0;
 }
 
-}  // namespace
+} // namespace
 
 TEST(Cli, PrintsItsVersion) {
     int status = 0;
@@ -104,15 +94,20 @@ TEST(Cli, UnknownConfigKeyIsRejectedByName) {
 
 TEST(Cli, MissingModelFileIsAClearError) {
     int status = 0;
-    auto out = run_capture(std::string(CODEPILOT_BINARY) + " serve --model /nonexistent/model.gguf --port 0", status);
+    auto out = run_capture(std::string(CODEPILOT_BINARY) + " serve --model /nonexistent/model.gguf --port 0",
+                           status);
     EXPECT_NE(WEXITSTATUS(status), 0);
     EXPECT_NE(out.find("model file not found"), std::string::npos) << out;
 }
 
 TEST(Cli, SynthWritesALoadableModel) {
-    std::string path = std::filesystem::temp_directory_path() / ("cli-synth-" + std::to_string(::getpid()) + ".gguf");
+    std::string path =
+        std::filesystem::temp_directory_path() / ("cli-synth-" + std::to_string(::getpid()) + ".gguf");
     int status = 0;
-    auto out = run_capture(std::string(CODEPILOT_BINARY) + " model synth " + path + " --vocab deepseek-coder --layers 1 --embd 64 --heads 2 --kv-heads 1 --ff 64 --type f16", status);
+    auto out = run_capture(
+        std::string(CODEPILOT_BINARY) + " model synth " + path +
+            " --vocab deepseek-coder --layers 1 --embd 64 --heads 2 --kv-heads 1 --ff 64 --type f16",
+        status);
     ASSERT_EQ(WEXITSTATUS(status), 0) << out;
     EXPECT_GT(std::filesystem::file_size(path), 1000u);
     std::filesystem::remove(path);
@@ -122,9 +117,10 @@ TEST(Cli, SigtermLetsInFlightRequestsFinishThenExits) {
     auto dir = std::filesystem::temp_directory_path() / ("cli-serve-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     std::string port_file = (dir / "port").string();
-    pid_t pid = spawn({CODEPILOT_BINARY, "serve", "--model", tiny_model(), "--port", "0", "--port-file", port_file,
-                       "--data-dir", dir.string(), "--threads", "1", "--parallel", "2", "--ctx", "2048"},
-                      (dir / "log").string());
+    pid_t pid =
+        spawn({CODEPILOT_BINARY, "serve", "--model", tiny_model(), "--port", "0", "--port-file", port_file,
+               "--data-dir", dir.string(), "--threads", "1", "--parallel", "2", "--ctx", "2048"},
+              (dir / "log").string());
     int port = wait_port(port_file);
     ASSERT_GT(port, 0);
     // Authentication is on by default: the first start wrote the owner's key to a file.
@@ -132,7 +128,8 @@ TEST(Cli, SigtermLetsInFlightRequestsFinishThenExits) {
     ASSERT_FALSE(key.empty());
     EXPECT_EQ(http(port, "GET", "/v1/models").status, 401);
 
-    SseStream stream(port, "/v1/completions", {{"prompt", "slow"}, {"max_tokens", 600}, {"stream", true}, {"ignore_eos", true}},
+    SseStream stream(port, "/v1/completions",
+                     {{"prompt", "slow"}, {"max_tokens", 600}, {"stream", true}, {"ignore_eos", true}},
                      {{"Authorization", "Bearer " + key}});
     ASSERT_EQ(stream.status(), 200);
     ASSERT_TRUE(stream.next_event().has_value());
@@ -146,7 +143,7 @@ TEST(Cli, SigtermLetsInFlightRequestsFinishThenExits) {
     int finished_tokens = 0;
     for (const auto& e : rest)
         if (e != "[DONE]" && json::parse(e)["choices"][0]["finish_reason"] == "length") finished_tokens = 600;
-    EXPECT_EQ(finished_tokens, 600);  // it ran to its end, not cut off
+    EXPECT_EQ(finished_tokens, 600); // it ran to its end, not cut off
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     EXPECT_TRUE(WIFEXITED(status));
@@ -160,8 +157,9 @@ TEST(Cli, KillNineUnderLoadLosesNoAuditRecordOfAnAnsweredCall) {
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "codepilot.toml") << "[audit]\ndurability = \"sync\"\n";
     std::string port_file = (dir / "port").string();
-    pid_t pid = spawn({CODEPILOT_BINARY, "serve", "--config", (dir / "codepilot.toml").string(), "--model", tiny_model(),
-                       "--port", "0", "--port-file", port_file, "--data-dir", dir.string(), "--threads", "1"},
+    pid_t pid = spawn({CODEPILOT_BINARY, "serve", "--config", (dir / "codepilot.toml").string(), "--model",
+                       tiny_model(), "--port", "0", "--port-file", port_file, "--data-dir", dir.string(),
+                       "--threads", "1"},
                       (dir / "log").string());
     int port = wait_port(port_file);
     ASSERT_GT(port, 0);
@@ -171,7 +169,7 @@ TEST(Cli, KillNineUnderLoadLosesNoAuditRecordOfAnAnsweredCall) {
 
     // Four clients call as fast as they can; the server is killed without warning meanwhile.
     std::mutex mu;
-    std::set<std::string> answered;  // request ids of complete 200 responses
+    std::set<std::string> answered; // request ids of complete 200 responses
     std::atomic<bool> stop{false};
     std::vector<std::thread> clients;
     for (int c = 0; c < 4; ++c)
@@ -184,7 +182,7 @@ TEST(Cli, KillNineUnderLoadLosesNoAuditRecordOfAnAnsweredCall) {
                         answered.insert(r.header("x-request-id"));
                     }
                 } catch (const std::exception&) {
-                    return;  // the server is gone
+                    return; // the server is gone
                 }
             }
         });

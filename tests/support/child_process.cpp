@@ -27,11 +27,9 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
-ChildServer::ChildServer(const std::vector<std::string>& args, int port, const std::string& log_path,
-                         const std::string& health_path, int wait_ms)
-    : port_(port), log_path_(log_path) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
+int spawn_logged(const std::vector<std::string>& args, const std::string& log_path) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
         FILE* f = std::freopen(log_path.c_str(), "w", stderr);
         (void)f;
         ::dup2(::fileno(stderr), STDOUT_FILENO);
@@ -41,6 +39,13 @@ ChildServer::ChildServer(const std::vector<std::string>& args, int port, const s
         ::execv(argv[0], argv.data());
         ::_exit(127);
     }
+    return pid;
+}
+
+ChildServer::ChildServer(const std::vector<std::string>& args, int port, const std::string& log_path,
+                         const std::string& health_path, int wait_ms)
+    : port_(port), log_path_(log_path) {
+    pid_ = spawn_logged(args, log_path);
     for (int waited = 0; waited < wait_ms; waited += 100) {
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) { // it exited

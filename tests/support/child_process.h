@@ -10,6 +10,9 @@ namespace codepilot::testenv {
 // A TCP port nothing listens on right now (bound and released).
 int free_port();
 
+// Forks and execs `args` (args[0] an absolute path) with stdout and stderr in `log_path`.
+int spawn_logged(const std::vector<std::string>& args, const std::string& log_path);
+
 class ChildServer {
 public:
     // Starts `args` (args[0] an absolute path) and waits until GET `health_path` answers 200.
