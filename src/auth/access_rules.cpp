@@ -167,7 +167,7 @@ const std::vector<RouteRule>& route_rules() {
         {"POST", "/v1/engines/{engine}/completions", A::permission, P::completion},
         // Administration.
         {"GET", "/admin/v1/roles", A::authenticated},
-        {"GET", "/admin/v1/models", A::permission, P::server_admin}, // state, replicas, errors
+        {"GET", "/admin/v1/models", A::permission, P::server_admin},                // state, replicas, errors
         {"PUT", "/admin/v1/models/{model}/canary", A::permission, P::server_admin}, // promote / roll back
         {"GET", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::tenant_read, "tenant"},
         {"PUT", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::quotas_write, "tenant"},

@@ -76,10 +76,10 @@ struct FleetModelConfig {
     std::vector<std::string> aliases;                        // other names requests may use
     std::vector<std::string> tenants;                        // visible only to these tenants (empty: all)
     std::vector<std::string> fallback;                       // models tried in order when this one is down
-    std::string canary_of;                   // a new version of that model: takes canary_share % of its traffic
-    int canary_share = 0;                    // 0-100, sticky per caller
+    std::string canary_of; // a new version of that model: takes canary_share % of its traffic
+    int canary_share = 0;  // 0-100, sticky per caller
     std::vector<std::string> canary_tenants; // only these tenants' traffic (empty: everyone's)
-    ModelConfig local;                                       // backend = local: path and engine settings
+    ModelConfig local;                       // backend = local: path and engine settings
     // backend = upstream:
     std::vector<std::string> urls; // replicas: http[s]://host:port
     std::string upstream_model;    // `model` sent upstream (default: id)
