@@ -31,7 +31,6 @@ struct Job {
     std::string body;
     std::shared_ptr<engine::Generation> handle;
     Clock::time_point submitted = Clock::now();
-    std::atomic<bool> finished{false};
 };
 
 class UpstreamBackend final : public Backend {

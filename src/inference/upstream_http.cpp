@@ -189,13 +189,6 @@ bool ReplicaPool::any_available() const {
     return false;
 }
 
-std::string ReplicaPool::last_error() const {
-    std::lock_guard lock(mu_);
-    for (const auto& r : replicas_)
-        if (!r->last_error.empty()) return r->endpoint.url + ": " + r->last_error;
-    return "no replica answered";
-}
-
 Health ReplicaPool::health() const {
     Health h;
     std::lock_guard lock(mu_);
@@ -396,7 +389,6 @@ Co<Result<Reply>> ReplicaPool::call(const std::string& path, const std::string& 
         }
         Reply reply;
         reply.connected_ms = ms_since(start);
-        reply.replica = r.endpoint.url;
         Progress progress;
         // Polls `interrupted` and cuts the connection, which ends any pending read or write.
         auto done = std::make_shared<bool>(false);

@@ -37,7 +37,6 @@ struct Reply {
     std::string body;          // a non-streamed answer (or an error answer)
     double connected_ms = 0;   // from the call to a connection being ready
     bool stream_ended = false; // data: [DONE] arrived
-    std::string replica;
 };
 
 class ReplicaPool {
@@ -61,7 +60,6 @@ public:
                            std::function<bool()> interrupted);
 
     bool any_available() const;
-    std::string last_error() const;
     Health health() const;
 
 private:
