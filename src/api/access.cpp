@@ -117,6 +117,14 @@ void observe_call(ApiContext& ctx, const Exchange& ex, server::http::status st,
                 {{"route", route}, {"method", method}}, metrics::Registry::latency_buckets_seconds())
         .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (!is_inference(rule)) return;
+    if (ctx.registry && !ex.usage.model.empty()) { // per version, for canary comparisons
+        const auto at = ex.usage.model.rfind('@');
+        ctx.registry->record(
+            ex.usage.model.substr(0, at), at == std::string::npos ? "" : ex.usage.model.substr(at + 1),
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+                .count(),
+            static_cast<int>(st) >= 500, ex.usage.prompt_tokens, ex.usage.completion_tokens);
+    }
     const metrics::Labels model{{"model", model_of(ctx, ex)}};
     const auto& buckets = metrics::Registry::latency_buckets_seconds();
     for (const auto& g : ex.usage.generations) {

@@ -7,6 +7,7 @@
 #include "core/worker_pool.h"
 #include "engine/engine.h"
 #include "inference/inference.h"
+#include "inference/registry.h"
 #include "metrics/metrics.h"
 #include "quota/quota.h"
 #include "server/server.h"
@@ -22,8 +23,8 @@ class CompletionService;
 
 struct ApiContext {
     inference::Fleet* fleet = nullptr; // the models; every inference call is routed through it
-    // One code-completion service per model with the completion role, by model id.
-    std::map<std::string, CompletionService*> completions;
+    // Models registered at run time, canary shares and per-version outcomes (unset: config only).
+    inference::ModelRegistry* registry = nullptr;
     metrics::Registry* metrics = nullptr;
     std::string version = "0.0.0";
     std::string git_sha = "unknown";

@@ -64,7 +64,8 @@ struct CodeCompletionResult {
     double latency_ms = 0;
 };
 
-class CompletionService {
+// Kept with its model in the fleet (a Companion): it goes when the model is unloaded.
+class CompletionService : public inference::Companion {
 public:
     CompletionService(inference::Backend& backend, CompletionSettings settings, metrics::Registry& metrics,
                       std::string model_id);

@@ -20,6 +20,7 @@ void register_infill_routes(server::Router& router, std::shared_ptr<ApiContext> 
 
 // The model a call goes to (model_routes.cpp).
 struct Routed {
+    std::shared_ptr<const inference::FleetEntry> hold; // keeps the model loaded until the call ends
     inference::Backend* backend = nullptr;
     const inference::ModelSpec* model = nullptr;
     CompletionService* completions = nullptr; // completion tasks: the model's service

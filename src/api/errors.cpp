@@ -31,6 +31,8 @@ status status_for(ErrorCode code) {
         return status::internal_server_error;
     case ErrorCode::bad_gateway:
         return status::bad_gateway;
+    case ErrorCode::conflict:
+        return status::conflict;
     }
     return status::internal_server_error;
 }

@@ -71,7 +71,7 @@ json health_json(const ApiContext& ctx) {
 
 json models_json(const ApiContext& ctx, const std::string& tenant) {
     json completion = json::array(), chat = json::array();
-    for (const auto* e : ctx.fleet->visible_to(tenant)) {
+    for (const auto& e : ctx.fleet->visible_to(tenant)) {
         if (e->spec.serves(inference::Task::completion)) completion.push_back(e->spec.id);
         if (e->spec.serves(inference::Task::chat)) chat.push_back(e->spec.id);
     }
@@ -102,13 +102,16 @@ awaitable<void> events(Exchange& ex, ApiContext& ctx) {
     bool line = ex.query_param("select_kind") == "line";
     // The service that issued the id knows it; the others say it is unknown.
     std::optional<Result<std::pair<std::string, std::string>>> st;
-    std::string model_id = ctx.model_id;
-    for (const auto& [model, service] : ctx.completions) {
+    std::string model_id = ctx.model_id, version;
+    for (const auto& e : ctx.fleet->entries()) {
+        auto* service = dynamic_cast<CompletionService*>(e->companion.get());
+        if (!service) continue;
         auto recorded =
             service->record_event(*type, id->value_or(""), static_cast<int>(index->value_or(0)), line);
         if (recorded || !st) {
             st = std::move(recorded);
-            model_id = model;
+            model_id = e->spec.id;
+            version = e->spec.version;
         }
         if (*st) break;
     }
@@ -123,6 +126,7 @@ awaitable<void> events(Exchange& ex, ApiContext& ctx) {
         ctx.quotas->account_event(
             quota::Subject{p.tenant_id, p.tenant_name, p.user_id, p.username, p.key_prefix}, model_id,
             recorded.second, recorded.first);
+    if (ctx.registry) ctx.registry->record_event(model_id, version, recorded.first); // per version: canaries
     co_await ex.respond(status::ok, "{}");
 }
 

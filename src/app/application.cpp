@@ -37,6 +37,8 @@ struct Application::Parts {
     std::unique_ptr<audit::AuditLog> audit; // after the database: destroyed (and flushed) first
     std::unique_ptr<store::QuotaStore> quota_store;
     std::unique_ptr<quota::QuotaLedger> quotas;
+    // Models registered at run time; after the fleet and the database (destroyed first).
+    std::unique_ptr<inference::ModelRegistry> registry;
     std::unique_ptr<auth::SignInThrottle> throttle;
     // Blocking work off the I/O threads. Destroyed before the stores they use (declared after).
     std::unique_ptr<WorkerPool> workers, sign_ins;
@@ -156,8 +158,20 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     if (!fleet) return fleet.error();
     parts->fleet = std::move(fleet.value());
     parts->api->fleet = parts->fleet.fleet.get();
-    parts->api->completions = parts->fleet.service_by_model;
     parts->api->model_id = parts->fleet.default_model;
+    inference::ModelHooks hooks;
+    hooks.companion = [cs, metrics = &parts->metrics](const inference::ModelSpec& spec,
+                                                      inference::Backend& b) {
+        return completion_companion(spec, b, cs, *metrics);
+    };
+    hooks.added = [metrics = &parts->metrics](const inference::Fleet::EntryPtr& e) {
+        add_model_gauges(*metrics, e);
+    };
+    parts->registry =
+        std::make_unique<inference::ModelRegistry>(*parts->fleet.fleet, *parts->database, hooks);
+    if (auto st = parts->registry->start(); !st)
+        return make_error(st.error().code, "models: " + st.error().message);
+    parts->api->registry = parts->registry.get();
 
     // The engine's view of the default completion model (per-model gauges: fleet_builder.cpp).
     auto* engine_ptr = parts->fleet.fleet->find(parts->fleet.default_model)->backend.get();
@@ -398,6 +412,7 @@ void Application::run() {
 void Application::shutdown() {
     std::call_once(parts_->shutdown_once, [this] {
         if (parts_->threads.empty()) { // never started
+            parts_->registry->stop();
             parts_->fleet.fleet->stop();
             parts_->stopped.set_value();
             return;
@@ -409,6 +424,7 @@ void Application::shutdown() {
         drained.get_future().wait();
         if (!parts_->audit->flush()) // a clean shutdown loses no audit record
             spdlog::error("audit: records still queued at shutdown: the store is unavailable");
+        parts_->registry->stop(); // outcomes written; draining models cancelled
         parts_->fleet.fleet->stop();
         parts_->work.reset();
         parts_->io.stop();

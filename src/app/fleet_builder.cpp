@@ -27,74 +27,50 @@ Status synthesize_demo(const std::string& path) {
     return Ok{};
 }
 
-Result<std::unique_ptr<inference::Backend>> load_local(const config::ModelConfig& m, const std::string& id) {
-    engine::EngineOptions eo;
-    eo.model_path = m.path;
-    eo.threads = m.threads;
-    eo.parallel = m.parallel;
-    eo.ctx = m.ctx;
-    eo.batch = m.batch;
-    eo.queue_size = m.queue_size;
-    eo.embeddings = m.embeddings;
-    eo.gpu_layers = m.gpu_layers;
-    eo.deterministic = m.deterministic;
-    eo.kv_unified = m.kv_unified;
-    eo.speculative_draft = m.speculative_draft;
-    auto engine = engine::Engine::load(eo);
-    if (!engine) return make_error(engine.error().code, "model '" + id + "': " + engine.error().message);
-    return inference::local_backend(std::move(engine.value()));
-}
+} // namespace
 
-Result<std::unique_ptr<inference::Backend>> connect_upstream(const config::FleetModelConfig& m) {
-    inference::UpstreamOptions o;
-    o.id = m.id;
-    o.urls = m.urls;
-    o.model = m.upstream_model;
-    auto key = read_secret({m.api_key_file, m.api_key_env, "api_key_file", "api_key_env"});
-    if (!key) return make_error(key.error().code, "model '" + m.id + "': " + key.error().message);
-    o.api_key = *key;
-    o.ca_file = m.ca_file;
-    o.fim = m.fim;
-    o.context = m.context;
-    o.embeddings = std::find(m.roles.begin(), m.roles.end(), "embedding") != m.roles.end();
-    o.connect_timeout_ms = m.connect_timeout_ms;
-    o.first_byte_timeout_ms = m.first_byte_timeout_ms;
-    o.idle_timeout_ms = m.idle_timeout_ms;
-    o.max_attempts = m.max_attempts;
-    o.health_interval_ms = m.health_interval_ms;
-    o.breaker_failures = m.breaker_failures;
-    o.breaker_cooldown_ms = m.breaker_cooldown_ms;
-    return inference::upstream_backend(o);
-}
-
-inference::ModelSpec spec_of(const config::FleetModelConfig& m) {
-    inference::ModelSpec s;
-    s.id = m.id;
-    s.version = m.version;
-    for (const auto& r : m.roles) s.roles.push_back(*inference::parse_task(r));
-    s.aliases = m.aliases;
-    s.tenants = m.tenants;
-    s.fallback = m.fallback;
-    s.canary_of = m.canary_of;
-    s.canary_share = m.canary_share;
-    s.canary_tenants = m.canary_tenants;
-    return s;
-}
-
-void add_gauges(metrics::Registry& metrics, const std::string& id, inference::Backend* b) {
-    const metrics::Labels model{{"model", id}};
+// Per-model gauges read the model while it is in the fleet (0 once it is unloaded).
+void add_model_gauges(metrics::Registry& metrics, const inference::Fleet::EntryPtr& entry) {
+    const metrics::Labels model{{"model", entry->spec.id}};
+    std::weak_ptr<const inference::FleetEntry> weak = entry;
+    auto read = [weak](auto f) {
+        return [weak, f]() -> double {
+            auto e = weak.lock();
+            return e && !e->retired ? f(*e->backend) : 0.0;
+        };
+    };
     metrics.gauge("codepilot_model_requests_running", "Generations in flight, per model", model,
-                  [b] { return b->stats().running; });
+                  read([](inference::Backend& b) { return double(b.stats().running); }));
     metrics.gauge("codepilot_model_requests_queued", "Generations waiting for a sequence, per model", model,
-                  [b] { return b->stats().queued; });
+                  read([](inference::Backend& b) { return double(b.stats().queued); }));
     metrics.gauge("codepilot_model_serving", "1 while the model serves requests", model,
-                  [b] { return b->health().serving ? 1.0 : 0.0; });
+                  read([](inference::Backend& b) { return b.health().serving ? 1.0 : 0.0; }));
     metrics.gauge("codepilot_model_replicas_up",
                   "Replicas (upstream) or engines (local) that can take requests", model,
-                  [b] { return b->health().replicas_up; });
+                  read([](inference::Backend& b) { return double(b.health().replicas_up); }));
+    metrics.gauge(
+        "codepilot_model_memory_bytes", "Weights and KV cache in memory, per model (local models)", model,
+        read([](inference::Backend& b) { return double(b.info().model_bytes + b.info().kv_bytes); }));
 }
 
-} // namespace
+Result<std::unique_ptr<inference::Companion>> completion_companion(const inference::ModelSpec& spec,
+                                                                   inference::Backend& backend,
+                                                                   const api::CompletionSettings& completion,
+                                                                   metrics::Registry& metrics) {
+    if (!spec.serves(inference::Task::completion)) {
+        spdlog::info("model '{}' ({})", spec.id, backend.kind());
+        return std::unique_ptr<inference::Companion>();
+    }
+    std::optional<completion::CustomTemplate> custom;
+    auto fim = api::CompletionService::resolve_template(backend, completion, custom);
+    if (!fim) return make_error(fim.error().code, "model '" + spec.id + "': " + fim.error().message);
+    spdlog::info("model '{}' ({}): FIM family {}, layout {}{}", spec.id, backend.kind(),
+                 completion::to_string(fim->family),
+                 fim->layout == completion::FimLayout::spm ? "SPM" : "PSM",
+                 custom ? " (custom template)" : "");
+    return std::unique_ptr<inference::Companion>(
+        std::make_unique<api::CompletionService>(backend, completion, metrics, spec.id));
+}
 
 Result<BuiltFleet> build_fleet(const config::Config& config, const std::string& demo_path,
                                const api::CompletionSettings& completion, metrics::Registry& metrics) {
@@ -118,32 +94,16 @@ Result<BuiltFleet> build_fleet(const config::Config& config, const std::string& 
     BuiltFleet out;
     out.fleet = std::make_unique<inference::Fleet>();
     for (const auto& m : models) {
-        Result<std::unique_ptr<inference::Backend>> backend =
-            m.backend == "upstream" ? connect_upstream(m)
-            : m.local.path.empty()
-                ? Result<std::unique_ptr<inference::Backend>>(make_error(
-                      ErrorCode::invalid_argument, "model '" + m.id + "': a local model needs 'path'"))
-                : load_local(m.local, m.id);
+        auto backend = inference::make_backend(m);
         if (!backend) return backend.error();
-        inference::Backend* raw = backend->get();
-        auto spec = spec_of(m);
-        const bool completes = spec.serves(inference::Task::completion);
-        if (auto st = out.fleet->add(std::move(spec), std::move(backend.value())); !st) return st.error();
-        add_gauges(metrics, m.id, raw);
-        if (completes) {
-            std::optional<completion::CustomTemplate> custom;
-            auto fim = api::CompletionService::resolve_template(*raw, completion, custom);
-            if (!fim) return make_error(fim.error().code, "model '" + m.id + "': " + fim.error().message);
-            auto service = std::make_unique<api::CompletionService>(*raw, completion, metrics, m.id);
-            out.service_by_model[m.id] = service.get();
-            out.services.push_back(std::move(service));
-            spdlog::info("model '{}' ({}): FIM family {}, layout {}{}", m.id, raw->kind(),
-                         completion::to_string(fim->family),
-                         fim->layout == completion::FimLayout::spm ? "SPM" : "PSM",
-                         custom ? " (custom template)" : "");
-        } else {
-            spdlog::info("model '{}' ({})", m.id, raw->kind());
-        }
+        auto spec = inference::spec_of(m);
+        auto companion = completion_companion(spec, **backend, completion, metrics);
+        if (!companion) return companion.error();
+        if (auto st =
+                out.fleet->add(std::move(spec), std::move(backend.value()), std::move(companion.value()));
+            !st)
+            return st.error();
+        add_model_gauges(metrics, out.fleet->find(m.id));
     }
     std::map<inference::Task, std::string> defaults;
     if (!config.routing.completion.empty()) defaults[inference::Task::completion] = config.routing.completion;

@@ -13,11 +13,17 @@
 namespace codepilot::app {
 
 struct BuiltFleet {
-    std::unique_ptr<inference::Fleet> fleet;
-    std::vector<std::unique_ptr<api::CompletionService>> services; // by model, completion role only
-    std::map<std::string, api::CompletionService*> service_by_model;
-    std::string default_model; // the default completion model (else the first model)
+    std::unique_ptr<inference::Fleet> fleet; // completion models carry their CompletionService
+    std::string default_model;               // the default completion model (else the first model)
 };
+
+// The completion service of a model with the completion role (none for others); errors for a bad
+// fim_template. Also the registry's hook for models registered at run time.
+Result<std::unique_ptr<inference::Companion>> completion_companion(const inference::ModelSpec& spec,
+                                                                   inference::Backend& backend,
+                                                                   const api::CompletionSettings& completion,
+                                                                   metrics::Registry& metrics);
+void add_model_gauges(metrics::Registry& metrics, const inference::Fleet::EntryPtr& entry);
 
 // `demo_path`: where the synthesized demo model lives when [model] names no file.
 Result<BuiltFleet> build_fleet(const config::Config& config, const std::string& demo_path,

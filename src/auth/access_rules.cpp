@@ -169,6 +169,11 @@ const std::vector<RouteRule>& route_rules() {
         {"GET", "/admin/v1/roles", A::authenticated},
         {"GET", "/admin/v1/models", A::permission, P::server_admin},                // state, replicas, errors
         {"PUT", "/admin/v1/models/{model}/canary", A::permission, P::server_admin}, // promote / roll back
+        {"POST", "/admin/v1/models", A::permission, P::server_admin},               // register (and load)
+        {"POST", "/admin/v1/models/{model}/load", A::permission, P::server_admin},
+        {"POST", "/admin/v1/models/{model}/unload", A::permission, P::server_admin}, // drains first
+        {"DELETE", "/admin/v1/models/{model}", A::permission, P::server_admin}, // an unloaded registration
+        {"GET", "/admin/v1/models/{model}/compare", A::permission, P::server_admin}, // canary vs base
         {"GET", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::tenant_read, "tenant"},
         {"PUT", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::quotas_write, "tenant"},
         {"GET", "/admin/v1/usage", A::permission, P::usage_read, "tenant"},

@@ -1,20 +1,21 @@
-#include "core/clock.h"
 #include "cli/admin_commands.h"
 
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "auth/password.h"
+#include "cli/cli_store.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "store/quota_store.h"
 #include "store/store.h"
 
 #include <charconv>
 #include <ctime>
-#include <map>
 #include <fstream>
 #include <future>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -22,72 +23,6 @@
 
 namespace codepilot::cli {
 namespace {
-
-struct StoreFlags {
-    std::string config_path, data_dir, store_url;
-};
-
-void add_store_flags(CLI::App* cmd, StoreFlags& f) {
-    cmd->add_option("--config", f.config_path, "TOML configuration file (as for serve)")
-        ->check(CLI::ExistingFile);
-    cmd->add_option("--data-dir", f.data_dir, "data directory (as for serve; default ./data)");
-    cmd->add_option("--store", f.store_url, "store URL (overrides store.url)");
-}
-
-int fail(const std::string& message, int code = 1) {
-    std::cerr << "error: " << message << "\n";
-    return code;
-}
-
-struct OpenStore {
-    config::Config config;
-    std::unique_ptr<store::Database> db;
-    std::unique_ptr<store::IdentityStore> identities;
-
-    // A change made from the command line, recorded in the audit trail like the API's
-    // (actor "cli:<OS user>", linked with the server's chain key); waits for the commit.
-    Status record(const std::string& action, const std::string& object, nlohmann::json before, nlohmann::json after) {
-        audit::Options options;
-        options.durability = audit::Durability::sync;
-        auto keys = audit::load_chain_keys(config.audit.chain_key_file, config.data_dir, true);
-        if (!keys) return keys.error();
-        options.chain_keys = std::move(*keys);
-        options.prepare_threads = 1;
-        audit::AuditLog log(*db, options, nullptr);
-        audit::Record r;
-        r.kind = "admin";
-        r.at_ms = unix_millis();
-        const char* user = std::getenv("USER");
-        r.username = std::string("cli:") + (user ? user : std::to_string(::getuid()));
-        r.auth_method = "cli";
-        r.action = action;
-        r.object = object;
-        r.before = std::move(before);
-        r.after = std::move(after);
-        Status result = make_error(ErrorCode::unavailable, "the audit record was not committed");
-        std::promise<Status> committed;
-        log.append(std::move(r), [&committed](Status s) { committed.set_value(std::move(s)); });
-        return committed.get_future().get();
-    }
-};
-
-Result<OpenStore> open_store(const StoreFlags& f) {
-    config::Config cfg;
-    if (!f.config_path.empty()) {
-        auto loaded = config::load_config_file(f.config_path);
-        if (!loaded) return loaded.error();
-        cfg = *loaded;
-    }
-    if (!f.data_dir.empty()) cfg.data_dir = f.data_dir;
-    if (!f.store_url.empty()) cfg.store.url = f.store_url;
-    auto db = store::open_and_migrate(config::store_url(cfg), 1);
-    if (!db) return db.error();
-    OpenStore out;
-    out.config = cfg;
-    out.db = std::move(*db);
-    out.identities = std::make_unique<store::IdentityStore>(*out.db);
-    return out;
-}
 
 std::string when(std::optional<int64_t> t) {
     if (!t) return "-";
@@ -106,8 +41,10 @@ std::optional<int64_t> parse_instant_ms(const std::string& text) {
         return std::stoll(text) * 1000;
     std::tm tm{};
     std::istringstream in(text);
-    if (text.size() == 10) in >> std::get_time(&tm, "%Y-%m-%d");
-    else in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+    if (text.size() == 10)
+        in >> std::get_time(&tm, "%Y-%m-%d");
+    else
+        in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
     if (in.fail()) return std::nullopt;
     return static_cast<int64_t>(timegm(&tm)) * 1000;
 }
@@ -133,7 +70,7 @@ Result<std::string> certificate_file_fingerprint(const std::string& path) {
     return hex;
 }
 
-}  // namespace
+} // namespace
 
 std::function<int()> add_admin_commands(CLI::App& app) {
     auto flags = std::make_shared<StoreFlags>();
@@ -283,7 +220,9 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         auto issued =
             auth::issue_api_key(*s->identities, ka->tenant, ka->user, *scopes, ttl, ka->name, "cli");
         if (!issued) return fail(issued.error().message);
-        nlohmann::json after = {{"prefix", issued->record.prefix}, {"user", ka->user}, {"tenant", ka->tenant},
+        nlohmann::json after = {{"prefix", issued->record.prefix},
+                                {"user", ka->user},
+                                {"tenant", ka->tenant},
                                 {"scopes", issued->record.scopes}};
         if (auto st = s->record("key.create", issued->record.prefix, nullptr, after); !st)
             return fail("key created, but its audit record failed: " + st.error().message);
@@ -306,7 +245,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         auto revoked = s->identities->revoke_key((*k)->id);
         if (!revoked) return fail(revoked.error().message);
         if (*revoked)
-            if (auto st = s->record("key.revoke", ka->prefix, {{"state", "active"}}, {{"state", "revoked"}}); !st)
+            if (auto st = s->record("key.revoke", ka->prefix, {{"state", "active"}}, {{"state", "revoked"}});
+                !st)
                 return fail("key revoked, but its audit record failed: " + st.error().message);
         std::cout << (*revoked ? "revoked " : "already revoked: ") << ka->prefix << "\n";
         return 0;
@@ -337,14 +277,16 @@ std::function<int()> add_admin_commands(CLI::App& app) {
 
     struct QuotaArgs {
         std::string tenant, user, key;
-        std::map<std::string, std::string> values;  // flag → "N" or "none"
+        std::map<std::string, std::string> values; // flag → "N" or "none"
     };
     auto qa = std::make_shared<QuotaArgs>();
     auto* quota_cmd = app.add_subcommand("quota", "Rate limits and token budgets of tenants, users and keys");
     quota_cmd->require_subcommand(1);
-    auto* quota_set = quota_cmd->add_subcommand("set", "Set limits (others keep their value; 'none' removes one)");
+    auto* quota_set =
+        quota_cmd->add_subcommand("set", "Set limits (others keep their value; 'none' removes one)");
     quota_set->add_option("--tenant", qa->tenant, "tenant")->required();
-    auto* for_user = quota_set->add_option("--user", qa->user, "a member of the tenant (default: the whole tenant)");
+    auto* for_user =
+        quota_set->add_option("--user", qa->user, "a member of the tenant (default: the whole tenant)");
     quota_set->add_option("--key", qa->key, "a key prefix of the tenant")->excludes(for_user);
     for (const char* flag : {"rpm", "tpm", "daily-tokens", "monthly-tokens", "concurrency"})
         quota_set->add_option(std::string("--") + flag, qa->values[flag], "a whole number from 1, or none");
@@ -380,8 +322,9 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             if (q.scope == row.scope && q.subject == row.subject) row.limits = q.limits;
         const auto before = row.limits;
         auto& l = row.limits;
-        for (auto [flag, field] : {std::pair{"rpm", &l.rpm}, std::pair{"tpm", &l.tpm}, std::pair{"daily-tokens", &l.daily_tokens},
-                                   std::pair{"monthly-tokens", &l.monthly_tokens}, std::pair{"concurrency", &l.concurrency}}) {
+        for (auto [flag, field] :
+             {std::pair{"rpm", &l.rpm}, std::pair{"tpm", &l.tpm}, std::pair{"daily-tokens", &l.daily_tokens},
+              std::pair{"monthly-tokens", &l.monthly_tokens}, std::pair{"concurrency", &l.concurrency}}) {
             const auto& text = qa->values[flag];
             if (text.empty()) continue;
             if (text == "none") {
@@ -391,20 +334,27 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             int64_t n = 0;
             auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
             if (ec != std::errc() || end != text.data() + text.size() || n < 1 || n > (int64_t{1} << 40))
-                return fail(std::string("--") + flag + " must be a whole number from 1 to 1099511627776, or none (got '" +
-                                text + "')",
+                return fail(std::string("--") + flag +
+                                " must be a whole number from 1 to 1099511627776, or none (got '" + text +
+                                "')",
                             2);
             *field = n;
         }
         if (auto st = qs.set_quota(row); !st) return fail(st.error().message);
         auto as_json = [](const store::QuotaLimits& x) {
-            auto v = [](const std::optional<int64_t>& o) { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
-            return nlohmann::json{{"rpm", v(x.rpm)}, {"tpm", v(x.tpm)}, {"daily_tokens", v(x.daily_tokens)},
-                                  {"monthly_tokens", v(x.monthly_tokens)}, {"concurrency", v(x.concurrency)}};
+            auto v = [](const std::optional<int64_t>& o) {
+                return o ? nlohmann::json(*o) : nlohmann::json(nullptr);
+            };
+            return nlohmann::json{{"rpm", v(x.rpm)},
+                                  {"tpm", v(x.tpm)},
+                                  {"daily_tokens", v(x.daily_tokens)},
+                                  {"monthly_tokens", v(x.monthly_tokens)},
+                                  {"concurrency", v(x.concurrency)}};
         };
         if (auto st = s->record("quota.set", label, as_json(before), as_json(row.limits)); !st)
             return fail("quota set, but its audit record failed: " + st.error().message);
-        std::cout << label << ": " << as_json(row.limits).dump() << " (running servers apply it within a second)\n";
+        std::cout << label << ": " << as_json(row.limits).dump()
+                  << " (running servers apply it within a second)\n";
         return 0;
     });
     auto* quota_show = quota_cmd->add_subcommand("show", "Show a tenant's limits");
@@ -425,9 +375,9 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             std::string subject = q.subject;
             if (q.scope == "user")
                 if (auto u = s->identities->find_user_by_id(q.subject); u && *u) subject = (*u)->username;
-            std::cout << q.scope << "\t" << (subject.empty() ? "-" : subject) << "\t" << cell(q.limits.rpm) << "\t"
-                      << cell(q.limits.tpm) << "\t" << cell(q.limits.daily_tokens) << "\t" << cell(q.limits.monthly_tokens)
-                      << "\t" << cell(q.limits.concurrency) << "\n";
+            std::cout << q.scope << "\t" << (subject.empty() ? "-" : subject) << "\t" << cell(q.limits.rpm)
+                      << "\t" << cell(q.limits.tpm) << "\t" << cell(q.limits.daily_tokens) << "\t"
+                      << cell(q.limits.monthly_tokens) << "\t" << cell(q.limits.concurrency) << "\n";
         }
         return 0;
     });
@@ -440,7 +390,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     auto aa = std::make_shared<AuditArgs>();
     auto* audit_cmd = app.add_subcommand("audit", "The hash-chained audit trail");
     audit_cmd->require_subcommand(1);
-    auto* verify = audit_cmd->add_subcommand("verify", "Check every record's link; exit 1 naming the first bad one");
+    auto* verify =
+        audit_cmd->add_subcommand("verify", "Check every record's link; exit 1 naming the first bad one");
     verify
         ->add_option("--anchors", aa->anchors,
                      "anchor files (audit.anchor_file): each anchored head must be in the chain")
@@ -466,7 +417,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         auto report = audit::verify(*s->db, options);
         if (!report) return fail(report.error().message);
         if (report->first_bad_seq) {
-            std::cout << "audit chain BROKEN at record " << *report->first_bad_seq << ": " << report->problem << "\n";
+            std::cout << "audit chain BROKEN at record " << *report->first_bad_seq << ": " << report->problem
+                      << "\n";
             return 1;
         }
         if (report->unkeyed_rows > 0)
@@ -478,19 +430,22 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         return 0;
     });
     auto* export_cmd = audit_cmd->add_subcommand("export", "Write records as JSON lines (for a SIEM)");
-    export_cmd->add_option("--from", aa->from, "first day or instant: 2026-11-01, 2026-11-01T12:00:00Z or unix seconds");
+    export_cmd->add_option("--from", aa->from,
+                           "first day or instant: 2026-11-01, 2026-11-01T12:00:00Z or unix seconds");
     export_cmd->add_option("--to", aa->to, "end (exclusive), same forms; default: now");
     export_cmd->add_option("--output", aa->output, "file (default: stdout)");
-    export_cmd->add_flag("--decrypt", aa->decrypt, "open encrypted prompts (keys from --key-file or $CODEPILOT_AUDIT_KEYS)");
+    export_cmd->add_flag("--decrypt", aa->decrypt,
+                         "open encrypted prompts (keys from --key-file or $CODEPILOT_AUDIT_KEYS)");
     export_cmd->add_option("--key-file", aa->key_file, "audit keys for --decrypt");
     add_store_flags(export_cmd, *flags);
     commands.emplace_back(export_cmd, [flags, aa] {
-        const int64_t now_ms =
-            unix_millis();
+        const int64_t now_ms = unix_millis();
         auto from = aa->from.empty() ? std::optional<int64_t>(0) : parse_instant_ms(aa->from);
         auto to = aa->to.empty() ? std::optional<int64_t>(now_ms + 1) : parse_instant_ms(aa->to);
         if (!from || !to)
-            return fail("--from/--to must be a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z) or unix seconds", 2);
+            return fail(
+                "--from/--to must be a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z) or unix seconds",
+                2);
         auto s = open_store(*flags);
         if (!s) return fail(s.error().message);
         std::ofstream file;
@@ -504,7 +459,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             if (!loaded) return fail(loaded.error().message, 2);
             keys = std::move(*loaded);
         }
-        auto n = audit::export_jsonl(*s->db, *from, *to, aa->output.empty() ? std::cout : file, keys ? &*keys : nullptr);
+        auto n = audit::export_jsonl(*s->db, *from, *to, aa->output.empty() ? std::cout : file,
+                                     keys ? &*keys : nullptr);
         if (!n) return fail(n.error().message);
         std::cerr << "exported " << *n << " records\n";
         return 0;
@@ -519,11 +475,16 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     auto* cert_bind = cert->add_subcommand("bind", "Bind a client certificate to a user in a tenant");
     cert_bind->add_option("--tenant", ca->tenant, "tenant the certificate acts in")->required();
     cert_bind->add_option("--user", ca->user, "user or service account it stands for")->required();
-    auto* by_file = cert_bind->add_option("--cert-file", ca->cert_file, "PEM certificate: binds its SHA-256 fingerprint");
-    cert_bind->add_option("--fingerprint", ca->fingerprint, "SHA-256 fingerprint (hex, colons allowed)")->excludes(by_file);
-    cert_bind->add_option("--subject", ca->subject, "subject DN, RFC 2253 (any certificate the client CA issues with it)");
-    cert_bind->add_option("--san", ca->san, "a subject alternative name: DNS:host, URI:spiffe://..., email:..., IP:...");
-    cert_bind->add_option("--scopes", ca->scopes, "completion,chat,embeddings,admin (default completion,chat)");
+    auto* by_file =
+        cert_bind->add_option("--cert-file", ca->cert_file, "PEM certificate: binds its SHA-256 fingerprint");
+    cert_bind->add_option("--fingerprint", ca->fingerprint, "SHA-256 fingerprint (hex, colons allowed)")
+        ->excludes(by_file);
+    cert_bind->add_option("--subject", ca->subject,
+                          "subject DN, RFC 2253 (any certificate the client CA issues with it)");
+    cert_bind->add_option("--san", ca->san,
+                          "a subject alternative name: DNS:host, URI:spiffe://..., email:..., IP:...");
+    cert_bind->add_option("--scopes", ca->scopes,
+                          "completion,chat,embeddings,admin (default completion,chat)");
     cert_bind->add_option("--name", ca->name, "a label for listings");
     add_store_flags(cert_bind, *flags);
     commands.emplace_back(cert_bind, [flags, ca] {
@@ -533,10 +494,11 @@ std::function<int()> add_admin_commands(CLI::App& app) {
             if (!fingerprint) return fail(fingerprint.error().message, 2);
             given.emplace_back("fingerprint", *fingerprint);
         }
-        for (auto [kind, value] : {std::pair{"fingerprint", &ca->fingerprint}, std::pair{"subject", &ca->subject},
-                                   std::pair{"san", &ca->san}})
+        for (auto [kind, value] : {std::pair{"fingerprint", &ca->fingerprint},
+                                   std::pair{"subject", &ca->subject}, std::pair{"san", &ca->san}})
             if (!value->empty()) given.emplace_back(kind, *value);
-        if (given.size() != 1) return fail("give exactly one of --cert-file, --fingerprint, --subject and --san", 2);
+        if (given.size() != 1)
+            return fail("give exactly one of --cert-file, --fingerprint, --subject and --san", 2);
         auto value = auth::canonical_certificate_value(given[0].first, given[0].second);
         if (!value) return fail(value.error().message, 2);
         std::string bad;
@@ -564,12 +526,15 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         b.created_by = "cli";
         b.created_at = s->identities->now();
         if (auto st = s->identities->create_certificate_binding(b); !st) return fail(st.error().message);
-        nlohmann::json after = {{"user", username}, {"tenant", ca->tenant}, {"match", b.match},
-                                {"value", b.value}, {"scopes", b.scopes}};
+        nlohmann::json after = {{"user", username},
+                                {"tenant", ca->tenant},
+                                {"match", b.match},
+                                {"value", b.value},
+                                {"scopes", b.scopes}};
         if (auto st = s->record("certificate.bind", b.id, nullptr, after); !st)
             return fail("certificate bound, but its audit record failed: " + st.error().message);
-        std::cout << "bound " << b.match << " " << b.value << " to " << username << " in " << ca->tenant << " (scopes "
-                  << b.scopes << "): binding " << b.id << "\n";
+        std::cout << "bound " << b.match << " " << b.value << " to " << username << " in " << ca->tenant
+                  << " (scopes " << b.scopes << "): binding " << b.id << "\n";
         return 0;
     });
     auto* cert_list = cert->add_subcommand("list", "List a tenant's certificate bindings");
@@ -584,8 +549,8 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         if (!bindings) return fail(bindings.error().message);
         std::cout << "ID\tUSER\tMATCH\tVALUE\tSCOPES\tCREATED\tNAME\n";
         for (const auto& b : *bindings)
-            std::cout << b.id << "\t" << b.username << "\t" << b.match << "\t" << b.value << "\t" << b.scopes << "\t"
-                      << when(b.created_at) << "\t" << b.name << "\n";
+            std::cout << b.id << "\t" << b.username << "\t" << b.match << "\t" << b.value << "\t" << b.scopes
+                      << "\t" << when(b.created_at) << "\t" << b.name << "\n";
         return 0;
     });
     auto* cert_unbind = cert->add_subcommand("unbind", "Remove a binding (effective on the next request)");
@@ -599,13 +564,17 @@ std::function<int()> add_admin_commands(CLI::App& app) {
         if (!*b) return fail("no certificate binding '" + ca->id + "'");
         auto removed = s->identities->delete_certificate_binding(ca->id);
         if (!removed) return fail(removed.error().message);
-        nlohmann::json before = {{"user", (*b)->username}, {"tenant", (*b)->tenant_name}, {"match", (*b)->match},
+        nlohmann::json before = {{"user", (*b)->username},
+                                 {"tenant", (*b)->tenant_name},
+                                 {"match", (*b)->match},
                                  {"value", (*b)->value}};
         if (auto st = s->record("certificate.unbind", ca->id, before, nullptr); !st)
             return fail("binding removed, but its audit record failed: " + st.error().message);
         std::cout << "unbound " << ca->id << "\n";
         return 0;
     });
+
+    add_model_commands(app.get_subcommand("model"), commands); // main() adds `model` (synth, vocabs) first
 
     return [commands] {
         for (const auto& [cmd, run] : commands)
@@ -614,4 +583,4 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     };
 }
 
-}  // namespace codepilot::cli
+} // namespace codepilot::cli

@@ -259,5 +259,8 @@ Status validate_ldap(const LdapConfig& ldap);
 Status validate_oidc(const OidcConfig& oidc);
 Status validate_quota(const QuotaConfig& quota);
 Status validate_models(const std::vector<FleetModelConfig>& models, const RoutingConfig& routing);
+// One [[models]] entry as TOML keys (the registry's form: `codepilot model register`, the
+// admin API), checked like an entry of the file; references to other models are the fleet's to check.
+Result<FleetModelConfig> parse_model_entry(const std::string& toml_text);
 
 } // namespace codepilot::config

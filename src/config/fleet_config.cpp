@@ -103,36 +103,72 @@ std::string parse_routing_rules(const toml::node& node, std::vector<RoutingRuleC
     return "";
 }
 
+namespace {
+Error bad_model(const std::string& msg) {
+    return make_error(ErrorCode::invalid_argument, msg);
+}
+const std::set<std::string> kRoles = {"completion", "chat", "embedding"};
+
+// What one entry must hold on its own (names across entries are checked by the caller).
+Status check_entry(const FleetModelConfig& m, const std::string& where) {
+    if (m.id.empty()) return bad_model(where + ": 'id' is required");
+    if (m.roles.empty())
+        return bad_model(where + ": 'roles' must name at least one of completion, chat, embedding");
+    for (const auto& r : m.roles)
+        if (!kRoles.count(r))
+            return bad_model(where + ": role '" + r + "' is not one of completion, chat, embedding");
+    if (m.backend == "local") {
+        if (!m.urls.empty()) return bad_model(where + ": 'urls' is for backend = \"upstream\"");
+        if (m.local.path.empty()) return bad_model(where + ": a local model needs 'path' (a GGUF file)");
+        if (m.local.ctx < m.local.parallel * 16) return bad_model(where + ": ctx is too small for parallel");
+    } else if (m.backend == "upstream") {
+        if (m.urls.empty()) return bad_model(where + ": an upstream needs 'urls'");
+        if (!m.local.path.empty()) return bad_model(where + ": 'path' is for backend = \"local\"");
+        for (const auto& u : m.urls)
+            if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
+                return bad_model(where + ": url '" + u + "' must start with http:// or https://");
+    } else {
+        return bad_model(where + ": backend must be local or upstream (got '" + m.backend + "')");
+    }
+    return Ok{};
+}
+} // namespace
+
+Result<FleetModelConfig> parse_model_entry(const std::string& toml_text) {
+    toml::table table;
+    try {
+        table = toml::parse(std::string_view(toml_text), std::string_view("model entry"));
+    } catch (const toml::parse_error& e) {
+        return make_error(ErrorCode::invalid_argument,
+                          std::string("the model entry is not valid TOML: ") + std::string(e.description()));
+    }
+    FleetModelConfig m;
+    m.local.embeddings = false;
+    auto known = model_setters(m);
+    if (auto err = apply_table(table, "the model entry", known); !err.empty())
+        return make_error(ErrorCode::invalid_argument, err);
+    if (std::find(m.roles.begin(), m.roles.end(), "embedding") != m.roles.end()) m.local.embeddings = true;
+    const std::string where = "model" + (m.id.empty() ? std::string() : " '" + m.id + "'");
+    if (auto st = check_entry(m, where); !st) return st.error();
+    for (const auto& a : m.aliases)
+        if (a == m.id) return bad_model(where + ": alias '" + a + "' is its own id");
+    if (m.canary_of == m.id && !m.id.empty()) return bad_model(where + ": canary_of must name another model");
+    return m;
+}
+
 Status validate_models(const std::vector<FleetModelConfig>& models, const RoutingConfig& routing) {
-    auto bad = [](const std::string& msg) { return make_error(ErrorCode::invalid_argument, msg); };
-    static const std::set<std::string> kRoles = {"completion", "chat", "embedding"};
+    auto bad = bad_model;
     std::set<std::string> names;
     for (size_t i = 0; i < models.size(); ++i) {
         const auto& m = models[i];
         const std::string where =
             "models[" + std::to_string(i) + "]" + (m.id.empty() ? "" : " ('" + m.id + "')");
-        if (m.id.empty()) return bad(where + ": 'id' is required");
-        if (m.roles.empty())
-            return bad(where + ": 'roles' must name at least one of completion, chat, embedding");
-        for (const auto& r : m.roles)
-            if (!kRoles.count(r))
-                return bad(where + ": role '" + r + "' is not one of completion, chat, embedding");
+        if (auto st = check_entry(m, where); !st) return st;
         std::vector<std::string> own = m.aliases;
         own.push_back(m.id);
         for (const auto& n : own)
-            if (!names.insert(n).second) return bad(where + ": the name '" + n + "' is used by two models");
-        if (m.backend == "local") {
-            if (!m.urls.empty()) return bad(where + ": 'urls' is for backend = \"upstream\"");
-            if (m.local.ctx < m.local.parallel * 16) return bad(where + ": ctx is too small for parallel");
-        } else if (m.backend == "upstream") {
-            if (m.urls.empty()) return bad(where + ": an upstream needs 'urls'");
-            if (!m.local.path.empty()) return bad(where + ": 'path' is for backend = \"local\"");
-            for (const auto& u : m.urls)
-                if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
-                    return bad(where + ": url '" + u + "' must start with http:// or https://");
-        } else {
-            return bad(where + ": backend must be local or upstream (got '" + m.backend + "')");
-        }
+            if (!names.insert(n).second)
+                return bad_model(where + ": the name '" + n + "' is used by two models");
     }
     for (const auto& m : models)
         for (const auto& f : m.fallback)

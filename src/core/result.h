@@ -21,6 +21,7 @@ enum class ErrorCode {
     unsupported,       // the model cannot do what was asked (400)
     internal,          // 500
     bad_gateway,       // an upstream server gave a broken answer (502)
+    conflict,          // clashes with the current state, e.g. a model that is loaded (409)
 };
 
 struct Error {

@@ -7,6 +7,7 @@
 #include "ggml-cpu.h"
 #include "llama-context.h" // internal header of the pinned tree: get_sched() to reach the CPU backend
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -159,6 +160,15 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     llama_model_desc(state->model, desc, sizeof(desc));
     info.description = desc;
     info.n_params = static_cast<int64_t>(llama_model_n_params(state->model));
+    info.model_bytes = static_cast<int64_t>(llama_model_size(state->model));
+    {
+        const int64_t heads = std::max(1, llama_model_n_head(state->model));
+        const int64_t kv_width =
+            llama_model_n_embd(state->model) / heads * llama_model_n_head_kv(state->model);
+        // K and V per layer and cell, f16 (the engine's cache type).
+        info.kv_bytes = static_cast<int64_t>(llama_n_ctx(state->ctx)) * llama_model_n_layer(state->model) *
+                        kv_width * 2 * 2;
+    }
     info.n_ctx_train = llama_model_n_ctx_train(state->model);
     info.n_vocab = llama_vocab_n_tokens(state->vocab);
     info.n_embd = llama_model_n_embd(state->model);

@@ -133,6 +133,8 @@ struct ModelInfo {
     std::string architecture;
     std::string description;
     int64_t n_params = 0;
+    int64_t model_bytes = 0; // weights in memory (0: unknown, an upstream)
+    int64_t kv_bytes = 0;    // the KV cache of all sequences (estimate)
     int n_ctx_train = 0;
     int n_vocab = 0;
     int n_embd = 0;

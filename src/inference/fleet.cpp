@@ -3,6 +3,7 @@
 #include "inference/inference.h"
 
 #include <algorithm>
+#include <mutex>
 
 namespace codepilot::inference {
 
@@ -52,38 +53,67 @@ Fleet::~Fleet() {
     stop();
 }
 
-Status Fleet::add(ModelSpec spec, std::unique_ptr<Backend> backend) {
-    if (spec.id.empty()) return make_error(ErrorCode::invalid_argument, "a model needs an id", "id");
-    if (spec.roles.empty())
-        return make_error(ErrorCode::invalid_argument, "model '" + spec.id + "' has no roles", "roles");
-    std::vector<std::string> names = spec.aliases;
-    names.push_back(spec.id);
-    for (const auto& name : names)
-        if (const Entry* other = find(name))
-            return make_error(ErrorCode::invalid_argument,
-                              "model '" + spec.id + "': the name '" + name + "' is already taken by model '" +
-                                  other->spec.id + "'",
-                              "aliases");
-    auto entry = std::make_unique<Entry>();
+namespace {
+Error taken(const std::string& id, const std::string& name, const std::string& other) {
+    return make_error(ErrorCode::invalid_argument,
+                      "model '" + id + "': the name '" + name + "' is already taken by model '" + other + "'",
+                      "aliases");
+}
+} // namespace
+
+Status Fleet::add(ModelSpec spec, std::unique_ptr<Backend> backend, std::unique_ptr<Companion> companion,
+                  std::string source) {
+    // In the entry first: refused or not, the companion goes before the backend it was built on.
+    auto entry = std::make_shared<Entry>();
     entry->spec = std::move(spec);
+    entry->source = std::move(source);
     entry->backend = std::move(backend);
+    entry->companion = std::move(companion);
     entry->created = std::chrono::system_clock::now();
     entry->canary_share = entry->spec.canary_share;
+    const auto& s = entry->spec;
+    if (s.id.empty()) return make_error(ErrorCode::invalid_argument, "a model needs an id", "id");
+    if (s.roles.empty())
+        return make_error(ErrorCode::invalid_argument, "model '" + s.id + "' has no roles", "roles");
+    std::unique_lock lock(mu_);
+    std::vector<std::string> names = s.aliases;
+    names.push_back(s.id);
+    for (const auto& name : names)
+        if (auto other = find_locked(name)) return taken(s.id, name, other->spec.id);
+    // At startup every model is added before configure_routing checks the references; at run
+    // time (a registered model) they must hold on arrival.
+    if (configured_) {
+        if (!s.canary_of.empty() && !find_locked(s.canary_of))
+            return make_error(ErrorCode::invalid_argument,
+                              "model '" + s.id + "': canary_of '" + s.canary_of + "' is not a model",
+                              "canary_of");
+        for (const auto& f : s.fallback)
+            if (!find_locked(f))
+                return make_error(ErrorCode::invalid_argument,
+                                  "model '" + s.id + "': fallback '" + f + "' is not a model", "fallback");
+    }
     entries_.push_back(std::move(entry));
+    refresh_defaults_locked();
     return Ok{};
 }
 
-Status Fleet::configure_routing(std::map<Task, std::string> defaults, std::vector<RoutingRule> rules) {
+void Fleet::refresh_defaults_locked() {
+    auto defaults = configured_defaults_;
     for (Task task : {Task::completion, Task::chat, Task::embedding}) {
         if (defaults.count(task)) continue;
         for (const auto& e : entries_) // the first model with the role
-            if (e->spec.serves(task)) {
+            if (e->spec.serves(task) && !e->retired) {
                 defaults[task] = e->spec.id;
                 break;
             }
     }
+    defaults_ = std::move(defaults);
+}
+
+Status Fleet::configure_routing(std::map<Task, std::string> defaults, std::vector<RoutingRule> rules) {
+    std::unique_lock lock(mu_);
     for (const auto& [task, id] : defaults) {
-        const Entry* e = find(id);
+        auto e = find_locked(id);
         if (!e)
             return make_error(ErrorCode::invalid_argument,
                               std::string("routing.") + to_string(task) + ": no model '" + id + "'",
@@ -95,7 +125,7 @@ Status Fleet::configure_routing(std::map<Task, std::string> defaults, std::vecto
                               to_string(task));
     }
     for (size_t i = 0; i < rules.size(); ++i) {
-        const Entry* e = find(rules[i].model);
+        auto e = find_locked(rules[i].model);
         if (!e)
             return make_error(ErrorCode::invalid_argument,
                               "routing.rules[" + std::to_string(i) + "]: no model '" + rules[i].model + "'",
@@ -108,8 +138,8 @@ Status Fleet::configure_routing(std::map<Task, std::string> defaults, std::vecto
     }
     for (const auto& e : entries_) {
         if (e->spec.canary_of.empty()) continue;
-        const Entry* base = find(e->spec.canary_of);
-        if (!base || base == e.get())
+        auto base = find_locked(e->spec.canary_of);
+        if (!base || base == e)
             return make_error(ErrorCode::invalid_argument,
                               "model '" + e->spec.id + "': canary_of '" + e->spec.canary_of +
                                   "' is not another model",
@@ -117,56 +147,68 @@ Status Fleet::configure_routing(std::map<Task, std::string> defaults, std::vecto
     }
     for (const auto& e : entries_)
         for (const auto& f : e->spec.fallback)
-            if (!find(f))
+            if (!find_locked(f))
                 return make_error(ErrorCode::invalid_argument,
                                   "model '" + e->spec.id + "': fallback '" + f + "' is not a model",
                                   "fallback");
-    defaults_ = std::move(defaults);
+    configured_defaults_ = std::move(defaults);
     rules_ = std::move(rules);
+    configured_ = true;
+    refresh_defaults_locked();
     return Ok{};
 }
 
-const Fleet::Entry* Fleet::find(const std::string& name) const {
+std::shared_ptr<Fleet::Entry> Fleet::find_locked(const std::string& name) const {
     for (const auto& e : entries_)
-        if (e->spec.id == name) return e.get();
+        if (e->spec.id == name) return e;
     for (const auto& e : entries_)
         if (std::find(e->spec.aliases.begin(), e->spec.aliases.end(), name) != e->spec.aliases.end())
-            return e.get();
+            return e;
     return nullptr;
 }
 
-std::vector<const Fleet::Entry*> Fleet::entries() const {
-    std::vector<const Entry*> out;
-    for (const auto& e : entries_) out.push_back(e.get());
-    return out;
+Fleet::EntryPtr Fleet::find(const std::string& name) const {
+    std::shared_lock lock(mu_);
+    return find_locked(name);
 }
 
-std::vector<const Fleet::Entry*> Fleet::visible_to(const std::string& tenant) const {
-    std::vector<const Entry*> out;
+std::vector<Fleet::EntryPtr> Fleet::entries() const {
+    std::shared_lock lock(mu_);
+    return {entries_.begin(), entries_.end()};
+}
+
+std::vector<Fleet::EntryPtr> Fleet::visible_to(const std::string& tenant) const {
+    std::shared_lock lock(mu_);
+    std::vector<EntryPtr> out;
     for (const auto& e : entries_)
-        if (e->spec.visible_to(tenant)) out.push_back(e.get());
+        if (e->spec.visible_to(tenant) && !e->retired) out.push_back(e);
     return out;
 }
 
 std::optional<std::string> Fleet::default_for(Task task) const {
+    std::shared_lock lock(mu_);
     auto it = defaults_.find(task);
     if (it == defaults_.end()) return std::nullopt;
     return it->second;
 }
-
 Result<Route> Fleet::route(const RouteQuery& q) const {
+    std::shared_lock lock(mu_);
+    auto usable = [&](const std::shared_ptr<Entry>& e) {
+        return e && !e->retired && e->spec.visible_to(q.tenant);
+    };
     auto ids_for_caller = [&] {
         std::string list;
-        for (const auto* e : visible_to(q.tenant))
-            if (e->spec.serves(q.task)) list += (list.empty() ? "" : ", ") + e->spec.id;
+        for (const auto& e : entries_)
+            if (usable(e) && e->spec.serves(q.task)) list += (list.empty() ? "" : ", ") + e->spec.id;
         return list.empty() ? std::string("none") : list;
     };
-    const Entry* chosen = nullptr;
+    std::shared_ptr<Entry> chosen;
     std::string reason;
     if (!q.requested.empty()) {
-        chosen = find(q.requested);
-        // A model the caller may not see does not exist for it (no existence oracle).
-        if (!chosen || !chosen->spec.visible_to(q.tenant))
+        chosen = find_locked(q.requested);
+        // A model the caller may not see does not exist for it (no existence oracle); one being
+        // unloaded is gone for new requests.
+        if (!usable(chosen))
             return make_error(ErrorCode::not_found,
                               "model '" + q.requested + "' does not exist; available: " + ids_for_caller(),
                               "model");
@@ -179,18 +221,20 @@ Result<Route> Fleet::route(const RouteQuery& q) const {
     }
     // Rules refine a request that named no model, or named the task's default (clients such
     // as Tabby's always send one name).
-    const auto fallback_default = default_for(q.task);
+    auto default_it = defaults_.find(q.task);
+    const std::string* fallback_default = default_it == defaults_.end() ? nullptr : &default_it->second;
     if (!chosen || (fallback_default && chosen->spec.id == *fallback_default)) {
         for (size_t i = 0; i < rules_.size(); ++i) {
             const auto& r = rules_[i];
             if (r.task && *r.task != q.task) continue;
             if (!r.tenant.empty() && r.tenant != q.tenant) continue;
             if (!r.tier.empty() && r.tier != q.tier) continue;
-            const Entry* target = find(r.model);
-            if (!target || !target->spec.visible_to(q.tenant) || !target->spec.serves(q.task)) continue;
+            auto target = find_locked(r.model);
+            if (!usable(target) || !target->spec.serves(q.task)) continue;
             if (r.min_prompt_tokens > 0) {
                 if (!q.prompt_text) continue;
-                const Entry* counter = chosen ? chosen : fallback_default ? find(*fallback_default) : target;
+                auto counter = chosen ? chosen : fallback_default ? find_locked(*fallback_default) : target;
+                if (!counter) counter = target;
                 if (static_cast<int>(counter->backend->tokenize(*q.prompt_text, false, false).size()) <
                     r.min_prompt_tokens)
                     continue;
@@ -204,41 +248,85 @@ Result<Route> Fleet::route(const RouteQuery& q) const {
         if (!fallback_default)
             return make_error(ErrorCode::unsupported,
                               std::string("no model serves ") + to_string(q.task) + " requests");
-        chosen = find(*fallback_default);
+        chosen = find_locked(*fallback_default);
+        if (!chosen || chosen->retired)
+            return make_error(ErrorCode::unavailable, std::string("the default ") + to_string(q.task) +
+                                                          " model '" + *fallback_default +
+                                                          "' is not loaded; try again shortly");
         if (!chosen->spec.visible_to(q.tenant))
             return make_error(ErrorCode::not_found,
                               std::string("no ") + to_string(q.task) + " model is available to this tenant",
                               "model");
         reason = "default";
     }
+    auto route_to = [](const std::shared_ptr<Entry>& e, std::string why) {
+        return Route{e, e->backend.get(), &e->spec, std::move(why)};
+    };
     // A canary of the chosen model takes its share, the same callers every time.
     if (reason != "requested" || q.requested == chosen->spec.id)
         for (const auto& e : entries_) {
-            if (e->spec.canary_of != chosen->spec.id || !e->spec.serves(q.task) ||
-                !e->spec.visible_to(q.tenant))
-                continue;
+            if (e->spec.canary_of != chosen->spec.id || !usable(e) || !e->spec.serves(q.task)) continue;
             const auto& only = e->spec.canary_tenants;
             if (!only.empty() && std::find(only.begin(), only.end(), q.tenant) == only.end()) continue;
             if (canary_bucket(q.sticky_key, e->spec.id) >= e->canary_share.load()) continue;
             if (!e->backend->health().serving) break; // a canary that is down: the base serves
-            return Route{e->backend.get(), &e->spec, "canary:" + chosen->spec.id};
+            return route_to(e, "canary:" + chosen->spec.id);
         }
     // Down: the fallbacks in order, then 503.
-    if (chosen->backend->health().serving) return Route{chosen->backend.get(), &chosen->spec, reason};
+    if (chosen->backend->health().serving) return route_to(chosen, reason);
     for (const auto& f : chosen->spec.fallback) {
-        const Entry* next = find(f);
-        if (next && next->spec.visible_to(q.tenant) && next->spec.serves(q.task) &&
-            next->backend->health().serving)
-            return Route{next->backend.get(), &next->spec, "fallback:" + chosen->spec.id};
+        auto next = find_locked(f);
+        if (usable(next) && next->spec.serves(q.task) && next->backend->health().serving)
+            return route_to(next, "fallback:" + chosen->spec.id);
     }
-    // What failed (replica addresses) is for admins (GET /v1/admin/models), not for callers.
+    // What failed (replica addresses) is for admins (GET /admin/v1/models), not for callers.
     return make_error(ErrorCode::unavailable,
                       "model '" + chosen->spec.id + "' is down" +
                           (chosen->spec.fallback.empty() ? "" : ", and so are its fallbacks") +
                           "; try again shortly");
 }
 
+std::string Fleet::pinned_by(const std::string& id) const {
+    std::shared_lock lock(mu_);
+    for (const auto& [task, d] : configured_defaults_)
+        if (d == id) return std::string("it is the configured default ") + to_string(task) + " model";
+    for (size_t i = 0; i < rules_.size(); ++i)
+        if (rules_[i].model == id) return "routing rule " + std::to_string(i + 1) + " sends requests to it";
+    for (const auto& e : entries_) {
+        if (e->spec.id == id) continue;
+        if (e->spec.canary_of == id) return "model '" + e->spec.id + "' is its canary";
+        if (std::find(e->spec.fallback.begin(), e->spec.fallback.end(), id) != e->spec.fallback.end())
+            return "model '" + e->spec.id + "' falls back to it";
+    }
+    return "";
+}
+
+bool Fleet::retire(const std::string& id) {
+    std::unique_lock lock(mu_);
+    for (auto& e : entries_)
+        if (e->spec.id == id) {
+            e->retired = true;
+            refresh_defaults_locked();
+            return true;
+        }
+    return false;
+}
+
+std::shared_ptr<Fleet::Entry> Fleet::remove(const std::string& id) {
+    std::unique_lock lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+        if ((*it)->spec.id == id) {
+            auto e = *it;
+            e->retired = true;
+            entries_.erase(it);
+            refresh_defaults_locked();
+            return e;
+        }
+    return nullptr;
+}
+
 Status Fleet::set_canary_share(const std::string& id, int share) {
+    std::shared_lock lock(mu_);
     for (auto& e : entries_)
         if (e->spec.id == id) {
             if (e->spec.canary_of.empty())
@@ -253,20 +341,22 @@ Status Fleet::set_canary_share(const std::string& id, int share) {
 }
 
 int Fleet::canary_share(const std::string& id) const {
-    const Entry* e = find(id);
+    auto e = find(id);
     return e ? e->canary_share.load() : 0;
 }
 
 bool Fleet::ready() const {
+    std::shared_lock lock(mu_);
     if (entries_.empty()) return false;
     for (const auto& [task, id] : defaults_) {
-        const Entry* e = find(id);
-        if (!e || !e->backend->health().serving) return false;
+        auto e = find_locked(id);
+        if (!e || e->retired || !e->backend->health().serving) return false;
     }
     return true;
 }
 
 void Fleet::stop() {
+    std::shared_lock lock(mu_);
     for (auto& e : entries_) e->backend->stop();
 }
 

@@ -4,6 +4,7 @@
 // the metrics speak only to `Backend` and `Fleet` (docs/models.md).
 #pragma once
 
+#include "config/config.h"
 #include "core/result.h"
 #include "engine/engine.h"
 
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -124,6 +126,11 @@ struct ModelSpec {
     bool visible_to(const std::string& tenant) const;
 };
 
+// What a [[models]] entry describes: its spec, and its backend (the GGUF loaded, or the
+// upstream pool connected). Errors name the model (a missing or corrupt file, a bad URL).
+ModelSpec spec_of(const config::FleetModelConfig& model);
+Result<std::unique_ptr<Backend>> make_backend(const config::FleetModelConfig& model);
+
 // "Requests that match go to `model`": first matching rule wins, before the task default.
 struct RoutingRule {
     std::optional<Task> task;
@@ -142,39 +149,66 @@ struct RouteQuery {
     std::string sticky_key;                   // who is calling (user or key): canary buckets
 };
 
+// What the layers above keep with a model and drop with it (the API's completion service).
+// Destroyed before the backend it was built on.
+struct Companion {
+    virtual ~Companion() = default;
+};
+
+// One model of the fleet. Shared: a request that was routed to it keeps it (and its backend)
+// alive until it ends, so that unloading never pulls a backend from under a request.
+struct FleetEntry {
+    ModelSpec spec;
+    std::string source = "config"; // config | registry (registered at run time)
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<Companion> companion; // after `backend`: destroyed first
+    std::chrono::system_clock::time_point created;
+    std::atomic<int> canary_share{0};
+    std::atomic<bool> retired{false}; // unloading: routes no new request here
+};
+
 struct Route {
+    std::shared_ptr<const FleetEntry> entry; // holds the model for the request's lifetime
     Backend* backend = nullptr;
     const ModelSpec* model = nullptr;
-    std::string reason;         // requested | alias | rule:N | default | fallback:<id>
+    std::string reason;         // requested | alias | rule:N | default | fallback:<id> | canary:<id>
     std::string header() const; // x-codepilot-route value
 };
 
+// Thread-safe: models are added and removed while requests are routed (docs/models.md).
 class Fleet {
 public:
+    using Entry = FleetEntry;
+    using EntryPtr = std::shared_ptr<const Entry>;
     Fleet();
     ~Fleet();
     Fleet(const Fleet&) = delete;
     Fleet& operator=(const Fleet&) = delete;
 
-    // Adds a serving model. Errors: an id or alias that is taken, no roles.
-    Status add(ModelSpec spec, std::unique_ptr<Backend> backend);
+    // Adds a serving model. Errors: an id or alias that is taken, no roles, a canary_of or a
+    // fallback that is not a model.
+    Status add(ModelSpec spec, std::unique_ptr<Backend> backend,
+               std::unique_ptr<Companion> companion = nullptr, std::string source = "config");
     // Default model per task and rules; errors name models that do not exist or cannot serve.
+    // A task without a configured default takes the first model with the role (also after
+    // models come and go).
     Status configure_routing(std::map<Task, std::string> defaults, std::vector<RoutingRule> rules);
 
     // The backend for a request. Errors: not_found (listing the ids the caller may use),
     // unsupported (the model does not serve the task), unavailable (it and its fallbacks down).
     Result<Route> route(const RouteQuery& query) const;
 
-    struct Entry {
-        ModelSpec spec;
-        std::unique_ptr<Backend> backend;
-        std::chrono::system_clock::time_point created;
-        std::atomic<int> canary_share{0};
-    };
-    const Entry* find(const std::string& id_or_alias) const;
-    std::vector<const Entry*> entries() const; // in the order added
-    std::vector<const Entry*> visible_to(const std::string& tenant) const;
+    EntryPtr find(const std::string& id_or_alias) const;
+    std::vector<EntryPtr> entries() const; // in the order added
+    std::vector<EntryPtr> visible_to(const std::string& tenant) const;
     std::optional<std::string> default_for(Task task) const;
+    // Why `id` cannot be removed ("" when it can): a configured default, a rule's target, or
+    // another model's fallback or canary base.
+    std::string pinned_by(const std::string& id) const;
+    // Stops routing new requests to `id` (in-flight ones finish); false when there is no such model.
+    bool retire(const std::string& id);
+    // Takes `id` out of the fleet; the caller waits for its holders, then destroys it.
+    std::shared_ptr<Entry> remove(const std::string& id);
     // The share (0-100) of its base model's traffic a canary takes; errors: not a canary, out of range.
     Status set_canary_share(const std::string& canary_id, int share);
     int canary_share(const std::string& canary_id) const;
@@ -183,9 +217,14 @@ public:
     void stop();
 
 private:
-    std::vector<std::unique_ptr<Entry>> entries_;
-    std::map<Task, std::string> defaults_;
+    std::shared_ptr<Entry> find_locked(const std::string& name) const;
+    void refresh_defaults_locked();
+
+    mutable std::shared_mutex mu_;
+    std::vector<std::shared_ptr<Entry>> entries_;
+    std::map<Task, std::string> configured_defaults_, defaults_;
     std::vector<RoutingRule> rules_;
+    bool configured_ = false; // configure_routing ran: later models must reference existing ones
 };
 
 } // namespace codepilot::inference

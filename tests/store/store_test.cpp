@@ -1,5 +1,6 @@
 // The store against both engines: SQLite in a temporary file and a real PostgreSQL 15 (a
 // fresh database per test). Same schema, same behaviour.
+#include "store/model_store.h"
 #include "store/store.h"
 #include "support/test_services.h"
 
@@ -283,6 +284,53 @@ TEST_P(StoreTest, ConcurrentWritersAllLand) {
     for (auto& th : threads) th.join();
     EXPECT_EQ(failures.load(), 0);
     EXPECT_EQ(ids_->members_of_tenant(t.id)->size(), 100u);
+}
+
+TEST_P(StoreTest, ModelRegistryRolloutsAndOutcomesAddUp) {
+    ModelStore models(*db_);
+    RegisteredModel m{"coder-v2", "2", "id = \"coder-v2\"\n", "loaded", 0, 0, "alice"};
+    ASSERT_TRUE(models.put_registered(m));
+    auto row = models.registered("coder-v2");
+    ASSERT_TRUE(row && *row);
+    EXPECT_EQ((*row)->spec, m.spec);
+    EXPECT_GT((*row)->created_at, 0);
+    ASSERT_TRUE(models.set_desired("coder-v2", "unloaded", "bob"));
+    EXPECT_EQ((*models.registered("coder-v2"))->updated_by, "bob");
+    EXPECT_EQ(models.set_desired("ghost", "loaded", "bob").error().code, ErrorCode::not_found);
+    EXPECT_FALSE(models.set_desired("coder-v2", "sideways", "bob")); // the CHECK constraint
+    m.version = "3";
+    ASSERT_TRUE(models.put_registered(m)); // replaced in place
+    ASSERT_EQ(models.registered()->size(), 1u);
+    EXPECT_EQ(models.registered()->front().version, "3");
+
+    ASSERT_TRUE(models.set_rollout("coder-v2", 25, "alice"));
+    ASSERT_TRUE(models.set_rollout("coder-v2", 100, "alice"));
+    EXPECT_FALSE(models.set_rollout("coder-v2", 101, "alice"));
+    ASSERT_EQ(models.rollouts()->size(), 1u);
+    EXPECT_EQ(models.rollouts()->front().share, 100);
+
+    Outcomes o;
+    o.day = "2026-12-01";
+    o.model = "coder-v2";
+    o.version = "2";
+    o.requests = 3;
+    o.errors = 1;
+    o.latency_buckets = {1, 2, 0, 0, 0, 0};
+    o.views = 4;
+    o.selects = 1;
+    ASSERT_TRUE(models.add_outcomes({o, o}));
+    o.day = "2026-12-02";
+    ASSERT_TRUE(models.add_outcomes({o}));
+    auto sums = models.outcomes({"coder-v2", "coder"}, "2026-12-01", "2026-12-02");
+    ASSERT_TRUE(sums) << sums.error().message;
+    ASSERT_EQ(sums->size(), 1u);
+    EXPECT_EQ((*sums)[0].requests, 9);
+    EXPECT_EQ((*sums)[0].errors, 3);
+    EXPECT_EQ((*sums)[0].latency_buckets[1], 6);
+    EXPECT_EQ((*sums)[0].views, 12);
+    EXPECT_EQ(models.outcomes({"coder-v2"}, "2026-12-02", "2026-12-02")->front().requests, 3);
+    ASSERT_TRUE(models.remove_registered("coder-v2"));
+    EXPECT_EQ(models.remove_registered("coder-v2").error().code, ErrorCode::not_found);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StoreTest, ::testing::Values(Dialect::sqlite, Dialect::postgresql),
