@@ -171,6 +171,8 @@ Reply register_model(ApiContext& ctx, const Exchange& ex) {
 
 template <bool loaded> Reply set_loaded(ApiContext& ctx, const Exchange& ex) {
     if (!ctx.registry) return no_registry();
+    if (!ex.request().body().empty()) // no fields; a body, if sent, must still be valid JSON
+        if (auto body = parse_object(ex.request().body()); !body) return reply_error(body.error());
     const std::string id = ex.path_param("model");
     auto before = ctx.registry->state_of(id);
     if (auto st = ctx.registry->set_desired(id, loaded, actor(ex)); !st) return reply_error(st.error());
