@@ -163,9 +163,8 @@ Reply register_model(ApiContext& ctx, const Exchange& ex) {
     if (!text) return reply_error(text.error());
     auto row = ctx.registry->register_model(*text, actor(ex));
     if (!row) return reply_error(row.error());
-    json after = *body;
-    after.erase("api_key_env"); // a reference, not a secret; kept out of the record all the same
-    record_admin_change(ctx, ex, "model.register", row->id, nullptr, after);
+    // The entry holds no secret: keys only by reference (a literal api_key is refused by parsing).
+    record_admin_change(ctx, ex, "model.register", row->id, nullptr, *body);
     return reply(registered_json(*row, "loading"), status::accepted);
 }
 

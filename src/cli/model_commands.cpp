@@ -47,20 +47,21 @@ const Known* find_known(const std::vector<Known>& all, const std::string& id) {
     return nullptr;
 }
 
-// The canary ID names, or the one canary of the base ID names.
-Result<std::pair<const Known*, const Known*>> canary_pair(const std::vector<Known>& all,
-                                                          const std::string& id) {
-    static Known unknown; // a base from a config file this command was not given: every version of it
+// A model the command was not told about (a base in a config file it was not given): every version.
+Known unknown_model(const std::string& id) {
+    Known k;
+    k.model.id = id;
+    k.model.version = "";
+    k.source = "server";
+    return k;
+}
+
+// The canary ID names, or the one canary of the base ID names: {base, canary}.
+Result<std::pair<Known, Known>> canary_pair(const std::vector<Known>& all, const std::string& id) {
     const Known* named = find_known(all, id);
     if (named && !named->model.canary_of.empty()) {
         const Known* base = find_known(all, named->model.canary_of);
-        if (!base) {
-            unknown.model.id = named->model.canary_of;
-            unknown.model.version = "";
-            unknown.source = "server";
-            base = &unknown;
-        }
-        return std::make_pair(base, named);
+        return std::make_pair(base ? *base : unknown_model(named->model.canary_of), *named);
     }
     const Known* canary = nullptr;
     for (const auto& k : all)
@@ -76,13 +77,22 @@ Result<std::pair<const Known*, const Known*>> canary_pair(const std::vector<Know
                           "model '" + id + "' is not in the configuration or the registry");
     if (!canary)
         return make_error(ErrorCode::invalid_argument, "model '" + id + "' is not a canary and has none");
-    if (!named) {
-        unknown.model.id = id;
-        unknown.model.version = "";
-        unknown.source = "server";
-        named = &unknown;
-    }
-    return std::make_pair(named, canary);
+    return std::make_pair(named ? *named : unknown_model(id), *canary);
+}
+
+// The store, and the base and canary `id` names: what promote, rollback and compare start from.
+struct Rollout {
+    OpenStore store;
+    Known base, canary;
+};
+Result<Rollout> open_rollout(const StoreFlags& flags, const std::string& id) {
+    auto s = open_store(flags);
+    if (!s) return s.error();
+    auto all = known_models(*s);
+    if (!all) return all.error();
+    auto pair = canary_pair(*all, id);
+    if (!pair) return pair.error();
+    return Rollout{std::move(*s), std::move(pair->first), std::move(pair->second)};
 }
 
 std::string actor() {
@@ -91,13 +101,10 @@ std::string actor() {
 }
 
 int set_share(const StoreFlags& flags, const std::string& id, int share, const char* action) {
-    auto s = open_store(flags);
-    if (!s) return fail(s.error().message);
-    auto all = known_models(*s);
-    if (!all) return fail(all.error().message);
-    auto pair = canary_pair(*all, id);
-    if (!pair) return fail(pair.error().message);
-    const auto* canary = pair->second;
+    auto r = open_rollout(flags, id);
+    if (!r) return fail(r.error().message);
+    auto* s = &r->store;
+    const auto* canary = &r->canary;
     store::ModelStore models(*s->db);
     int before = canary->model.canary_share;
     if (auto rows = models.rollouts(); rows)
@@ -113,15 +120,12 @@ int set_share(const StoreFlags& flags, const std::string& id, int share, const c
 }
 
 int compare(const StoreFlags& flags, const std::string& id, int days, bool as_json) {
-    auto s = open_store(flags);
-    if (!s) return fail(s.error().message);
-    auto all = known_models(*s);
-    if (!all) return fail(all.error().message);
-    auto pair = canary_pair(*all, id);
-    if (!pair) return fail(pair.error().message);
-    const auto& base = pair->first->model;
-    const auto& canary = pair->second->model;
-    auto result = inference::compare_models(*s->db, base.id, base.version, canary.id, canary.version, days);
+    auto r = open_rollout(flags, id);
+    if (!r) return fail(r.error().message);
+    const auto& base = r->base.model;
+    const auto& canary = r->canary.model;
+    auto result =
+        inference::compare_models(*r->store.db, base.id, base.version, canary.id, canary.version, days);
     if (!result) return fail(result.error().message);
     if (as_json) {
         std::cout << result->dump(2) << "\n";

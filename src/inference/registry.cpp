@@ -351,33 +351,37 @@ std::optional<RegistryState> ModelRegistry::state_of(const std::string& id) cons
     return it->second;
 }
 
+// Today's pending outcomes of one version (mu_ held).
+store::Outcomes& ModelRegistry::pending_for(const std::string& model, const std::string& version) {
+    const std::string day = utc_day();
+    auto& o = pending_[day + "|" + model + "|" + version];
+    if (o.day.empty()) {
+        o.day = day;
+        o.model = model;
+        o.version = version;
+    }
+    return o;
+}
+
 void ModelRegistry::record(const std::string& model, const std::string& version, int64_t latency_ms,
                            bool error, int64_t prompt_tokens, int64_t completion_tokens) {
-    const std::string day = utc_day();
+    size_t bucket = 0;
+    while (bucket < store::kOutcomeLatencyBounds.size() && latency_ms > store::kOutcomeLatencyBounds[bucket])
+        ++bucket;
     std::lock_guard lock(mu_);
-    auto& o = pending_[day + "|" + model + "|" + version];
-    o.day = day;
-    o.model = model;
-    o.version = version;
+    auto& o = pending_for(model, version);
     ++o.requests;
     if (error) ++o.errors;
     o.prompt_tokens += prompt_tokens;
     o.completion_tokens += completion_tokens;
     o.latency_ms_sum += latency_ms;
-    size_t bucket = 0;
-    while (bucket < store::kOutcomeLatencyBounds.size() && latency_ms > store::kOutcomeLatencyBounds[bucket])
-        ++bucket;
     ++o.latency_buckets[bucket];
 }
 
 void ModelRegistry::record_event(const std::string& model, const std::string& version,
                                  const std::string& kind) {
-    const std::string day = utc_day();
     std::lock_guard lock(mu_);
-    auto& o = pending_[day + "|" + model + "|" + version];
-    o.day = day;
-    o.model = model;
-    o.version = version;
+    auto& o = pending_for(model, version);
     if (kind == "view") ++o.views;
     if (kind == "select" || kind == "select_line") ++o.selects;
 }

@@ -74,6 +74,7 @@ private:
     void load(store::RegisteredModel row);
     void start_drain(const std::string& id);
     void check_drains();
+    store::Outcomes& pending_for(const std::string& model, const std::string& version);
 
     Fleet& fleet_;
     store::ModelStore store_;
