@@ -26,7 +26,7 @@ json roles_json(const inference::ModelSpec& spec) {
 
 json model_json(const inference::Fleet::Entry& e) {
     const auto& info = e.backend->info();
-    return {
+    json out = {
         {"id", e.spec.id},
         {"object", "model"},
         {"created", std::chrono::duration_cast<std::chrono::seconds>(e.created.time_since_epoch()).count()},
@@ -40,6 +40,9 @@ json model_json(const inference::Fleet::Entry& e) {
           {"n_vocab", info.n_vocab},
           {"n_params", info.n_params},
           {"fim", info.has_fim}}}};
+    // As vLLM lists a LoRA adapter: its base model as `parent`.
+    if (!e.spec.base.empty()) out["parent"] = e.spec.base;
+    return out;
 }
 
 json memory_json(const engine::ModelInfo& info) {

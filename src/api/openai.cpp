@@ -66,11 +66,8 @@ struct ResponseShape {
 
 // What one request may ask for: generations (prompts × n) are capped, and so are the logprobs
 // it makes the server hold (each token's alternatives, for every generation).
-std::optional<Error> beyond_limits(const ApiContext& ctx, const Routed& routed,
-                                   const GenerationParams& params, size_t generations) {
-    if (params.logprobs > 0 && !routed.backend->exact_tokens())
-        return field_error("logprobs", "model '" + routed.model->id +
-                                           "' is served by an upstream; logprobs are not relayed from it");
+std::optional<Error> beyond_limits(const ApiContext& ctx, const GenerationParams& params,
+                                   size_t generations) {
     if (generations > static_cast<size_t>(ctx.max_generations))
         return field_error("n", "asks for " + std::to_string(generations) +
                                     " generations (prompts × n); the limit is " +
@@ -90,7 +87,7 @@ awaitable<void> generate_and_respond(Exchange& ex, ApiContext& ctx, const Routed
                                      std::vector<inference::GenerationRequest> requests,
                                      const ResponseShape& shape,
                                      const std::vector<std::string>& echo_prefixes) {
-    if (auto error = beyond_limits(ctx, routed, params, requests.size()))
+    if (auto error = beyond_limits(ctx, params, requests.size()))
         co_return co_await respond_error(ex, *error);
     const std::string id = new_id(shape.chat ? "chatcmpl-" : "cmpl-");
     const int64_t created = static_cast<int64_t>(std::time(nullptr));
@@ -225,6 +222,7 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
 
     std::vector<std::vector<engine::Token>> prompts;
     std::vector<std::string> prompt_texts;
+    std::vector<bool> token_arrays; // per prompt: the client sent token ids
     if (suffix->has_value() && !(**suffix).empty()) {
         // FIM: the server lays out prefix/suffix/middle tokens itself.
         auto prompt = opt_string(*body, "prompt");
@@ -241,9 +239,17 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
         prompts.push_back(std::move(tokens.value()));
         prompt_texts.push_back(prefix);
     } else {
-        auto parsed = parse_prompts(*body, *routed->backend);
+        auto parsed = parse_prompts(*body, *routed->backend, &token_arrays);
         if (!parsed) co_return co_await respond_error(ex, parsed.error());
         prompts = std::move(parsed.value());
+        const bool ids_given =
+            std::find(token_arrays.begin(), token_arrays.end(), true) != token_arrays.end();
+        // An upstream's token ids are its own vocabulary's: they go as they are, unread here.
+        if (ids_given && !routed->backend->exact_tokens() && echo->value_or(false))
+            co_return co_await respond_error(
+                ex, field_error("echo",
+                                "model '" + routed->model->id +
+                                    "' is served by an upstream: echo needs a text prompt, not token ids"));
         if (echo->value_or(false))
             for (const auto& p : prompts) prompt_texts.push_back(routed->backend->detokenize(p));
     }
@@ -251,7 +257,12 @@ awaitable<void> completions(Exchange& ex, ApiContext& ctx) {
     if (echo->value_or(false))
         for (const auto& t : prompt_texts)
             for (int k = 0; k < params->n; ++k) echo_prefixes.push_back(t);
-    co_await generate_and_respond(ex, ctx, *routed, *params, make_requests(prompts, *params),
+    auto requests = make_requests(prompts, *params);
+    if (!routed->backend->exact_tokens())
+        for (size_t i = 0; i < requests.size(); ++i)
+            requests[i].prompt_ids_are_remote = i / static_cast<size_t>(params->n) < token_arrays.size() &&
+                                                token_arrays[i / static_cast<size_t>(params->n)];
+    co_await generate_and_respond(ex, ctx, *routed, *params, std::move(requests),
                                   {"text_completion", "text_completion", false, 0}, echo_prefixes);
 }
 

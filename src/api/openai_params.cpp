@@ -84,14 +84,15 @@ Result<GenerationParams> parse_generation_params(const json& body, const ApiCont
     return p;
 }
 
-Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body,
-                                                              const inference::Backend& engine) {
+Result<std::vector<std::vector<engine::Token>>>
+parse_prompts(const json& body, const inference::Backend& engine, std::vector<bool>* token_arrays) {
     auto it = body.find("prompt");
     if (it == body.end() || it->is_null()) return field_error("prompt", "is required");
     std::vector<std::vector<engine::Token>> prompts;
     auto add_text = [&](const std::string& text) -> Status {
         if (text.empty()) return field_error("prompt", "must not be empty");
         prompts.push_back(engine.tokenize(text, true, true));
+        if (token_arrays) token_arrays->push_back(false);
         if (prompts.back().empty()) return field_error("prompt", "produced no tokens");
         return Ok{};
     };
@@ -104,6 +105,7 @@ Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body,
         }
         if (tokens.empty()) return field_error("prompt", "must not be empty");
         prompts.push_back(std::move(tokens));
+        if (token_arrays) token_arrays->push_back(true);
         return Ok{};
     };
     if (it->is_string()) {

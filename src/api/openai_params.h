@@ -29,8 +29,9 @@ Result<GenerationParams> parse_generation_params(const json& body, const ApiCont
                                                  std::initializer_list<const char*> max_tokens_fields);
 
 // `prompt` as a string, an array of strings, an array of token ids or an array of such arrays.
-Result<std::vector<std::vector<engine::Token>>> parse_prompts(const json& body,
-                                                              const inference::Backend& backend);
+// `token_arrays` (when given) says, per prompt, whether the client sent token ids.
+Result<std::vector<std::vector<engine::Token>>>
+parse_prompts(const json& body, const inference::Backend& backend, std::vector<bool>* token_arrays = nullptr);
 
 // One engine request per prompt and choice (n), seeds offset per choice.
 std::vector<inference::GenerationRequest>

@@ -3,6 +3,7 @@
 #include "core/secret_reference.h"
 #include "engine/model_synth.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <spdlog/spdlog.h>
 
@@ -91,10 +92,12 @@ Result<BuiltFleet> build_fleet(const config::Config& config, const std::string& 
         if (config.model.embeddings) m.roles.push_back("embedding");
         models.push_back(std::move(m));
     }
+    // LoRA adapters load onto their base models: those first.
+    std::stable_partition(models.begin(), models.end(), [](const auto& m) { return m.backend != "lora"; });
     BuiltFleet out;
     out.fleet = std::make_unique<inference::Fleet>();
     for (const auto& m : models) {
-        auto backend = inference::make_backend(m);
+        auto backend = inference::make_backend(m, *out.fleet);
         if (!backend) return backend.error();
         auto spec = inference::spec_of(m);
         auto companion = completion_companion(spec, **backend, completion, metrics);

@@ -1,13 +1,13 @@
 // codepilot: the one binary. `serve` runs the server; `model synth` writes test models.
-#include <CLI/CLI.hpp>
-#include <fstream>
-#include <iostream>
-#include <spdlog/spdlog.h>
-
 #include "app/application.h"
 #include "cli/admin_commands.h"
 #include "config/config.h"
 #include "engine/model_synth.h"
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <spdlog/spdlog.h>
 
 #ifndef CODEPILOT_VERSION
 #define CODEPILOT_VERSION "0.0.0"
@@ -23,7 +23,7 @@ using namespace codepilot;
 struct ServeFlags {
     std::string config_path, model, data_dir, host, port_file, log_level = "info", name;
     std::optional<int> port, threads, parallel, ctx;
-    std::string auth;  // on | off
+    std::string auth; // on | off
 };
 
 int serve(const ServeFlags& f) {
@@ -61,11 +61,12 @@ int serve(const ServeFlags& f) {
     return 0;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     CLI::App cli{"Codepilot: a private, self-hosted AI coding assistant server"};
-    cli.set_version_flag("--version", std::string("codepilot ") + CODEPILOT_VERSION + " (" + CODEPILOT_GIT_SHA + ")");
+    cli.set_version_flag("--version",
+                         std::string("codepilot ") + CODEPILOT_VERSION + " (" + CODEPILOT_GIT_SHA + ")");
     cli.require_subcommand(1);
 
     ServeFlags sf;
@@ -75,12 +76,18 @@ int main(int argc, char** argv) {
     serve_cmd->add_option("--model-name", sf.name, "model id shown to clients (default: the file name)");
     serve_cmd->add_option("--data-dir", sf.data_dir, "data directory (default ./data)");
     serve_cmd->add_option("--host", sf.host, "listen address (default 127.0.0.1)");
-    serve_cmd->add_option("--port", sf.port, "listen port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
-    serve_cmd->add_option("--threads", sf.threads, "inference threads (default: all cores)")->check(CLI::Range(0, 1024));
-    serve_cmd->add_option("--parallel", sf.parallel, "sequences decoded together (default 4)")->check(CLI::Range(1, 256));
-    serve_cmd->add_option("--ctx", sf.ctx, "KV cache cells shared by all sequences (default 8192)")->check(CLI::Range(64, 1 << 22));
+    serve_cmd->add_option("--port", sf.port, "listen port (default 8080; 0 picks a free one)")
+        ->check(CLI::Range(0, 65535));
+    serve_cmd->add_option("--threads", sf.threads, "inference threads (default: all cores)")
+        ->check(CLI::Range(0, 1024));
+    serve_cmd->add_option("--parallel", sf.parallel, "sequences decoded together (default 4)")
+        ->check(CLI::Range(1, 256));
+    serve_cmd->add_option("--ctx", sf.ctx, "KV cache cells shared by all sequences (default 8192)")
+        ->check(CLI::Range(64, 1 << 22));
     serve_cmd->add_option("--port-file", sf.port_file, "write the bound port to this file");
-    serve_cmd->add_option("--auth", sf.auth, "on (default) | off: off is for local development and needs a loopback host")
+    serve_cmd
+        ->add_option("--auth", sf.auth,
+                     "on (default) | off: off is for local development and needs a loopback host")
         ->check(CLI::IsMember({"on", "off"}));
     serve_cmd->add_option("--log-level", sf.log_level, "trace|debug|info|warn|error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -88,9 +95,11 @@ int main(int argc, char** argv) {
     auto* model_cmd = cli.add_subcommand("model", "Model tools");
     model_cmd->require_subcommand(1);
     engine::SynthOptions so;
-    auto* synth = model_cmd->add_subcommand("synth", "Write a random-weight llama GGUF with a real tokenizer (for tests)");
+    auto* synth = model_cmd->add_subcommand(
+        "synth", "Write a random-weight llama GGUF with a real tokenizer (for tests)");
     synth->add_option("output", so.output, "output .gguf path")->required();
-    synth->add_option("--vocab", so.vocab, "vocabulary: a models/ggml-vocab-NAME.gguf of the pinned tree, or qwen2-coder");
+    synth->add_option("--vocab", so.vocab,
+                      "vocabulary: a models/ggml-vocab-NAME.gguf of the pinned tree, or qwen2-coder");
     synth->add_option("--vocab-file", so.vocab_file, "vocabulary GGUF file (overrides --vocab)");
     synth->add_option("--layers", so.layers, "transformer blocks")->check(CLI::Range(1, 512));
     synth->add_option("--embd", so.embd, "embedding width")->check(CLI::Range(32, 65536));
@@ -99,9 +108,22 @@ int main(int argc, char** argv) {
     synth->add_option("--ff", so.ff, "feed-forward width")->check(CLI::Range(32, 1 << 20));
     synth->add_option("--type", so.type, "weight type")->check(CLI::IsMember({"f32", "f16", "q8_0"}));
     synth->add_option("--seed", so.seed, "random seed");
-    synth->add_option("--ctx-train", so.ctx_train, "context length recorded in the model")->check(CLI::Range(64, 1 << 22));
+    synth->add_option("--ctx-train", so.ctx_train, "context length recorded in the model")
+        ->check(CLI::Range(64, 1 << 22));
     bool untied = false;
     synth->add_flag("--untied", untied, "write a separate output matrix");
+    std::string lora_for;
+    int lora_rank = 4;
+    float lora_strength = 1.0f;
+    synth
+        ->add_option("--lora-for", lora_for,
+                     "write a random LoRA adapter for this base GGUF instead of a model")
+        ->check(CLI::ExistingFile);
+    synth->add_option("--lora-rank", lora_rank, "adapter rank (with --lora-for)")->check(CLI::Range(1, 1024));
+    synth
+        ->add_option("--lora-strength", lora_strength,
+                     "adapter update size, 1 = about the weights' (with --lora-for)")
+        ->check(CLI::Range(0.0, 100.0));
     auto* vocabs = model_cmd->add_subcommand("vocabs", "List the vocabularies `synth` can use");
     auto run_admin = cli::add_admin_commands(cli);
 
@@ -111,7 +133,19 @@ int main(int argc, char** argv) {
     if (int code = run_admin(); code >= 0) return code;
     if (synth->parsed()) {
         so.tie_embeddings = !untied;
-        if (auto st = engine::synth_model(so); !st) {
+        Status st = Ok{};
+        if (!lora_for.empty()) {
+            engine::LoraSynthOptions lo;
+            lo.output = so.output;
+            lo.base = lora_for;
+            lo.rank = lora_rank;
+            lo.strength = lora_strength;
+            lo.seed = so.seed;
+            st = engine::synth_lora(lo);
+        } else {
+            st = engine::synth_model(so);
+        }
+        if (!st) {
             std::cerr << "error: " << st.error().message << "\n";
             return 1;
         }

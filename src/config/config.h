@@ -71,7 +71,7 @@ struct ModelConfig {
 struct FleetModelConfig {
     std::string id;
     std::string version = "1";
-    std::string backend = "local";                           // local | upstream
+    std::string backend = "local";                           // local | upstream | lora
     std::vector<std::string> roles = {"completion", "chat"}; // completion | chat | embedding
     std::vector<std::string> aliases;                        // other names requests may use
     std::vector<std::string> tenants;                        // visible only to these tenants (empty: all)
@@ -80,6 +80,10 @@ struct FleetModelConfig {
     int canary_share = 0;  // 0-100, sticky per caller
     std::vector<std::string> canary_tenants; // only these tenants' traffic (empty: everyone's)
     ModelConfig local;                       // backend = local: path and engine settings
+    // backend = lora: a GGUF LoRA adapter (local.path) applied on top of local model `base`.
+    std::string base;
+    float lora_scale = 1.0f;
+    std::vector<std::string> attach_tenants; // these tenants' requests routed to `base` get the adapter
     // backend = upstream:
     std::vector<std::string> urls; // replicas: http[s]://host:port
     std::string upstream_model;    // `model` sent upstream (default: id)

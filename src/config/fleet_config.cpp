@@ -33,6 +33,9 @@ std::map<std::string, Setter> model_setters(FleetModelConfig& m) {
         {"canary_share", integer(m.canary_share, 0, 100)},
         {"canary_tenants", strings(m.canary_tenants)},
         {"path", string(l.path)},
+        {"base", string(m.base)},
+        {"lora_scale", real(m.lora_scale, -16.0, 16.0)},
+        {"attach_tenants", strings(m.attach_tenants)},
         {"threads", integer(l.threads, 0, 1024)},
         {"parallel", integer(l.parallel, 1, 256)},
         {"ctx", integer(l.ctx, 64, 1 << 22)},
@@ -127,9 +130,18 @@ Status check_entry(const FleetModelConfig& m, const std::string& where) {
         for (const auto& u : m.urls)
             if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
                 return bad_model(where + ": url '" + u + "' must start with http:// or https://");
+    } else if (m.backend == "lora") {
+        if (m.base.empty()) return bad_model(where + ": a LoRA adapter needs 'base' (the model it adapts)");
+        if (m.base == m.id) return bad_model(where + ": 'base' must name another model");
+        if (m.local.path.empty()) return bad_model(where + ": a LoRA adapter needs 'path' (its GGUF file)");
+        if (!m.urls.empty()) return bad_model(where + ": 'urls' is for backend = \"upstream\"");
+        if (std::find(m.roles.begin(), m.roles.end(), "embedding") != m.roles.end())
+            return bad_model(where + ": a LoRA adapter serves completion and chat, not embedding");
     } else {
-        return bad_model(where + ": backend must be local or upstream (got '" + m.backend + "')");
+        return bad_model(where + ": backend must be local, upstream or lora (got '" + m.backend + "')");
     }
+    if (m.backend != "lora" && (!m.base.empty() || !m.attach_tenants.empty()))
+        return bad_model(where + ": 'base' and 'attach_tenants' are for backend = \"lora\"");
     return Ok{};
 }
 } // namespace
@@ -173,6 +185,14 @@ Status validate_models(const std::vector<FleetModelConfig>& models, const Routin
     for (const auto& m : models)
         for (const auto& f : m.fallback)
             if (!names.count(f)) return bad("models ('" + m.id + "'): fallback '" + f + "' is not a model");
+    for (const auto& m : models) {
+        if (m.backend != "lora") continue;
+        auto base = std::find_if(models.begin(), models.end(), [&](const auto& b) { return b.id == m.base; });
+        if (base == models.end()) return bad("models ('" + m.id + "'): base '" + m.base + "' is not a model");
+        if (base->backend != "local")
+            return bad("models ('" + m.id + "'): base '" + m.base +
+                       "' must be a local model (LoRA adapters apply to a loaded GGUF)");
+    }
     for (const auto& m : models)
         if (!m.canary_of.empty() && (!names.count(m.canary_of) || m.canary_of == m.id))
             return bad("models ('" + m.id + "'): canary_of '" + m.canary_of + "' is not another model");

@@ -29,6 +29,19 @@ template <typename T> inline Setter integer(T& target, int64_t min, int64_t max)
     };
 }
 
+// An integer or a float, finite and within [min, max].
+inline Setter real(float& target, double min, double max) {
+    return [&target, min, max](const toml::node& node) -> std::string {
+        if (!node.is_integer() && !node.is_floating_point()) return "must be a number";
+        double value =
+            node.is_integer() ? static_cast<double>(*node.value<int64_t>()) : *node.value<double>();
+        if (!(value >= min && value <= max)) // also refuses NaN
+            return "must be between " + std::to_string(min) + " and " + std::to_string(max);
+        target = static_cast<float>(value);
+        return "";
+    };
+}
+
 inline Setter string(std::string& target) {
     return [&target](const toml::node& node) -> std::string {
         if (!node.is_string()) return "must be a string";

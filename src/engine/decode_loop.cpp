@@ -35,11 +35,17 @@ void Engine::State::run() {
     for (;;) {
         std::vector<std::unique_ptr<Job>> admitted;
         EmbedJob* embed_job = nullptr;
+        std::deque<AdapterLoad*> loads;
+        free_dead_adapters();
         {
             std::unique_lock lock(mu);
             bool active = std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.busy(); });
-            if (!active) wake.wait(lock, [&] { return stopping || !queue.empty() || !embed_queue.empty(); });
+            if (!active)
+                wake.wait(lock, [&] {
+                    return stopping || !queue.empty() || !embed_queue.empty() || !adapter_loads.empty();
+                });
             if (stopping) break;
+            loads.swap(adapter_loads);
             size_t free_slots =
                 std::count_if(slots.begin(), slots.end(), [](const Slot& s) { return !s.busy(); });
             // Cancelled jobs leave the queue at once (admit() answers them), not when a slot frees.
@@ -61,6 +67,7 @@ void Engine::State::run() {
                 embed_queue.pop_front();
             }
         }
+        for (AdapterLoad* load : loads) load_adapter(*load);
         admit(std::move(admitted));
         if (embed_job != nullptr) {
             run_embeddings(*embed_job);
@@ -185,48 +192,71 @@ void Engine::State::step() {
         if (!slot->in_prompt()) slot->timings.prompt_ms = ms_between(slot->prompt_start, Clock::now());
     };
 
-    bool decoded = false;
-    for (const auto& c : chunks) {
-        if (!c.tiled) continue;
-        batch.n_tokens = 0;
-        add_prompt(c.slot, c.n);
-        set_reference_kernels(false);
-        if (!decode_batch()) return;
-        commit_prompt(c.slot, c.n);
-        c.slot->tiled_end = c.slot->prompt_done;
-        decoded = true;
-    }
+    // llama.cpp applies LoRA adapters to a whole context: one decode per adapter among the
+    // sequences of this step, the one applied already first (a switch re-reserves the graph).
+    // Taken now: sampling a group finishes some of its requests (and drops their adapter).
+    std::vector<const LoraAdapter*> adapter_of(slots.size());
+    for (auto& slot : slots) adapter_of[static_cast<size_t>(slot.id)] = slot.adapter();
+    auto in_group = [&](const Slot* slot, const LoraAdapter* group) {
+        return adapter_of[static_cast<size_t>(slot->id)] == group && slot->busy();
+    };
+    std::vector<const LoraAdapter*> groups;
+    auto note_group = [&](const LoraAdapter* a) {
+        if (std::find(groups.begin(), groups.end(), a) == groups.end()) groups.push_back(a);
+    };
+    for (Slot* slot : generating) note_group(slot->adapter());
+    for (const auto& c : chunks) note_group(c.slot->adapter());
+    std::stable_partition(groups.begin(), groups.end(),
+                          [&](const LoraAdapter* a) { return (a ? a->id : 0) == applied_adapter; });
 
-    batch.n_tokens = 0;
-    for (Slot* slot : generating) {
-        int pos = static_cast<int>(slot->cached.size());
-        batch_add(batch, slot->next_token, pos, slot->id, true);
-        slot->batch_output = batch.n_tokens - 1;
-        for (size_t i = 0; i < slot->draft.size(); ++i)
-            batch_add(batch, slot->draft[i], pos + 1 + static_cast<int>(i), slot->id, true);
-    }
-    for (const auto& c : chunks)
-        if (!c.tiled) add_prompt(c.slot, c.n);
-    if (batch.n_tokens > 0) {
-        set_reference_kernels(options.deterministic);
-        if (!decode_batch()) return;
-        for (Slot* slot : generating) slot->cached.push_back(slot->next_token);
+    bool decoded = false;
+    for (const LoraAdapter* group : groups) {
+        apply_adapter(group);
+        bool group_decoded = false;
+        for (const auto& c : chunks) {
+            if (!c.tiled || !in_group(c.slot, group)) continue;
+            batch.n_tokens = 0;
+            add_prompt(c.slot, c.n);
+            set_reference_kernels(false);
+            if (!decode_batch()) return;
+            commit_prompt(c.slot, c.n);
+            c.slot->tiled_end = c.slot->prompt_done;
+            group_decoded = true;
+        }
+
+        batch.n_tokens = 0;
+        for (Slot* slot : generating) {
+            if (!in_group(slot, group)) continue;
+            int pos = static_cast<int>(slot->cached.size());
+            batch_add(batch, slot->next_token, pos, slot->id, true);
+            slot->batch_output = batch.n_tokens - 1;
+            for (size_t i = 0; i < slot->draft.size(); ++i)
+                batch_add(batch, slot->draft[i], pos + 1 + static_cast<int>(i), slot->id, true);
+        }
         for (const auto& c : chunks)
-            if (!c.tiled) commit_prompt(c.slot, c.n);
-        decoded = true;
+            if (!c.tiled && in_group(c.slot, group)) add_prompt(c.slot, c.n);
+        if (batch.n_tokens > 0) {
+            set_reference_kernels(options.deterministic);
+            if (!decode_batch()) return;
+            for (Slot* slot : generating)
+                if (in_group(slot, group)) slot->cached.push_back(slot->next_token);
+            for (const auto& c : chunks)
+                if (!c.tiled && in_group(c.slot, group)) commit_prompt(c.slot, c.n);
+            group_decoded = true;
+        }
+        // The logits are this decode's: sample before the next group's decode replaces them.
+        if (group_decoded) sample_outputs(group);
+        decoded = decoded || group_decoded;
     }
     if (!decoded) return;
-    {
-        std::lock_guard lock(stats_mu);
-        stats.decode_steps++;
-        stats.kv_cells_used = 0;
-        for (const auto& s : slots) stats.kv_cells_used += static_cast<int>(s.cached.size());
-        for (const auto& c : chunks) stats.prompt_tokens_evaluated += static_cast<int64_t>(c.n);
-    }
-    sample_outputs();
+    std::lock_guard lock(stats_mu);
+    stats.decode_steps++;
+    stats.kv_cells_used = 0;
+    for (const auto& s : slots) stats.kv_cells_used += static_cast<int>(s.cached.size());
+    for (const auto& c : chunks) stats.prompt_tokens_evaluated += static_cast<int64_t>(c.n);
 }
 
-void Engine::State::sample_outputs() {
+void Engine::State::sample_outputs(const LoraAdapter* group) {
     llama_memory_t mem = llama_get_memory(ctx);
     static const std::vector<Token> kNone;
     // On a CPU a wide batch is compute-bound already: drafts pay off only while few
@@ -235,7 +265,7 @@ void Engine::State::sample_outputs() {
                                return s.busy() && !s.in_prompt();
                            }) <= kMaxSequencesForDrafts;
     for (auto& slot : slots) {
-        if (!slot.busy() || slot.batch_output < 0) continue;
+        if (!slot.busy() || slot.batch_output < 0 || slot.adapter() != group) continue;
         if (slot.job->request.max_tokens == 0) { // warm-up: the prompt is in the cache now
             finish(slot, FinishReason::length);
             continue;
@@ -423,11 +453,15 @@ void Engine::State::shutdown_all() {
         if (slot.busy()) finish(slot, FinishReason::cancelled);
     std::deque<std::unique_ptr<Job>> pending;
     std::deque<EmbedJob*> embeds;
+    std::deque<AdapterLoad*> loads;
     {
         std::lock_guard lock(mu);
         pending.swap(queue);
         embeds.swap(embed_queue);
+        loads.swap(adapter_loads);
     }
+    for (auto* load : loads)
+        load->done.set_value(make_error(ErrorCode::unavailable, "the engine is stopping"));
     for (auto& job : pending) {
         --running;
         GenerationEvent done;

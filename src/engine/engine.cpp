@@ -17,10 +17,14 @@
 namespace codepilot::engine {
 namespace {
 
+// Set while this thread makes a llama.cpp call whose failure reason exists only in its log.
+thread_local std::string* captured_error = nullptr;
+
 void log_from_llama(ggml_log_level level, const char* text, void*) {
     std::string_view line(text);
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
     if (line.empty()) return;
+    if (level == GGML_LOG_LEVEL_ERROR && captured_error != nullptr) captured_error->assign(line);
     switch (level) {
     case GGML_LOG_LEVEL_ERROR:
         spdlog::error("llama: {}", line);
@@ -82,6 +86,12 @@ const char* to_string(FinishReason reason) {
 }
 
 Engine::State::~State() {
+    {
+        // The model frees the adapters it still holds, dead ones included.
+        std::lock_guard lock(reaper->mu);
+        reaper->closed = true;
+        reaper->dead.clear();
+    }
     if (batch.token != nullptr) llama_batch_free(batch);
     for (auto& slot : slots)
         if (slot.sampler != nullptr) llama_sampler_free(slot.sampler);
@@ -285,6 +295,86 @@ Status Engine::embed(std::vector<std::vector<Token>> inputs, std::function<void(
     }
     s.wake.notify_one();
     return Ok{};
+}
+
+Result<std::shared_ptr<const LoraAdapter>> Engine::load_adapter(const std::string& path, float scale) {
+    auto& s = *state_;
+    if (!std::filesystem::is_regular_file(path))
+        return make_error(ErrorCode::not_found, "adapter file not found: " + path, "path");
+    AdapterLoad load;
+    load.path = path;
+    load.scale = scale;
+    auto result = load.done.get_future();
+    {
+        std::lock_guard lock(s.mu);
+        if (s.stopping) return make_error(ErrorCode::unavailable, "the engine is stopping");
+        s.adapter_loads.push_back(&load);
+    }
+    s.wake.notify_one();
+    return result.get(); // the decode thread answers every load, also when it stops
+}
+
+void Engine::State::load_adapter(AdapterLoad& load) {
+    std::string why;
+    captured_error = &why;
+    llama_adapter_lora* handle = llama_adapter_lora_init(model, load.path.c_str());
+    captured_error = nullptr;
+    if (handle == nullptr) {
+        // "llama_adapter_lora_init_from_file_ptr: failed to apply lora adapter: <reason>"
+        for (const char* marker : {"failed to apply lora adapter: ", ": "})
+            if (auto at = why.find(marker); at != std::string::npos) {
+                why = why.substr(at + std::strlen(marker));
+                break;
+            }
+        load.done.set_value(make_error(ErrorCode::invalid_argument,
+                                       "the LoRA adapter " + load.path + " does not fit model " +
+                                           options.model_path + ": " + (why.empty() ? "unreadable" : why),
+                                       "path"));
+        return;
+    }
+    auto reaper_ref = reaper;
+    std::shared_ptr<LoraAdapter> adapter(new LoraAdapter(), [reaper_ref](LoraAdapter* a) {
+        {
+            std::lock_guard lock(reaper_ref->mu);
+            if (!reaper_ref->closed) reaper_ref->dead.push_back(a->handle);
+        }
+        delete a;
+    });
+    adapter->id = next_adapter_id++;
+    adapter->path = load.path;
+    adapter->scale = load.scale;
+    std::error_code ec;
+    adapter->file_bytes = static_cast<int64_t>(std::filesystem::file_size(load.path, ec));
+    adapter->handle = handle;
+    spdlog::info("engine: LoRA adapter {} loaded onto {} (scale {})", load.path, options.model_path,
+                 load.scale);
+    load.done.set_value(std::shared_ptr<const LoraAdapter>(std::move(adapter)));
+}
+
+void Engine::State::free_dead_adapters() {
+    std::vector<llama_adapter_lora*> dead;
+    {
+        std::lock_guard lock(reaper->mu);
+        dead.swap(reaper->dead);
+    }
+    if (dead.empty()) return;
+    // The context may still have a dead adapter set: clear it before the adapter goes.
+    llama_set_adapters_lora(ctx, nullptr, 0, nullptr);
+    applied_adapter = 0;
+    for (auto* handle : dead) llama_adapter_lora_free(handle);
+}
+
+void Engine::State::apply_adapter(const LoraAdapter* adapter) {
+    const uint64_t id = adapter ? adapter->id : 0;
+    if (id == applied_adapter) return;
+    if (adapter == nullptr) {
+        llama_set_adapters_lora(ctx, nullptr, 0, nullptr);
+    } else {
+        llama_adapter_lora* handle = adapter->handle;
+        float scale = adapter->scale;
+        llama_set_adapters_lora(ctx, &handle, 1, &scale);
+    }
+    applied_adapter = id;
 }
 
 std::vector<Token> Engine::tokenize(const std::string& text, bool add_special, bool parse_special) const {

@@ -14,9 +14,22 @@
 #include <string>
 #include <vector>
 
+struct llama_adapter_lora;
+
 namespace codepilot::engine {
 
 using Token = int32_t;
+
+// A LoRA adapter loaded onto an engine's model (Engine::load_adapter). A request that carries
+// it is decoded with it applied, and its cached prefixes are kept apart from every other
+// adapter's and the base model's. Freed (on the decode thread) when the last holder lets go.
+struct LoraAdapter {
+    uint64_t id = 0; // unique per engine: part of the prefix-cache scope
+    std::string path;
+    float scale = 1.0f;
+    int64_t file_bytes = 0; // about what its tensors take in memory
+    llama_adapter_lora* handle = nullptr;
+};
 
 struct EngineOptions {
     std::string model_path;
@@ -101,6 +114,9 @@ struct GenerationRequest {
     bool ignore_eos = false;
     int logprobs = 0;        // top alternatives to report per token (0: none)
     std::string cache_scope; // prefix-cache isolation key (a tenant); "" is shared
+    // Decoded with this LoRA adapter applied (null: the base model). Sequences of different
+    // adapters go to separate llama_decode calls (llama.cpp applies adapters per context).
+    std::shared_ptr<const LoraAdapter> adapter;
     // After the common prefix, runs of at least this many cached tokens that this prompt has
     // at an earlier position (text deleted before them) are moved there by shifting their
     // KV positions instead of being evaluated again. Approximate: those tokens keep the
@@ -188,6 +204,12 @@ public:
     // Mean-pooled, L2-normalised embeddings, computed on the decode thread between steps;
     // `done` is called there. An error returned here means `done` will not be called.
     Status embed(std::vector<std::vector<Token>> inputs, std::function<void(Result<Embeddings>)> done);
+
+    // Loads a GGUF LoRA adapter for this engine's model, on the decode thread between two steps
+    // (llama.cpp's model is not safe to change while it decodes); blocks until it is done.
+    // Errors: not_found (no file), invalid_argument (not an adapter, or one made for another
+    // base model: the message says which tensor or key does not fit), unavailable (stopping).
+    Result<std::shared_ptr<const LoraAdapter>> load_adapter(const std::string& path, float scale = 1.0f);
 
     std::vector<Token> tokenize(const std::string& text, bool add_special, bool parse_special) const;
     std::string detokenize(const std::vector<Token>& tokens) const;

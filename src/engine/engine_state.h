@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <llama.h>
 #include <mutex>
 #include <optional>
@@ -24,6 +25,20 @@ struct Job {
     GenerationRequest request;
     std::shared_ptr<Generation> handle;
     Clock::time_point submitted;
+};
+
+struct AdapterLoad {
+    std::string path;
+    float scale = 1.0f;
+    std::promise<Result<std::shared_ptr<const LoraAdapter>>> done;
+};
+
+// Adapters whose last holder let go, freed by the decode thread (llama.cpp's model must not
+// change while it decodes). Outlives the engine when a holder does: then the model frees them.
+struct AdapterReaper {
+    std::mutex mu;
+    std::vector<llama_adapter_lora*> dead;
+    bool closed = false; // the model is gone (it freed every adapter it still had)
 };
 
 struct EmbedJob {
@@ -63,6 +78,7 @@ struct Slot {
     uint64_t admitted_order = 0;
 
     bool busy() const { return job != nullptr; }
+    const LoraAdapter* adapter() const { return job ? job->request.adapter.get() : nullptr; }
     bool in_prompt() const { return job && prompt_done < job->request.prompt.size(); }
 };
 
@@ -86,10 +102,15 @@ struct Engine::State {
     std::condition_variable wake;
     std::deque<std::unique_ptr<Job>> queue; // guarded by mu
     std::deque<EmbedJob*> embed_queue;      // guarded by mu
+    std::deque<AdapterLoad*> adapter_loads; // guarded by mu
     bool stopping = false;                  // guarded by mu
     std::atomic<int> running{0};
 
+    std::shared_ptr<AdapterReaper> reaper = std::make_shared<AdapterReaper>();
+    std::atomic<uint64_t> next_adapter_id{1};
+
     // Decode-thread only.
+    uint64_t applied_adapter = 0; // LoraAdapter::id set on ctx (0: none); ids are never reused
     std::vector<Slot> slots;
     llama_batch batch{};
     uint64_t clock = 0;
@@ -105,9 +126,12 @@ private:
     void admit(std::vector<std::unique_ptr<Job>> jobs);
     void place(std::unique_ptr<Job> job);
     size_t apply_reuse_plan(Slot& slot, const ReusePlan& plan); // returns the tokens kept
+    void load_adapter(AdapterLoad& load);
+    void free_dead_adapters();
+    void apply_adapter(const LoraAdapter* adapter);
     void step();
     bool decode_batch(); // false: the step failed (its requests are finished with an error)
-    void sample_outputs();
+    void sample_outputs(const LoraAdapter* group);
     bool accept_token(Slot& slot, Token token, int output_index);
     void finish(Slot& slot, FinishReason reason, const std::string& error = {});
     void fail_batch(const std::string& error);

@@ -8,15 +8,25 @@
 
 namespace codepilot::engine {
 
+namespace {
+// The prefix cache is scoped by tenant and adapter: KV computed with an adapter differs from
+// the base model's, and no cached state crosses tenants.
+std::string cache_key(const GenerationRequest& request) {
+    if (!request.adapter) return request.cache_scope;
+    return request.cache_scope + '\x1f' + "lora:" + std::to_string(request.adapter->id);
+}
+} // namespace
+
 void Engine::State::place(std::unique_ptr<Job> job) {
     const auto& prompt = job->request.prompt;
+    const std::string scope = cache_key(job->request);
     std::vector<SlotView> views;
     views.reserve(slots.size());
     for (const auto& s : slots) views.push_back({s.busy(), &s.cached, s.scope, s.last_used});
     llama_memory_t mem = llama_get_memory(ctx);
     const size_t min_chunk =
         can_shift ? static_cast<size_t>(std::max(job->request.kv_shift_min_chunk, 0)) : 0;
-    SlotChoice choice = choose_slot(views, prompt, job->request.cache_scope, min_chunk);
+    SlotChoice choice = choose_slot(views, prompt, scope, min_chunk);
     Slot& slot = slots[static_cast<size_t>(choice.slot)];
     ReusePlan& plan = choice.plan;
 
@@ -52,7 +62,7 @@ void Engine::State::place(std::unique_ptr<Job> job) {
     slot.bulk_end = boundary > reuse && boundary - reuse >= kTiledRows ? boundary : reuse;
 
     auto now = Clock::now();
-    slot.scope = job->request.cache_scope;
+    slot.scope = scope;
     slot.sampler = make_sampler(job->request.sampling, vocab, job->request.ignore_eos, eog_tokens);
     slot.text.emplace(job->request.stop);
     slot.prompt_done = reuse;

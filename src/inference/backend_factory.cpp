@@ -63,11 +63,23 @@ ModelSpec spec_of(const config::FleetModelConfig& m) {
     s.canary_of = m.canary_of;
     s.canary_share = m.canary_share;
     s.canary_tenants = m.canary_tenants;
+    s.base = m.base;
+    s.attach_tenants = m.attach_tenants;
     return s;
 }
 
-Result<std::unique_ptr<Backend>> make_backend(const config::FleetModelConfig& m) {
+Result<std::unique_ptr<Backend>> make_backend(const config::FleetModelConfig& m, const Fleet& fleet) {
     if (m.backend == "upstream") return connect_upstream(m);
+    if (m.backend == "lora") {
+        auto base = fleet.find(m.base);
+        if (!base || base->retired)
+            return make_error(ErrorCode::unavailable,
+                              "model '" + m.id + "': its base model '" + m.base + "' is not loaded");
+        auto adapter = lora_backend(base, m.local.path, m.lora_scale);
+        if (!adapter)
+            return make_error(adapter.error().code, "model '" + m.id + "': " + adapter.error().message);
+        return adapter;
+    }
     if (m.local.path.empty())
         return make_error(ErrorCode::invalid_argument, "model '" + m.id + "': a local model needs 'path'");
     return load_local(m);

@@ -92,6 +92,9 @@ Status Fleet::add(ModelSpec spec, std::unique_ptr<Backend> backend, std::unique_
                 return make_error(ErrorCode::invalid_argument,
                                   "model '" + s.id + "': fallback '" + f + "' is not a model", "fallback");
     }
+    if (!s.base.empty() && !find_locked(s.base))
+        return make_error(ErrorCode::invalid_argument,
+                          "model '" + s.id + "': base '" + s.base + "' is not a model", "base");
     entries_.push_back(std::move(entry));
     refresh_defaults_locked();
     return Ok{};
@@ -262,6 +265,15 @@ Result<Route> Fleet::route(const RouteQuery& q) const {
     auto route_to = [](const std::shared_ptr<Entry>& e, std::string why) {
         return Route{e, e->backend.get(), &e->spec, std::move(why)};
     };
+    // A tenant's adapter of the chosen model takes all of that tenant's traffic to it.
+    if (!q.tenant.empty())
+        for (const auto& e : entries_) {
+            if (e->spec.base != chosen->spec.id || !usable(e) || !e->spec.serves(q.task)) continue;
+            const auto& to = e->spec.attach_tenants;
+            if (std::find(to.begin(), to.end(), q.tenant) == to.end()) continue;
+            if (!e->backend->health().serving) break; // fall through to the base's own handling
+            return route_to(e, "adapter:" + chosen->spec.id);
+        }
     // A canary of the chosen model takes its share, the same callers every time.
     if (reason != "requested" || q.requested == chosen->spec.id)
         for (const auto& e : entries_) {
@@ -295,6 +307,7 @@ std::string Fleet::pinned_by(const std::string& id) const {
     for (const auto& e : entries_) {
         if (e->spec.id == id) continue;
         if (e->spec.canary_of == id) return "model '" + e->spec.id + "' is its canary";
+        if (e->spec.base == id) return "LoRA adapter '" + e->spec.id + "' is loaded on it";
         if (std::find(e->spec.fallback.begin(), e->spec.fallback.end(), id) != e->spec.fallback.end())
             return "model '" + e->spec.id + "' falls back to it";
     }

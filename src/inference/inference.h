@@ -27,6 +27,9 @@ struct GenerationRequest : engine::GenerationRequest {
     // Chat for a backend that applies its own template (upstream): the messages are sent as
     // they are and `prompt` serves only for counting. Empty: `prompt` is the whole input.
     std::vector<engine::ChatMessage> messages;
+    // Upstream: `prompt` holds the client's token ids of the remote model's vocabulary (a
+    // token-array prompt), sent as they are rather than decoded as text.
+    bool prompt_ids_are_remote = false;
 };
 
 // Where a backend stands: loading, serving, or down (with why).
@@ -73,6 +76,12 @@ public:
 };
 
 std::unique_ptr<Backend> local_backend(std::unique_ptr<engine::Engine> engine);
+
+struct FleetEntry;
+// A LoRA adapter loaded onto `base`'s engine (a local model): generations carry the adapter,
+// everything else is the base's. Holds the base entry; unloading the base waits for it.
+Result<std::unique_ptr<Backend>> lora_backend(std::shared_ptr<const FleetEntry> base, const std::string& path,
+                                              float scale);
 
 struct UpstreamOptions {
     std::string id;                // for logs and errors
@@ -122,14 +131,20 @@ struct ModelSpec {
     std::string canary_of;
     int canary_share = 0;
     std::vector<std::string> canary_tenants;
+    // A LoRA adapter on local model `base`; the traffic of attach_tenants routed to the base
+    // goes here instead (it is also requestable by its own id, by those who can see it).
+    std::string base;
+    std::vector<std::string> attach_tenants;
     bool serves(Task task) const;
     bool visible_to(const std::string& tenant) const;
 };
 
 // What a [[models]] entry describes: its spec, and its backend (the GGUF loaded, or the
 // upstream pool connected). Errors name the model (a missing or corrupt file, a bad URL).
+class Fleet;
 ModelSpec spec_of(const config::FleetModelConfig& model);
-Result<std::unique_ptr<Backend>> make_backend(const config::FleetModelConfig& model);
+// A LoRA adapter (backend = lora) is loaded onto its base model, which must be in `fleet`.
+Result<std::unique_ptr<Backend>> make_backend(const config::FleetModelConfig& model, const Fleet& fleet);
 
 // "Requests that match go to `model`": first matching rule wins, before the task default.
 struct RoutingRule {
@@ -171,7 +186,7 @@ struct Route {
     std::shared_ptr<const FleetEntry> entry; // holds the model for the request's lifetime
     Backend* backend = nullptr;
     const ModelSpec* model = nullptr;
-    std::string reason;         // requested | alias | rule:N | default | fallback:<id> | canary:<id>
+    std::string reason; // requested | alias | rule:N | default | fallback:<id> | canary:<id> | adapter:<id>
     std::string header() const; // x-codepilot-route value
 };
 
@@ -203,7 +218,7 @@ public:
     std::vector<EntryPtr> visible_to(const std::string& tenant) const;
     std::optional<std::string> default_for(Task task) const;
     // Why `id` cannot be removed ("" when it can): a configured default, a rule's target, or
-    // another model's fallback or canary base.
+    // another model's fallback, canary base or adapter base.
     std::string pinned_by(const std::string& id) const;
     // Stops routing new requests to `id` (in-flight ones finish); false when there is no such model.
     bool retire(const std::string& id);

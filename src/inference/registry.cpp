@@ -155,7 +155,7 @@ void ModelRegistry::load(store::RegisteredModel row) {
     if (!model) return fail(model.error().message);
     spdlog::info("model '{}' v{}: loading ({})", row.id, row.version, model->backend);
     auto started = std::chrono::steady_clock::now();
-    auto backend = make_backend(*model);
+    auto backend = make_backend(*model, fleet_);
     if (!backend) return fail(backend.error().message);
     auto spec = spec_of(*model);
     std::unique_ptr<Companion> companion;
@@ -259,10 +259,22 @@ Result<store::RegisteredModel> ModelRegistry::register_model(const std::string& 
     for (const auto& f : model->fallback)
         if (!fleet_.find(f))
             return make_error(ErrorCode::invalid_argument, "fallback '" + f + "' is not a model", "fallback");
-    if (model->backend == "local" && !std::filesystem::is_regular_file(model->local.path))
+    if (model->backend != "upstream" && !std::filesystem::is_regular_file(model->local.path))
         return make_error(ErrorCode::invalid_argument,
                           "model '" + model->id + "': no file '" + model->local.path + "' on this server",
                           "path");
+    if (model->backend == "lora") {
+        auto base = fleet_.find(model->base);
+        if (!base || base->spec.id != model->base)
+            return make_error(ErrorCode::invalid_argument,
+                              "model '" + model->id + "': base '" + model->base + "' is not a loaded model",
+                              "base");
+        if (base->backend->local_engine() == nullptr)
+            return make_error(ErrorCode::invalid_argument,
+                              "model '" + model->id + "': base '" + model->base + "' is " +
+                                  base->backend->kind() + "; LoRA adapters apply to a local GGUF model",
+                              "base");
+    }
     auto existing = store_.registered(model->id);
     if (!existing) return existing.error();
     if (*existing && (*existing)->desired == "loaded")

@@ -6,7 +6,9 @@
 #include "inference/text_vocabulary.h"
 #include "inference/upstream_http.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -58,7 +60,7 @@ public:
         if (request.prompt.empty() && request.messages.empty())
             return make_error(ErrorCode::invalid_argument, "the prompt is empty", "prompt");
         for (Token t : request.prompt)
-            if (!vocab_.valid(t))
+            if (!request.prompt_ids_are_remote && !vocab_.valid(t))
                 return make_error(ErrorCode::unsupported,
                                   "model '" + options_.id +
                                       "' is served by an upstream: prompts are text, not token ids",
@@ -148,11 +150,19 @@ private:
         json b = {{"model", remote_model()}, {"stream", true}, {"max_tokens", r.max_tokens}};
         b["stream_options"] = {{"include_usage", true}};
         if (r.messages.empty()) {
-            b["prompt"] = vocab_.decode(r.prompt);
+            if (r.prompt_ids_are_remote)
+                b["prompt"] = r.prompt; // the remote model's own token ids
+            else
+                b["prompt"] = vocab_.decode(r.prompt);
+            if (r.logprobs > 0) b["logprobs"] = r.logprobs;
         } else {
             json messages = json::array();
             for (const auto& m : r.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
             b["messages"] = std::move(messages);
+            if (r.logprobs > 0) {
+                b["logprobs"] = true;
+                b["top_logprobs"] = r.logprobs;
+            }
         }
         const auto& s = r.sampling;
         b["temperature"] = std::max(0.0f, s.temperature);
@@ -166,6 +176,52 @@ private:
         if (!r.stop.empty()) b["stop"] = r.stop;
         if (r.ignore_eos) b["ignore_eos"] = true;
         return b;
+    }
+
+    // A chunk's token log-probabilities, in either form an upstream sends: OpenAI's chat form
+    // (llama-server for both endpoints: logprobs.content[{token, logprob, top_logprobs}]) or the
+    // legacy completions form (vLLM: tokens[], token_logprobs[], top_logprobs[{text: logprob}]).
+    // Malformed or missing: no entries (the text still streams).
+    static std::vector<engine::GeneratedToken> relayed_logprobs(const json& choice) {
+        std::vector<engine::GeneratedToken> out;
+        auto lp = choice.find("logprobs");
+        if (lp == choice.end() || !lp->is_object()) return out;
+        auto number = [](const json& v) {
+            return v.is_number() ? v.get<float>() : std::numeric_limits<float>::lowest();
+        };
+        if (auto content = lp->find("content"); content != lp->end() && content->is_array()) {
+            for (const auto& t : *content) {
+                if (!t.is_object() || !t.contains("token") || !t["token"].is_string()) continue;
+                engine::GeneratedToken g;
+                g.piece = t["token"].get<std::string>();
+                g.logprob = number(t.value("logprob", json()));
+                if (auto top = t.find("top_logprobs"); top != t.end() && top->is_array())
+                    for (const auto& a : *top)
+                        if (a.is_object() && a.contains("token") && a["token"].is_string())
+                            g.top_logprobs.push_back(
+                                {a["token"].get<std::string>(), number(a.value("logprob", json()))});
+                out.push_back(std::move(g));
+            }
+            return out;
+        }
+        auto tokens = lp->find("tokens");
+        auto values = lp->find("token_logprobs");
+        if (tokens == lp->end() || !tokens->is_array() || values == lp->end() || !values->is_array())
+            return out;
+        auto tops = lp->find("top_logprobs");
+        for (size_t i = 0; i < tokens->size() && i < values->size(); ++i) {
+            if (!(*tokens)[i].is_string()) continue;
+            engine::GeneratedToken g;
+            g.piece = (*tokens)[i].get<std::string>();
+            g.logprob = number((*values)[i]);
+            if (tops != lp->end() && tops->is_array() && i < tops->size() && (*tops)[i].is_object())
+                for (const auto& [text, value] : (*tops)[i].items())
+                    g.top_logprobs.push_back({text, number(value)});
+            std::sort(g.top_logprobs.begin(), g.top_logprobs.end(),
+                      [](const auto& a, const auto& b) { return a.logprob > b.logprob; });
+            out.push_back(std::move(g));
+        }
+        return out;
     }
 
     static Result<Embeddings> parse_embeddings(const std::string& body) {
@@ -242,7 +298,10 @@ private:
                      c["delta"]["content"].is_string())
                 piece = c["delta"]["content"].get<std::string>();
             if (c.contains("finish_reason") && c["finish_reason"].is_string()) finish = c["finish_reason"];
-            if (!piece.empty()) {
+            // A token whose text is held back (an incomplete UTF-8 sequence) still has its logprob.
+            std::vector<engine::GeneratedToken> relayed;
+            if (req.logprobs > 0) relayed = relayed_logprobs(c);
+            if (!piece.empty() || !relayed.empty()) {
                 if (chunks++ == 0) {
                     first_token = Clock::now();
                     first_token_ms = ms_since(job->submitted);
@@ -250,6 +309,7 @@ private:
                 text += piece;
                 GenerationEvent ev;
                 ev.text = piece;
+                ev.tokens = std::move(relayed);
                 if (req.on_event) req.on_event(ev);
                 if (req.stop_when && req.stop_when(text)) {
                     stop_rule = true;

@@ -1,12 +1,17 @@
 // The synthesized models carry the pinned tree's real tokenizers: tokenization must match
 // llama.cpp's own reference outputs (models/ggml-vocab-*.gguf.inp/.out).
-#include <fstream>
-#include <gtest/gtest.h>
-#include <sstream>
-
 #include "engine/engine.h"
 #include "engine/model_synth.h"
 #include "support/test_env.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <ggml.h>
+#include <gguf.h>
+#include <gtest/gtest.h>
+#include <sstream>
+#include <unistd.h>
 
 using namespace codepilot;
 
@@ -19,7 +24,7 @@ std::string read_file(const std::string& path) {
     return s.str();
 }
 
-}  // namespace
+} // namespace
 
 TEST(ModelSynth, TokenizesExactlyLikeTheReferenceVocabulary) {
     auto engine = testenv::load_engine(testenv::tiny_model());
@@ -97,4 +102,34 @@ TEST(ModelSynth, LoadingANonGgufFileFailsCleanly) {
     auto e = engine::Engine::load(o);
     ASSERT_FALSE(e.ok());
     EXPECT_NE(e.error().message.find("cannot load model"), std::string::npos);
+}
+
+TEST(ModelSynth, TheCliWritesALoraAdapterShapedAfterItsBase) {
+    const std::string out = "/tmp/codepilot-synth-lora-" + std::to_string(::getpid()) + ".gguf";
+    const std::string cmd = std::string(CODEPILOT_BINARY) + " model synth " + out + " --lora-for " +
+                            testenv::tiny_model() + " --lora-rank 2 >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    ggml_context* shapes = nullptr;
+    gguf_init_params params{true, &shapes};
+    gguf_context* g = gguf_init_from_file(out.c_str(), params);
+    ASSERT_NE(g, nullptr);
+    EXPECT_STREQ(gguf_get_val_str(g, gguf_find_key(g, "general.type")), "adapter");
+    EXPECT_STREQ(gguf_get_val_str(g, gguf_find_key(g, "adapter.type")), "lora");
+    EXPECT_EQ(gguf_get_n_tensors(g), 2 * 7 * 2); // A and B for 7 matrices in each of 2 blocks
+    ggml_tensor* a = ggml_get_tensor(shapes, "blk.1.ffn_down.weight.lora_a");
+    ggml_tensor* b = ggml_get_tensor(shapes, "blk.1.ffn_down.weight.lora_b");
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(a->ne[0], 128); // the base's ffn_down is [ff = 128, embd = 64]
+    EXPECT_EQ(a->ne[1], 2);
+    EXPECT_EQ(b->ne[0], 2);
+    EXPECT_EQ(b->ne[1], 64);
+    gguf_free(g);
+    ggml_free(shapes);
+    std::remove(out.c_str());
+    // A base that is not there: an error, no file.
+    EXPECT_NE(std::system((std::string(CODEPILOT_BINARY) + " model synth " + out +
+                           " --lora-for /nonexistent.gguf >/dev/null 2>&1")
+                              .c_str()),
+              0);
 }

@@ -223,6 +223,12 @@ TEST_F(Fleet, ACanaryTakesItsShareStickyPerCallerAndPromotesOrRollsBackInOneStep
     EXPECT_EQ(fleet.canary_share("star-v2"), 0);
 }
 
+namespace {
+std::string ok_upstream() {
+    return "[[models]]\nid = \"u\"\nbackend = \"upstream\"\nurls = [\"http://h:1\"]\n";
+}
+} // namespace
+
 TEST(FleetConfig, BadFleetsAreRefusedWithTheirReason) {
     auto parse = [](const std::string& toml) { return config::parse_config(toml, "t.toml"); };
     auto dup = parse("[[models]]\nid = \"a\"\npath = \"x.gguf\"\naliases = [\"code\"]\n"
@@ -257,6 +263,27 @@ TEST(FleetConfig, BadFleetsAreRefusedWithTheirReason) {
     ASSERT_TRUE(ok) << ok.error().message;
     EXPECT_EQ(ok->models.size(), 2u);
     EXPECT_EQ(ok->routing.chat, "u");
+
+    // LoRA adapters: on a local model of the fleet, for completion and chat only.
+    auto refused = [&](const std::string& toml, const std::string& why) {
+        auto r = parse(toml);
+        ASSERT_FALSE(r) << toml;
+        EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+    };
+    const std::string local = "[[models]]\nid = \"a\"\npath = \"x.gguf\"\n";
+    const std::string lora = "[[models]]\nid = \"l\"\nbackend = \"lora\"\npath = \"l.gguf\"\n";
+    refused(local + lora, "needs 'base'");
+    refused(local + lora + "base = \"zz\"\n", "base 'zz' is not a model");
+    refused(ok_upstream() + lora + "base = \"u\"\n", "must be a local model");
+    refused(local + lora + "base = \"a\"\nroles = [\"embedding\"]\n", "not embedding");
+    refused(local + lora + "base = \"a\"\nlora_scale = \"big\"\n", "must be a number");
+    refused(local + lora + "base = \"a\"\nlora_scale = 1e9\n", "must be between");
+    refused(local + "attach_tenants = [\"acme\"]\n", "are for backend = \"lora\"");
+    auto adapter = parse(local + lora + "base = \"a\"\nlora_scale = 0.5\nattach_tenants = [\"acme\"]\n");
+    ASSERT_TRUE(adapter) << adapter.error().message;
+    EXPECT_EQ(adapter->models[1].base, "a");
+    EXPECT_FLOAT_EQ(adapter->models[1].lora_scale, 0.5f);
+    EXPECT_EQ(adapter->models[1].attach_tenants, std::vector<std::string>{"acme"});
 }
 
 TEST(FleetConfig, AMissingModelFileFailsNamingTheModel) {

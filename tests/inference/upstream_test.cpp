@@ -329,11 +329,58 @@ TEST_F(Upstream, ChatGoesAsMessagesForTheUpstreamToTemplate) {
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.json()["object"], "chat.completion");
     EXPECT_TRUE(r.json()["choices"][0]["message"]["content"].is_string());
+    // Log-probabilities are relayed from the upstream, in OpenAI's chat form.
     auto logprobs = post(port(), "/v1/chat/completions",
                          {{"model", "remote"},
                           {"messages", json::array({{{"role", "user"}, {"content", "x"}}})},
-                          {"logprobs", true}});
-    EXPECT_EQ(logprobs.status, 400) << logprobs.body;
+                          {"max_tokens", 3},
+                          {"logprobs", true},
+                          {"top_logprobs", 2}});
+    ASSERT_EQ(logprobs.status, 200) << logprobs.body;
+    const json content = logprobs.json()["choices"][0]["logprobs"]["content"];
+    ASSERT_TRUE(content.is_array()) << logprobs.body;
+    ASSERT_FALSE(content.empty()) << logprobs.body;
+    for (const auto& t : content) {
+        EXPECT_LE(t["logprob"].get<double>(), 0.0) << t;
+        EXPECT_GE(t["top_logprobs"].size(), 1u) << t;
+        EXPECT_LE(t["top_logprobs"].size(), 2u) << t;
+    }
+}
+
+TEST_F(Upstream, TokenIdPromptsGoAsTheyAreAndLogprobsComeBack) {
+    // The remote model's own ids, from the remote itself.
+    auto tok = post(llama_->port(), "/tokenize", {{"content", "def add(a, b):"}});
+    ASSERT_EQ(tok.status, 200) << tok.body;
+    json ids = tok.json()["tokens"];
+    ASSERT_GT(ids.size(), 2u);
+    json body = {{"prompt", ids}, {"max_tokens", 6}, {"temperature", 0}, {"ignore_eos", true}};
+    auto direct = post(llama_->port(), "/v1/completions", body);
+    ASSERT_EQ(direct.status, 200) << direct.body;
+    body["model"] = "remote";
+    auto routed = post(port(), "/v1/completions", body);
+    ASSERT_EQ(routed.status, 200) << routed.body;
+    EXPECT_EQ(routed.json()["choices"][0]["text"], direct.json()["choices"][0]["text"]);
+    EXPECT_EQ(routed.json()["usage"]["prompt_tokens"], ids.size());
+    body["echo"] = true; // the ids cannot be read back as text here
+    auto echo = post(port(), "/v1/completions", body);
+    EXPECT_EQ(echo.status, 400) << echo.body;
+    EXPECT_EQ(echo.json()["error"]["param"], "echo");
+
+    json lp = {{"model", "remote"}, {"prompt", "def add(a, b):"}, {"max_tokens", 4},
+               {"temperature", 0},  {"ignore_eos", true},         {"logprobs", 2}};
+    auto mine = post(port(), "/v1/completions", lp);
+    ASSERT_EQ(mine.status, 200) << mine.body;
+    const json l = mine.json()["choices"][0]["logprobs"];
+    ASSERT_EQ(l["tokens"].size(), 4u) << mine.body;
+    lp.erase("model");
+    auto theirs = post(llama_->port(), "/v1/completions", lp);
+    ASSERT_EQ(theirs.status, 200) << theirs.body;
+    const json direct_lp = theirs.json()["choices"][0]["logprobs"]["content"];
+    ASSERT_EQ(direct_lp.size(), 4u) << theirs.body;
+    for (size_t i = 0; i < 4; ++i) {
+        EXPECT_NEAR(l["token_logprobs"][i].get<double>(), direct_lp[i]["logprob"].get<double>(), 1e-3) << i;
+        EXPECT_EQ(l["top_logprobs"][i].size(), 2u) << i;
+    }
 }
 
 TEST_F(Upstream, ASecondCodepilotIsAnUpstreamWithItsApiKey) {

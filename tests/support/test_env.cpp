@@ -1,10 +1,10 @@
 #include "support/test_env.h"
 
+#include "engine/model_synth.h"
+
 #include <filesystem>
 #include <stdexcept>
 #include <unistd.h>
-
-#include "engine/model_synth.h"
 
 #ifndef CODEPILOT_TEST_MODEL_DIR
 #define CODEPILOT_TEST_MODEL_DIR "/tmp/codepilot-test-models"
@@ -34,12 +34,30 @@ engine::SynthOptions shape(const std::string& vocab, int layers, int embd, int h
     return o;
 }
 
-}  // namespace
+} // namespace
 
-std::string tiny_model() { return synth_cached("tiny-starcoder", shape("starcoder", 2, 64, 4, 2, 128)); }
-std::string qwen_coder_model() { return synth_cached("tiny-qwen2-coder", shape("qwen2-coder", 2, 64, 4, 2, 128)); }
+std::string tiny_model() {
+    return synth_cached("tiny-starcoder", shape("starcoder", 2, 64, 4, 2, 128));
+}
+std::string qwen_coder_model() {
+    return synth_cached("tiny-qwen2-coder", shape("qwen2-coder", 2, 64, 4, 2, 128));
+}
 
-std::string vocab_model(const std::string& vocab) { return synth_cached("vocab-" + vocab, shape(vocab, 1, 32, 1, 1, 32)); }
+std::string lora_for(const std::string& base_path, const std::string& name, uint32_t seed) {
+    std::string path = std::string(CODEPILOT_TEST_MODEL_DIR) + "/" + name + ".gguf";
+    if (std::filesystem::exists(path)) return path;
+    engine::LoraSynthOptions o;
+    o.output = path;
+    o.base = base_path;
+    o.seed = seed;
+    auto st = engine::synth_lora(o);
+    if (!st) throw std::runtime_error("cannot synthesize test adapter: " + st.error().message);
+    return path;
+}
+
+std::string vocab_model(const std::string& vocab) {
+    return synth_cached("vocab-" + vocab, shape(vocab, 1, 32, 1, 1, 32));
+}
 
 std::unique_ptr<engine::Engine> load_engine(const std::string& model_path, int ctx) {
     engine::EngineOptions o;
@@ -77,6 +95,8 @@ TestServer::TestServer(const config::Config& config) {
     app_->start();
 }
 
-TestServer::~TestServer() { app_->shutdown(); }
+TestServer::~TestServer() {
+    app_->shutdown();
+}
 
-}  // namespace codepilot::testenv
+} // namespace codepilot::testenv

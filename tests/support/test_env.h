@@ -2,12 +2,13 @@
 // in-process server on an ephemeral port.
 #pragma once
 
-#include <memory>
-#include <string>
-
 #include "app/application.h"
 #include "config/config.h"
 #include "engine/engine.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
 
 namespace codepilot::testenv {
 
@@ -15,6 +16,9 @@ namespace codepilot::testenv {
 std::string tiny_model();
 // The same shape with the Qwen2.5-Coder-style vocabulary (<|fim_prefix|>, <|repo_name|>, ...).
 std::string qwen_coder_model();
+
+// A random LoRA adapter for the model at `base_path` (model synth --lora-for), cached as `name`.
+std::string lora_for(const std::string& base_path, const std::string& name, uint32_t seed = 7);
 
 // The smallest model with the given vocabulary (for tokenizer and prompt-layout tests).
 std::string vocab_model(const std::string& vocab);
@@ -36,4 +40,4 @@ private:
     std::unique_ptr<app::Application> app_;
 };
 
-}  // namespace codepilot::testenv
+} // namespace codepilot::testenv
