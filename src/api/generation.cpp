@@ -1,5 +1,6 @@
 #include "api/generation.h"
 
+#include "api/api.h"
 #include "server/async_queue.h"
 
 namespace codepilot::api {
@@ -39,7 +40,11 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
         for (auto& h : handles) h->cancel();
     };
 
+    // No cached state crosses tenants: a prefix cached for one would show in another's
+    // cached_tokens and timings (the engine scopes by adapter as well).
+    const std::string& tenant = caller_of(exchange).tenant_id;
     for (size_t i = 0; i < requests.size(); ++i) {
+        requests[i].cache_scope = tenant;
         requests[i].on_event = [queue, i](const GenerationEvent& event) { queue->push({i, event}); };
         auto handle = backend.submit(std::move(requests[i]));
         if (!handle) {

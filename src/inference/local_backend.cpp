@@ -1,6 +1,6 @@
 // The local llama.cpp engine as a Backend: a thin adapter that also counts what is in flight,
 // so that unloading can drain first.
-#include "inference/inference.h"
+#include "inference/in_flight.h"
 
 #include <atomic>
 
@@ -21,17 +21,8 @@ public:
             if (!text) return text.error();
             request.prompt = engine_->tokenize(*text, true, true);
         }
-        engine::GenerationRequest plain = std::move(static_cast<engine::GenerationRequest&>(request));
-        auto counter = in_flight_;
-        auto relay = std::move(plain.on_event);
-        plain.on_event = [counter, relay = std::move(relay)](const engine::GenerationEvent& ev) {
-            if (relay) relay(ev);
-            if (ev.kind == engine::GenerationEvent::Kind::done) counter->fetch_sub(1);
-        };
-        counter->fetch_add(1);
-        auto handle = engine_->submit(std::move(plain));
-        if (!handle) counter->fetch_sub(1);
-        return handle;
+        return submit_counted(std::move(static_cast<engine::GenerationRequest&>(request)), in_flight_,
+                              [this](engine::GenerationRequest r) { return engine_->submit(std::move(r)); });
     }
 
     Status embed(std::vector<std::vector<Token>> inputs,

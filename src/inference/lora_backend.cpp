@@ -1,7 +1,7 @@
 // A LoRA adapter as a Backend of its own: the base model's engine decodes, with the adapter
 // applied to this backend's generations only. Routing, visibility, canaries, metrics and
 // outcomes then treat an adapter like any model; the engine keeps its cached prefixes apart.
-#include "inference/inference.h"
+#include "inference/in_flight.h"
 
 #include <atomic>
 
@@ -25,16 +25,8 @@ public:
     Result<std::shared_ptr<engine::Generation>> submit(GenerationRequest request) override {
         if (stopped_.load()) return make_error(ErrorCode::unavailable, "the adapter is unloading");
         request.adapter = adapter_;
-        auto counter = in_flight_;
-        auto relay = std::move(request.on_event);
-        request.on_event = [counter, relay = std::move(relay)](const engine::GenerationEvent& ev) {
-            if (relay) relay(ev);
-            if (ev.kind == engine::GenerationEvent::Kind::done) counter->fetch_sub(1);
-        };
-        counter->fetch_add(1);
-        auto handle = base_.submit(std::move(request));
-        if (!handle) counter->fetch_sub(1);
-        return handle;
+        return submit_counted(std::move(request), in_flight_,
+                              [this](GenerationRequest r) { return base_.submit(std::move(r)); });
     }
 
     Status embed(std::vector<std::vector<Token>>, std::function<void(Result<Embeddings>)>) override {

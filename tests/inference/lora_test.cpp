@@ -257,3 +257,21 @@ TEST_F(LoraServing, AnAdapterRegisteredAtRunTimeLoadsAndOneForAnotherBaseFailsWi
     }
     EXPECT_TRUE(base_unloads);
 }
+
+TEST_F(LoraServing, NoCachedPrefixCrossesTenants) {
+    member("globex", "gus", "developer");
+    member("initech", "ian", "developer");
+    const auto globex = key("globex", "gus", "completion");
+    const auto initech = key("initech", "ian", "completion");
+    auto cached = [](const HttpResponse& r) {
+        return r.json()["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>();
+    };
+    auto first = complete(globex);
+    ASSERT_EQ(first.status, 200) << first.body;
+    auto again = complete(globex);
+    EXPECT_GT(cached(again), 0) << again.body; // a tenant reuses its own prefixes
+    auto other = complete(initech);
+    ASSERT_EQ(other.status, 200) << other.body;
+    EXPECT_EQ(cached(other), 0) << "globex's cached prompt served initech: " << other.body;
+    EXPECT_EQ(other.json()["choices"][0]["text"], first.json()["choices"][0]["text"]);
+}
