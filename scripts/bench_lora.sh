@@ -62,6 +62,7 @@ run() {  # label round model:concurrency...
 }
 for round in $(seq 1 "$ROUNDS"); do
     run base-only "$round" bench:4
+    run one-adapter-only "$round" a1:4
     run base+1-adapter "$round" bench:2 a1:2
     run base+2-adapters "$round" bench:2 a1:1 a2:1
 done
@@ -79,7 +80,7 @@ base = statistics.median(per_round("base-only"))
 print(f"Medians of {rounds} rounds, 4 concurrent streams of 16 tokens.\n")
 print("| streams | tokens/s | vs base only | TTFT p50 ms |")
 print("|---|---:|---:|---:|")
-for label in ("base-only", "base+1-adapter", "base+2-adapters"):
+for label in ("base-only", "one-adapter-only", "base+1-adapter", "base+2-adapters"):
     tps = statistics.median(per_round(label))
     ttft = statistics.median(r["ttft_ms"]["p50"] for r in by[label])
     print(f"| {label} | {tps:.1f} | {tps / base:.2f} | {ttft:.1f} |")
