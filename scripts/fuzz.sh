@@ -11,7 +11,7 @@ seconds=${1:-60}
 shift || true
 build=${FUZZ_BUILD:-build-fuzz}
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(fuzz_http fuzz_request_fields fuzz_fim_prompt fuzz_jwt fuzz_config fuzz_redactor)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(fuzz_http fuzz_request_fields fuzz_fim_prompt fuzz_jwt fuzz_config fuzz_redactor fuzz_guard_scan)
 
 for tool in clang-14 clang++-14; do
     if ! command -v "$tool" >/dev/null; then

@@ -575,6 +575,7 @@ std::function<int()> add_admin_commands(CLI::App& app) {
     });
 
     add_model_commands(app.get_subcommand("model"), commands); // main() adds `model` (synth, vocabs) first
+    add_guard_commands(app, commands);
 
     return [commands] {
         for (const auto& [cmd, run] : commands)

@@ -34,4 +34,7 @@ Result<OpenStore> open_store(const StoreFlags& flags);
 void add_model_commands(CLI::App* model_cmd,
                         std::vector<std::pair<CLI::App*, std::function<int()>>>& commands);
 
+// `codepilot guard scan` (guard_commands.cpp).
+void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::function<int()>>>& commands);
+
 } // namespace codepilot::cli

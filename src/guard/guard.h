@@ -1,9 +1,16 @@
-// Secret redaction: finds credentials in text (cloud keys, tokens, private keys, passwords
-// in assignments and URLs) and masks them, so that a redacted prompt can be kept for audit.
+// The guard: secret and personal-data detection. A rule set (src/guard/rules.toml, shipped in
+// the binary, or a file of the same form) compiled once, and a scan that finds every secret in a
+// text in time linear in its length: one engine for the server and `codepilot guard scan`.
+// redact_secrets() is the older fixed set that masks stored audit prompts.
 #pragma once
 
+#include "core/result.h"
+
+#include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace codepilot::guard {
 
@@ -14,5 +21,45 @@ struct Redaction {
 
 // Each secret becomes "[REDACTED:<kind>]"; everything else is kept as it was.
 Redaction redact_secrets(std::string_view text);
+
+struct Finding {
+    std::string rule;          // the rule's id (what users see; never the value)
+    size_t begin = 0, end = 0; // byte range of the secret in the scanned text
+    int line = 1;              // 1-based line of `begin`
+};
+
+struct ScanOptions {
+    bool pii = false; // also the personal-data rules (e-mail, phone, IBAN, card numbers), off by default
+};
+
+class RuleSet {
+public:
+    // Parses rules in the rules.toml form (docs/guard.md). Errors name the rule and what is
+    // wrong: a regex RE2 cannot compile (backreferences, lookaround), one that matches the empty
+    // string, an unknown key, a duplicate id.
+    static Result<std::shared_ptr<const RuleSet>> parse(std::string_view toml, const std::string& origin);
+    // The rules shipped with the binary.
+    static std::shared_ptr<const RuleSet> builtin();
+
+    // Every secret in `text`, in order; overlapping matches keep the earliest-starting, then the
+    // longest, then the rule listed first. Thread-safe.
+    std::vector<Finding> scan(std::string_view text, const ScanOptions& options = {}) const;
+
+    std::vector<std::string> ids() const;
+    size_t size() const;
+
+    ~RuleSet();
+    struct Impl;
+
+private:
+    explicit RuleSet(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Shannon entropy of `s` in bits per byte.
+double shannon_entropy(std::string_view s);
+// Checksums that tell a real card or account number from a run of digits.
+bool luhn_valid(std::string_view digits);
+bool iban_valid(std::string_view iban);
 
 } // namespace codepilot::guard

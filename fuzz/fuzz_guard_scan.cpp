@@ -1,0 +1,33 @@
+// The guard's rule engine over any bytes, with the built-in rules and the personal-data ones:
+// findings lie inside the text, come in order without overlapping, name a rule of the set and
+// carry the right line; and a scan of the same text finds the same again (no hidden state).
+#include "fuzz_check.h"
+#include "guard/guard.h"
+
+#include <algorithm>
+#include <string>
+
+using namespace codepilot::guard;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    static const auto rules = RuleSet::builtin();
+    static const auto ids = rules->ids();
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    ScanOptions all;
+    all.pii = true;
+    const auto found = rules->scan(text, all);
+    size_t last_end = 0;
+    for (const auto& f : found) {
+        fuzz_check(f.begin < f.end && f.end <= text.size(), "fuzz_guard_scan", "a finding outside the text");
+        fuzz_check(f.begin >= last_end, "fuzz_guard_scan", "findings overlap or are out of order");
+        fuzz_check(std::find(ids.begin(), ids.end(), f.rule) != ids.end(), "fuzz_guard_scan",
+                   "an unknown rule");
+        const auto lines =
+            std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(f.begin), '\n');
+        fuzz_check(f.line == lines + 1, "fuzz_guard_scan", "a wrong line number");
+        last_end = f.end;
+    }
+    const auto again = rules->scan(text, all);
+    fuzz_check(again.size() == found.size(), "fuzz_guard_scan", "a second scan found something else");
+    return 0;
+}
