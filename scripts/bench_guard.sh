@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Guard scan throughput (issue 14): `codepilot guard scan` with every rule on (--pii included)
-# over the source files of the pinned llama.cpp tree, one process on one core; MB/s is bytes
-# scanned over wall time, best of ROUNDS (docs/benchmarks.md).
+# Guard benchmarks (issue 14): `codepilot guard scan` with every rule on (--pii included) over
+# the source files of the pinned llama.cpp tree, one process on one core (MB/s is bytes scanned
+# over wall time, best of ROUNDS); then what the guard adds per request: guard_body() on 8 KB
+# prompts cut from the same tree (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+cmake -S . -B "$BUILD" -DCODEPILOT_BUILD_BENCH=ON >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target codepilot guard_latency >/dev/null
 ROUNDS=${ROUNDS:-3}
 PII=${PII---pii}        # PII= : credential rules only
 tree=${TREE:-third_party/llama.cpp}
@@ -27,3 +30,4 @@ for _ in $(seq 1 "$ROUNDS"); do
 done
 printf 'scanned %d files, %.1f MB, best of %d: %.3f s = %.0f MB/s on one core\n' "$files" \
     "$(echo "$bytes / 1000000" | bc -l)" "$ROUNDS" "$best" "$(echo "$bytes / 1000000 / $best" | bc -l)"
+taskset -c 0 "$BUILD/bench/guard_latency" "$tree" --bytes 8192 --prompts 2000

@@ -2,6 +2,7 @@
 // table (auth/access_rules.cpp) before any handler runs. Routes without a rule are refused.
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/prompt_guard.h"
 #include "api/request_fields.h"
 #include "core/clock.h"
 #include "server/async_queue.h"
@@ -55,6 +56,16 @@ std::string denial(const auth::Principal& p, auth::Permission needed, std::optio
            std::string(auth::to_string(*role)) + "' in tenant '" + tenant + "'";
 }
 
+void count_guard_findings(ApiContext& ctx, const std::vector<std::string>& rules, PromptAction action) {
+    if (!ctx.metrics) return;
+    for (const auto& rule : rules)
+        ctx.metrics
+            ->counter("codepilot_guard_findings_total",
+                      "Secrets the guard found in prompt parts, by rule and action",
+                      {{"rule", rule}, {"action", to_string(action)}})
+            .inc();
+}
+
 bool is_inference(const auth::RouteRule& rule) {
     return rule.access == auth::Access::permission &&
            (rule.permission == auth::Permission::completion || rule.permission == auth::Permission::chat ||
@@ -87,11 +98,14 @@ audit::Record call_record(const ApiContext& ctx, const Exchange& ex, server::htt
     r.prompt_tokens = ex.usage.prompt_tokens;
     r.completion_tokens = ex.usage.completion_tokens;
     r.cached_tokens = ex.usage.cached_tokens;
+    r.guard_rules = ex.usage.guard_rules;
     r.latency_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
             .count();
     if (ctx.audit->prompt_storage() != audit::PromptStorage::none && is_inference(rule)) {
-        r.prompt = ex.request().body(); // the request as sent; cut, redacted or sealed by the writer
+        r.prompt =
+            ex.request()
+                .body(); // as handed to the handler (after the guard); cut, redacted or sealed by the writer
         r.completion = ex.usage.completion_text;
     }
     return r;
@@ -338,6 +352,28 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
     if (auto deep = nesting_error(ex.request().body())) {
         co_await respond_error(ex, *deep);
         co_return false;
+    }
+    if (ctx.guard && is_inference(*rule)) {
+        // Before quota: a refused prompt costs the tenant nothing. Scanning is CPU work in
+        // proportion to the body, so it runs on the worker pool.
+        const GuardPolicy policy = ctx.guard->policy_for(principal.tenant_name);
+        if (policy.prompts != PromptAction::off) {
+            const std::string& body = ex.request().body();
+            auto guarded = co_await blocking(
+                ctx, Lane::store, [&ctx, &policy, &body] { return guard_body(*ctx.guard, policy, body); });
+            if (!guarded) {
+                co_await ex.respond_error(status::service_unavailable,
+                                          "the server is busy; try again shortly", {}, retry_after());
+                co_return false;
+            }
+            count_guard_findings(ctx, guarded->rules, policy.prompts);
+            ex.usage.guard_rules = guarded->rules;
+            if (guarded->blocked) {
+                co_await respond_error(ex, *guarded->blocked);
+                co_return false;
+            }
+            if (guarded->body) ex.replace_body(std::move(*guarded->body));
+        }
     }
     if (ctx.quotas && is_inference(*rule) && !principal.tenant_id.empty()) {
         auto admitted = co_await blocking(ctx, Lane::store, [&ctx, &principal] {

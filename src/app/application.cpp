@@ -2,6 +2,7 @@
 
 #include "api/api.h"
 #include "api/code_completion.h"
+#include "api/prompt_guard.h"
 #include "app/fleet_builder.h"
 #include "auth/settings_json.h"
 #include "core/private_files.h"
@@ -16,7 +17,9 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <thread>
@@ -40,6 +43,7 @@ struct Application::Parts {
     // Models registered at run time; after the fleet and the database (destroyed first).
     std::unique_ptr<inference::ModelRegistry> registry;
     std::unique_ptr<auth::SignInThrottle> throttle;
+    api::PromptGuard guard;
     // Blocking work off the I/O threads. Destroyed before the stores they use (declared after).
     std::unique_ptr<WorkerPool> workers, sign_ins;
     std::optional<std::string> bootstrap_key_file;
@@ -55,6 +59,42 @@ struct Application::Parts {
 
     explicit Parts(int threads) : io(threads) {}
 };
+
+// The guard's rules (built in, or config.guard.rules_file) and the policies by tenant.
+Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& config) {
+    guard.rules = guard::RuleSet::builtin();
+    if (!config.rules_file.empty()) {
+        std::ifstream in(config.rules_file, std::ios::binary);
+        if (!in)
+            return make_error(ErrorCode::invalid_argument,
+                              "guard.rules_file: cannot read " + config.rules_file);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto rules = guard::RuleSet::parse(text, config.rules_file);
+        if (!rules) return make_error(rules.error().code, "guard.rules_file: " + rules.error().message);
+        guard.rules = *rules;
+    }
+    auto policy = [](const config::GuardPolicyConfig& p,
+                     const std::string& where) -> Result<api::GuardPolicy> {
+        auto action = api::parse_prompt_action(p.prompts);
+        if (!action)
+            return make_error(ErrorCode::invalid_argument,
+                              where + ": prompts must be redact, block, log or off (got '" + p.prompts +
+                                  "')");
+        return api::GuardPolicy{*action, p.pii};
+    };
+    auto all = policy(config.policy, "guard");
+    if (!all) return all.error();
+    guard.policy = *all;
+    for (const auto& t : config.tenants) {
+        auto own = policy(t.policy, "guard.tenants ('" + t.name + "')");
+        if (!own) return own.error();
+        guard.tenants[t.name] = *own;
+    }
+    spdlog::info("guard: {} rules; prompts: {}{}", guard.rules->size(), api::to_string(guard.policy.prompts),
+                 guard.tenants.empty() ? ""
+                                       : " (" + std::to_string(guard.tenants.size()) + " tenant policies)");
+    return Ok{};
+}
 
 std::string demo_model_path(const config::Config& config) {
     return (fs::path(config.data_dir) / "models" / "demo-qwen2-coder.gguf").string();
@@ -138,6 +178,8 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->throttle = parts->throttle.get();
     parts->api->max_generations = config.model.max_generations;
     parts->api->auth_body_bytes = config.auth.max_body_bytes;
+    if (auto st = configure_guard(parts->guard, config.guard); !st) return st.error();
+    parts->api->guard = &parts->guard;
 #ifdef CODEPILOT_VERSION
     parts->api->version = CODEPILOT_VERSION;
 #endif

@@ -35,7 +35,8 @@ struct Record {
     std::string method, route, model;
     int status = 0;
     int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0, latency_ms = 0;
-    std::string prompt, completion; // raw; stored only as the prompt policy says (never by default)
+    std::string prompt, completion;       // raw; stored only as the prompt policy says (never by default)
+    std::vector<std::string> guard_rules; // the guard's findings in the request: rule ids, never values
     // admin changes (secrets masked by the caller)
     std::string action, object;
     nlohmann::json before, after;

@@ -26,7 +26,7 @@ nlohmann::json kept_text(const std::string& text, const PromptPolicy& policy) {
     return out;
 }
 
-}  // namespace
+} // namespace
 
 std::string canonical_body(const Record& r, const PromptPolicy& policy) {
     nlohmann::json j; // object keys are kept sorted: the dump is canonical
@@ -48,6 +48,7 @@ std::string canonical_body(const Record& r, const PromptPolicy& policy) {
         j["completion_tokens"] = r.completion_tokens;
         j["cached_tokens"] = r.cached_tokens;
         j["latency_ms"] = r.latency_ms;
+        if (!r.guard_rules.empty()) j["guard"] = r.guard_rules; // absent before the guard: old rows verify
         if (policy.storage != PromptStorage::none && (!r.prompt.empty() || !r.completion.empty())) {
             j["prompt"] = kept_text(r.prompt, policy);
             j["completion"] = kept_text(r.completion, policy);

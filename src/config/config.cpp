@@ -43,6 +43,35 @@ Setter group_map(std::vector<LdapGroupMapping>& target) {
     };
 }
 
+Setter guard_tenants(std::vector<GuardTenantConfig>& target) {
+    return [&target](const toml::node& node) -> std::string {
+        const auto* array = node.as_array();
+        if (!array) return "must be an array of tables ([[guard.tenants]])";
+        std::vector<GuardTenantConfig> out;
+        for (const auto& item : *array) {
+            const auto* table = item.as_table();
+            if (!table) return "must be an array of tables ([[guard.tenants]])";
+            GuardTenantConfig t;
+            for (const auto& [key, value] : *table) {
+                std::string k(key.str());
+                if (k == "pii") {
+                    if (!value.is_boolean()) return "'pii' must be true or false";
+                    t.policy.pii = *value.value<bool>();
+                    continue;
+                }
+                std::string* field = k == "name" ? &t.name : k == "prompts" ? &t.policy.prompts : nullptr;
+                if (!field) return "has an unknown key '" + k + "' (name, prompts, pii)";
+                if (!value.is_string()) return "'" + k + "' must be a string";
+                *field = *value.value<std::string>();
+            }
+            if (t.name.empty()) return "entries need a tenant name";
+            out.push_back(std::move(t));
+        }
+        target = std::move(out);
+        return "";
+    };
+}
+
 std::map<std::string, Setter> setters(Config& c) {
     constexpr int64_t kBig = int64_t{1} << 40;
     return {
@@ -122,6 +151,10 @@ std::map<std::string, Setter> setters(Config& c) {
         {"audit.anchor_file", string(c.audit.anchor_file)},
         {"audit.anchor_interval_s", integer(c.audit.anchor_interval_s, 0, 86400)},
         {"audit.anchor_syslog", boolean(c.audit.anchor_syslog)},
+        {"guard.prompts", string(c.guard.policy.prompts)},
+        {"guard.pii", boolean(c.guard.policy.pii)},
+        {"guard.rules_file", string(c.guard.rules_file)},
+        {"guard.tenants", guard_tenants(c.guard.tenants)},
         {"store.pool_size", integer(c.store.pool_size, 1, 256)},
         {"auth.enabled", boolean(c.auth.enabled)},
         {"auth.session_ttl_s", integer(c.auth.session_ttl_s, 60, 90 * 86400)},
@@ -224,6 +257,15 @@ Status validate(const Config& c) {
     if (c.model.ctx < c.model.parallel * 16)
         return bad("model.ctx (" + std::to_string(c.model.ctx) + ") is too small for model.parallel (" +
                    std::to_string(c.model.parallel) + "): each sequence needs at least 16 cells");
+    auto prompt_action = [](const std::string& a) {
+        return a == "redact" || a == "block" || a == "log" || a == "off";
+    };
+    if (!prompt_action(c.guard.policy.prompts))
+        return bad("guard.prompts must be redact, block, log or off (got '" + c.guard.policy.prompts + "')");
+    for (const auto& t : c.guard.tenants)
+        if (!prompt_action(t.policy.prompts))
+            return bad("guard.tenants ('" + t.name + "'): prompts must be redact, block, log or off (got '" +
+                       t.policy.prompts + "')");
     if (c.audit.durability != "sync" && c.audit.durability != "batched" && c.audit.durability != "off")
         return bad("audit.durability must be sync, batched or off (got '" + c.audit.durability + "')");
     if (c.audit.store_prompts != "none" && c.audit.store_prompts != "redacted" &&

@@ -192,6 +192,21 @@ struct AuthConfig {
     OidcConfig oidc;
 };
 
+// The guard (docs/guard.md): what becomes of a secret found in a prompt part.
+struct GuardPolicyConfig {
+    std::string prompts = "redact"; // redact (typed placeholders) | block (400) | log (count only) | off
+    bool pii = false;               // also e-mail, phone, IBAN, card numbers
+};
+struct GuardTenantConfig {
+    std::string name; // tenant name
+    GuardPolicyConfig policy;
+};
+struct GuardConfig {
+    GuardPolicyConfig policy;               // everyone's, and callers without a tenant
+    std::vector<GuardTenantConfig> tenants; // [[guard.tenants]]: a tenant's own
+    std::string rules_file;                 // replaces the built-in rules (rules.toml form)
+};
+
 struct AuditConfig {
     std::string durability = "batched"; // sync: a response waits for its record's commit | batched | off
     int flush_ms = 100;                 // batched: the longest a record waits for its group commit
@@ -243,6 +258,7 @@ struct Config {
     StoreConfig store;
     AuthConfig auth;
     AuditConfig audit;
+    GuardConfig guard;
     QuotaConfig quota;
 };
 

@@ -7,6 +7,7 @@
 #include "core/result.h"
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -55,6 +56,22 @@ private:
     explicit RuleSet(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// Typed placeholders for redacted secrets, one set per request: the first distinct value of a
+// rule becomes <SECRET:rule>, the next <SECRET:rule_2>, ...; the same value gets the same
+// placeholder wherever it occurs, so redacted code still reads naturally and the same file
+// redacts to the same text (the prefix cache keeps working while a developer types).
+class Placeholders {
+public:
+    const std::string& name(const std::string& rule, std::string_view value);
+
+private:
+    std::map<std::pair<std::string, std::string>, std::string> names_;
+    std::map<std::string, int> counts_;
+};
+
+// `text` with each finding replaced by its placeholder (findings as scan() returns them).
+std::string redact(std::string_view text, const std::vector<Finding>& findings, Placeholders& placeholders);
 
 // Shannon entropy of `s` in bits per byte.
 double shannon_entropy(std::string_view s);

@@ -39,6 +39,11 @@ std::string error_body(http::status status, std::string_view message, std::strin
 
 // --- Exchange --------------------------------------------------------------------------------
 
+void Exchange::replace_body(std::string body) {
+    request_.body() = std::move(body);
+    request_.prepare_payload();
+}
+
 Exchange::Exchange(Connection& connection, Request& request, std::string request_id)
     : connection_(connection), request_(request), request_id_(std::move(request_id)) {}
 
@@ -138,7 +143,8 @@ void set_response_policy(http::fields& fields, const Connection& connection, std
     fields.set("x-content-type-options", "nosniff");
     if (fields[http::field::cache_control].empty()) fields.set(http::field::cache_control, "no-store");
     if (connection.secure() && options.hsts_max_age_s > 0)
-        fields.set(http::field::strict_transport_security, "max-age=" + std::to_string(options.hsts_max_age_s));
+        fields.set(http::field::strict_transport_security,
+                   "max-age=" + std::to_string(options.hsts_max_age_s));
     if (options.cors_origins.empty()) return;
     fields.set(http::field::vary, "Origin");
     if (auto allowed = allowed_origin(options, origin); !allowed.empty()) {
@@ -165,9 +171,9 @@ asio::awaitable<void> Exchange::respond_preflight() {
     Headers headers{{"access-control-allow-methods", "GET, POST, PUT, PATCH, DELETE"},
                     {"access-control-max-age", std::to_string(connection_.options().cors_max_age_s)}};
     const auto asked = request_[http::field::access_control_request_headers];
-    headers.emplace_back("access-control-allow-headers",
-                         plain_header_list(asked) && !asked.empty() ? std::string(asked)
-                                                                    : "authorization, content-type, x-request-id");
+    headers.emplace_back("access-control-allow-headers", plain_header_list(asked) && !asked.empty()
+                                                             ? std::string(asked)
+                                                             : "authorization, content-type, x-request-id");
     co_await write_response(http::status::no_content, {}, {}, headers);
 }
 
@@ -407,8 +413,8 @@ asio::awaitable<void> Router::dispatch(Exchange& exchange) const {
 namespace {
 
 // `tls`: the main listener with TLS configured (each connection takes the context in effect).
-asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared, asio::ip::tcp::acceptor& acceptor,
-                                  bool tls) {
+asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared,
+                                  asio::ip::tcp::acceptor& acceptor, bool tls) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(shared->io), as_tuple);
         if (ec) {
@@ -524,10 +530,11 @@ Status HttpServer::reload_tls() {
 
 void HttpServer::start() {
     const bool tls = shared_->options.tls.has_value();
-    asio::co_spawn(shared_->acceptor.get_executor(), accept_loop(shared_, shared_->acceptor, tls), asio::detached);
+    asio::co_spawn(shared_->acceptor.get_executor(), accept_loop(shared_, shared_->acceptor, tls),
+                   asio::detached);
     if (shared_->plain_acceptor.is_open())
-        asio::co_spawn(shared_->plain_acceptor.get_executor(), accept_loop(shared_, shared_->plain_acceptor, false),
-                       asio::detached);
+        asio::co_spawn(shared_->plain_acceptor.get_executor(),
+                       accept_loop(shared_, shared_->plain_acceptor, false), asio::detached);
 }
 
 int HttpServer::in_flight() const {

@@ -86,6 +86,8 @@ public:
     Exchange(Connection& connection, Request& request, std::string request_id);
 
     const Request& request() const { return request_; }
+    // The gate hands handlers a rewritten body (the guard's redacted prompt) in place of the sent one.
+    void replace_body(std::string body);
     std::string_view path() const;
     std::string query_param(std::string_view name) const;
     const std::string& path_param(const std::string& name) const;
@@ -131,6 +133,7 @@ public:
         std::vector<Timing> generations;
         std::string completion_text; // what was generated (kept only if the audit trail stores prompts)
         std::string attempted_user; // a sign-in: the account name tried (failed sign-ins are audited with it)
+        std::vector<std::string> guard_rules; // the rules the guard found in the request (ids, never values)
     };
     CallUsage usage;
     // Set by the gate for calls that hold quota: asks for `extra` more concurrency slots before

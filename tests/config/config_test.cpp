@@ -241,3 +241,28 @@ TEST(Config, PlainRedisToAnotherHostNeedsTheOptOut) {
     EXPECT_TRUE(
         parse_config("[quota]\nredis_url = 'redis://redis.corp'\nredis_allow_insecure = true\n").ok());
 }
+
+TEST(Config, GuardPoliciesAreReadAndCheckedPerTenant) {
+    auto c = parse_config("[guard]\nprompts = 'block'\npii = true\nrules_file = '/etc/cp/rules.toml'\n"
+                          "[[guard.tenants]]\nname = 'acme'\nprompts = 'log'\n"
+                          "[[guard.tenants]]\nname = 'globex'\nprompts = 'off'\npii = false\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->guard.policy.prompts, "block");
+    EXPECT_TRUE(c->guard.policy.pii);
+    EXPECT_EQ(c->guard.rules_file, "/etc/cp/rules.toml");
+    ASSERT_EQ(c->guard.tenants.size(), 2u);
+    EXPECT_EQ(c->guard.tenants[0].name, "acme");
+    EXPECT_EQ(c->guard.tenants[0].policy.prompts, "log");
+    EXPECT_EQ(parse_config("")->guard.policy.prompts, "redact"); // the default: secrets never reach a model
+    auto bad = parse_config("[guard]\nprompts = 'mask'\n");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("guard.prompts must be redact, block, log or off"), std::string::npos)
+        << bad.error().message;
+    auto tenant = parse_config("[[guard.tenants]]\nname = 'acme'\nprompts = 'maybe'\n");
+    ASSERT_FALSE(tenant.ok());
+    EXPECT_NE(tenant.error().message.find("('acme')"), std::string::npos) << tenant.error().message;
+    auto key = parse_config("[[guard.tenants]]\nname = 'acme'\ncolour = 'red'\n");
+    ASSERT_FALSE(key.ok());
+    EXPECT_NE(key.error().message.find("unknown key 'colour'"), std::string::npos) << key.error().message;
+    EXPECT_FALSE(parse_config("[[guard.tenants]]\nprompts = 'log'\n").ok()); // no name
+}

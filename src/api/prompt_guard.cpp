@@ -1,0 +1,94 @@
+#include "api/prompt_guard.h"
+
+#include "api/errors.h"
+
+#include <nlohmann/json.hpp>
+
+namespace codepilot::api {
+namespace {
+
+using json = nlohmann::json;
+
+struct Walk {
+    const guard::RuleSet& rules;
+    guard::ScanOptions options;
+    PromptAction action;
+    guard::Placeholders placeholders; // one set for the whole request: stable across fields
+    GuardedBody out;
+    bool changed = false;
+
+    // Returns false once a block has been decided.
+    bool visit(json& node, const std::string& path) {
+        if (node.is_string()) {
+            auto& text = node.get_ref<std::string&>();
+            auto found = rules.scan(text, options);
+            if (found.empty()) return true;
+            for (const auto& f : found) out.rules.push_back(f.rule);
+            if (action == PromptAction::block) {
+                const auto& f = found.front();
+                out.blocked = make_error(ErrorCode::invalid_argument,
+                                         "'" + path + "' holds a secret (rule " + f.rule + ") on line " +
+                                             std::to_string(f.line) +
+                                             "; nothing was sent to the model. Remove it, or ask an "
+                                             "administrator about this tenant's guard policy",
+                                         path);
+                return false;
+            }
+            if (action == PromptAction::redact) {
+                text = guard::redact(text, found, placeholders);
+                changed = true;
+            }
+            return true;
+        }
+        if (node.is_array()) {
+            for (size_t i = 0; i < node.size(); ++i)
+                if (!visit(node[i], path + "[" + std::to_string(i) + "]")) return false;
+        } else if (node.is_object()) {
+            for (auto& [key, value] : node.items())
+                if (!visit(value, path.empty() ? key : path + "." + key)) return false;
+        }
+        return true;
+    }
+};
+
+} // namespace
+
+std::optional<PromptAction> parse_prompt_action(std::string_view text) {
+    if (text == "off") return PromptAction::off;
+    if (text == "log") return PromptAction::log;
+    if (text == "redact") return PromptAction::redact;
+    if (text == "block") return PromptAction::block;
+    return std::nullopt;
+}
+
+const char* to_string(PromptAction action) {
+    switch (action) {
+    case PromptAction::off:
+        return "off";
+    case PromptAction::log:
+        return "log";
+    case PromptAction::redact:
+        return "redact";
+    case PromptAction::block:
+        return "block";
+    }
+    return "off";
+}
+
+const GuardPolicy& PromptGuard::policy_for(const std::string& tenant) const {
+    auto it = tenants.find(tenant);
+    return it == tenants.end() ? policy : it->second;
+}
+
+GuardedBody guard_body(const PromptGuard& guard, const GuardPolicy& policy, const std::string& body) {
+    if (policy.prompts == PromptAction::off || !guard.rules) return {};
+    json doc = json::parse(body, nullptr, false);
+    if (doc.is_discarded()) return {}; // not JSON: the handler refuses it, nothing reaches a model
+    Walk walk{*guard.rules, {}, policy.prompts, {}, {}};
+    walk.options.pii = policy.pii;
+    walk.visit(doc, "");
+    if (walk.changed) walk.out.body = doc.dump(-1, ' ', false, json::error_handler_t::replace);
+    return std::move(walk.out);
+}
+
+} // namespace codepilot::api

@@ -1,0 +1,43 @@
+// The guard on the request path: every string of an inference request's JSON body (prompt,
+// messages, segments, snippets and their file paths, input_extra, ...) is scanned before any
+// handler reads it, and redacted, refused or counted as the caller's tenant's policy says
+// (docs/guard.md). Token-id prompts carry no text to scan.
+#pragma once
+
+#include "core/result.h"
+#include "guard/guard.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace codepilot::api {
+
+enum class PromptAction { off, log, redact, block };
+std::optional<PromptAction> parse_prompt_action(std::string_view text);
+const char* to_string(PromptAction action);
+
+struct GuardPolicy {
+    PromptAction prompts = PromptAction::redact;
+    bool pii = false;
+};
+
+struct PromptGuard {
+    std::shared_ptr<const guard::RuleSet> rules;
+    GuardPolicy policy;                         // everyone's, and callers without a tenant
+    std::map<std::string, GuardPolicy> tenants; // by tenant name
+    const GuardPolicy& policy_for(const std::string& tenant) const;
+};
+
+struct GuardedBody {
+    std::vector<std::string> rules;  // the rule of each finding, in order
+    std::optional<std::string> body; // redact: the body to hand on, when something was replaced
+    std::optional<Error> blocked;    // block: the answer (names the rule, the field and the line)
+};
+
+// CPU work in proportion to the body: run it off the I/O threads.
+GuardedBody guard_body(const PromptGuard& guard, const GuardPolicy& policy, const std::string& body);
+
+} // namespace codepilot::api
