@@ -357,6 +357,14 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         // Before quota: a refused prompt costs the tenant nothing. Scanning is CPU work in
         // proportion to the body, so it runs on the worker pool.
         const GuardPolicy policy = ctx.guard->policy_for(principal.tenant_name);
+        if (policy.output != OutputAction::off) {
+            auto output = std::make_shared<OutputGuard>();
+            output->rules = ctx.guard->rules;
+            output->action = policy.output;
+            output->pii = policy.pii;
+            output->metrics = ctx.metrics;
+            ex.guard = std::move(output);
+        }
         if (policy.prompts != PromptAction::off) {
             const std::string& body = ex.request().body();
             auto guarded = co_await blocking(

@@ -1,11 +1,29 @@
 #include "api/generation.h"
 
 #include "api/api.h"
+#include "api/prompt_guard.h"
 #include "server/async_queue.h"
+
+#include <optional>
 
 namespace codepilot::api {
 
 using engine::GenerationEvent;
+
+// The tokens (for logprobs) to send with text the output filter let through: all that are held
+// when the filter has masked nothing, else none of their text (a token could carry part of a
+// secret): their pieces and alternatives are dropped, their log-probabilities kept.
+std::vector<engine::GeneratedToken> release_tokens(std::vector<engine::GeneratedToken>& held,
+                                                   const guard::OutputFilter& filter) {
+    std::vector<engine::GeneratedToken> out;
+    out.swap(held);
+    if (filter.masked())
+        for (auto& t : out) {
+            t.piece.clear();
+            t.top_logprobs.clear();
+        }
+    return out;
+}
 
 // What the calls consumed, as the engine counted it, for the audit trail and usage.
 void record_usage(server::Exchange& exchange, const std::vector<Outcome>& outcomes) {
@@ -60,6 +78,13 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
     });
 
     std::vector<Outcome> outcomes(handles.size());
+    // The output guard: each generation's text passes a filter that holds back the last bytes
+    // (a secret may still be arriving) and masks, or ends the answer before, what it finds.
+    const auto* output_guard = static_cast<const OutputGuard*>(exchange.guard.get());
+    std::vector<std::optional<guard::OutputFilter>> filters(handles.size());
+    if (output_guard)
+        for (auto& f : filters) f.emplace(output_guard->filter());
+    std::vector<std::vector<engine::GeneratedToken>> held_tokens(handles.size());
     // Once cancelled, the events still coming are read to the end (the engine answers every
     // cancelled generation within a step) so that the usage recorded is what was really used.
     bool cancelled = on_submitted && !co_await on_submitted();
@@ -74,7 +99,47 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
         if (!item) continue;
         auto& [index, event] = *item;
         Outcome& outcome = outcomes[index];
+        auto& filter = filters[index];
+        std::optional<GenerationEvent> flushed; // the filter's held-back text, before a done event
+        if (filter && output_guard->action != OutputAction::log) {
+            auto& held = held_tokens[index];
+            if (event.kind == GenerationEvent::Kind::text) {
+                const bool was_ended = filter->ended();
+                event.text = filter->push(event.text);
+                held.insert(held.end(), event.tokens.begin(), event.tokens.end());
+                event.tokens.clear();
+                if (!event.text.empty()) event.tokens = release_tokens(held, *filter);
+                if (filter->ended() && !was_ended) handles[index]->cancel(); // `end`: the answer stops here
+            } else {
+                GenerationEvent rest;
+                rest.text = filter->finish();
+                rest.tokens = release_tokens(held, *filter);
+                if (!rest.text.empty() || !rest.tokens.empty()) flushed = std::move(rest);
+                if (filter->ended()) event.finish = engine::FinishReason::content_filter;
+                output_guard->count(*filter);
+                for (const auto& rule : filter->rules())
+                    exchange.usage.guard_rules.push_back("output:" + rule);
+            }
+        } else if (filter) { // log: look, count, change nothing
+            if (event.kind == GenerationEvent::Kind::text) {
+                filter->push(event.text);
+            } else {
+                filter->finish();
+                output_guard->count(*filter);
+                for (const auto& rule : filter->rules())
+                    exchange.usage.guard_rules.push_back("output:" + rule);
+            }
+        }
+        if (flushed) {
+            outcome.text += flushed->text;
+            outcome.tokens.insert(outcome.tokens.end(), flushed->tokens.begin(), flushed->tokens.end());
+            if (!cancelled && sink && !co_await sink(index, *flushed)) {
+                cancelled = true;
+                cancel_all();
+            }
+        }
         if (event.kind == GenerationEvent::Kind::text) {
+            if (event.text.empty() && event.tokens.empty()) continue; // all of it held back
             outcome.text += event.text;
             outcome.tokens.insert(outcome.tokens.end(), event.tokens.begin(), event.tokens.end());
         } else {

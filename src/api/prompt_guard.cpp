@@ -75,6 +75,45 @@ const char* to_string(PromptAction action) {
     return "off";
 }
 
+std::optional<OutputAction> parse_output_action(std::string_view text) {
+    if (text == "off") return OutputAction::off;
+    if (text == "log") return OutputAction::log;
+    if (text == "mask") return OutputAction::mask;
+    if (text == "end") return OutputAction::end;
+    return std::nullopt;
+}
+
+const char* to_string(OutputAction action) {
+    switch (action) {
+    case OutputAction::off:
+        return "off";
+    case OutputAction::log:
+        return "log";
+    case OutputAction::mask:
+        return "mask";
+    case OutputAction::end:
+        return "end";
+    }
+    return "off";
+}
+
+guard::OutputFilter OutputGuard::filter() const {
+    guard::ScanOptions o;
+    o.pii = pii;
+    return guard::OutputFilter(rules, o, action == OutputAction::end);
+}
+
+void OutputGuard::count(const guard::OutputFilter& f) const {
+    if (!metrics) return;
+    const std::string action_label = std::string("output_") + to_string(action);
+    for (const auto& rule : f.rules())
+        metrics
+            ->counter("codepilot_guard_findings_total",
+                      "Secrets the guard found in prompt parts, by rule and action",
+                      {{"rule", rule}, {"action", action_label}})
+            .inc();
+}
+
 const GuardPolicy& PromptGuard::policy_for(const std::string& tenant) const {
     auto it = tenants.find(tenant);
     return it == tenants.end() ? policy : it->second;

@@ -6,6 +6,7 @@
 
 #include "core/result.h"
 #include "guard/guard.h"
+#include "metrics/metrics.h"
 
 #include <map>
 #include <memory>
@@ -19,9 +20,27 @@ enum class PromptAction { off, log, redact, block };
 std::optional<PromptAction> parse_prompt_action(std::string_view text);
 const char* to_string(PromptAction action);
 
+// What becomes of a secret in the model's output.
+enum class OutputAction { off, log, mask, end };
+std::optional<OutputAction> parse_output_action(std::string_view text);
+const char* to_string(OutputAction action);
+
 struct GuardPolicy {
     PromptAction prompts = PromptAction::redact;
+    OutputAction output = OutputAction::mask;
     bool pii = false;
+};
+
+// The output side for one call, set on the exchange by the gate (Exchange::guard) and applied
+// by run_generations() to every generation's text, streamed or not.
+struct OutputGuard {
+    std::shared_ptr<const guard::RuleSet> rules;
+    OutputAction action = OutputAction::mask;
+    bool pii = false;
+    metrics::Registry* metrics = nullptr;
+    guard::OutputFilter filter() const;
+    // Counts what a filter found (codepilot_guard_findings_total, action output_<action>).
+    void count(const guard::OutputFilter& filter) const;
 };
 
 struct PromptGuard {

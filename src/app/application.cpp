@@ -80,7 +80,11 @@ Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& confi
             return make_error(ErrorCode::invalid_argument,
                               where + ": prompts must be redact, block, log or off (got '" + p.prompts +
                                   "')");
-        return api::GuardPolicy{*action, p.pii};
+        auto output = api::parse_output_action(p.output);
+        if (!output)
+            return make_error(ErrorCode::invalid_argument,
+                              where + ": output must be mask, end, log or off (got '" + p.output + "')");
+        return api::GuardPolicy{*action, *output, p.pii};
     };
     auto all = policy(config.policy, "guard");
     if (!all) return all.error();
@@ -90,7 +94,8 @@ Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& confi
         if (!own) return own.error();
         guard.tenants[t.name] = *own;
     }
-    spdlog::info("guard: {} rules; prompts: {}{}", guard.rules->size(), api::to_string(guard.policy.prompts),
+    spdlog::info("guard: {} rules; prompts: {}, output: {}{}", guard.rules->size(),
+                 api::to_string(guard.policy.prompts), api::to_string(guard.policy.output),
                  guard.tenants.empty() ? ""
                                        : " (" + std::to_string(guard.tenants.size()) + " tenant policies)");
     return Ok{};

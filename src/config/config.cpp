@@ -59,8 +59,11 @@ Setter guard_tenants(std::vector<GuardTenantConfig>& target) {
                     t.policy.pii = *value.value<bool>();
                     continue;
                 }
-                std::string* field = k == "name" ? &t.name : k == "prompts" ? &t.policy.prompts : nullptr;
-                if (!field) return "has an unknown key '" + k + "' (name, prompts, pii)";
+                std::string* field = k == "name"      ? &t.name
+                                     : k == "prompts" ? &t.policy.prompts
+                                     : k == "output"  ? &t.policy.output
+                                                      : nullptr;
+                if (!field) return "has an unknown key '" + k + "' (name, prompts, output, pii)";
                 if (!value.is_string()) return "'" + k + "' must be a string";
                 *field = *value.value<std::string>();
             }
@@ -153,6 +156,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"audit.anchor_syslog", boolean(c.audit.anchor_syslog)},
         {"guard.prompts", string(c.guard.policy.prompts)},
         {"guard.pii", boolean(c.guard.policy.pii)},
+        {"guard.output", string(c.guard.policy.output)},
         {"guard.rules_file", string(c.guard.rules_file)},
         {"guard.tenants", guard_tenants(c.guard.tenants)},
         {"store.pool_size", integer(c.store.pool_size, 1, 256)},
@@ -262,10 +266,19 @@ Status validate(const Config& c) {
     };
     if (!prompt_action(c.guard.policy.prompts))
         return bad("guard.prompts must be redact, block, log or off (got '" + c.guard.policy.prompts + "')");
-    for (const auto& t : c.guard.tenants)
+    auto output_action = [](const std::string& a) {
+        return a == "mask" || a == "end" || a == "log" || a == "off";
+    };
+    if (!output_action(c.guard.policy.output))
+        return bad("guard.output must be mask, end, log or off (got '" + c.guard.policy.output + "')");
+    for (const auto& t : c.guard.tenants) {
         if (!prompt_action(t.policy.prompts))
             return bad("guard.tenants ('" + t.name + "'): prompts must be redact, block, log or off (got '" +
                        t.policy.prompts + "')");
+        if (!output_action(t.policy.output))
+            return bad("guard.tenants ('" + t.name + "'): output must be mask, end, log or off (got '" +
+                       t.policy.output + "')");
+    }
     if (c.audit.durability != "sync" && c.audit.durability != "batched" && c.audit.durability != "off")
         return bad("audit.durability must be sync, batched or off (got '" + c.audit.durability + "')");
     if (c.audit.store_prompts != "none" && c.audit.store_prompts != "redacted" &&

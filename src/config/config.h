@@ -195,6 +195,7 @@ struct AuthConfig {
 // The guard (docs/guard.md): what becomes of a secret found in a prompt part.
 struct GuardPolicyConfig {
     std::string prompts = "redact"; // redact (typed placeholders) | block (400) | log (count only) | off
+    std::string output = "mask";    // model output: mask | end (stop the answer) | log | off
     bool pii = false;               // also e-mail, phone, IBAN, card numbers
 };
 struct GuardTenantConfig {

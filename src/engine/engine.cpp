@@ -81,6 +81,8 @@ const char* to_string(FinishReason reason) {
         return "cancelled";
     case FinishReason::error:
         return "error";
+    case FinishReason::content_filter:
+        return "content_filter";
     }
     return "stop";
 }

@@ -75,7 +75,8 @@ struct GeneratedToken {
     std::vector<TokenLogprob> top_logprobs; // ditto
 };
 
-enum class FinishReason { stop, length, cancelled, error };
+// content_filter: the answer was cut by the API's output guard (never set by the engine).
+enum class FinishReason { stop, length, cancelled, error, content_filter };
 
 const char* to_string(FinishReason reason);
 

@@ -73,6 +73,34 @@ private:
 // `text` with each finding replaced by its placeholder (findings as scan() returns them).
 std::string redact(std::string_view text, const std::vector<Finding>& findings, Placeholders& placeholders);
 
+// The guard on a stream of model output: push() takes each piece and returns the text that is
+// safe to show now, holding back the word still being written (a secret is a run without white
+// space; at most `hold` bytes of it) and any match that may still grow (a key block), as with
+// stop strings; finish() returns the rest. Secrets are masked with placeholders, or, with
+// `end_on_secret`, the text stops before the first one and ended() turns true.
+class OutputFilter {
+public:
+    OutputFilter(std::shared_ptr<const RuleSet> rules, ScanOptions options, bool end_on_secret,
+                 size_t hold = 4096);
+    std::string push(std::string_view piece);
+    std::string finish();
+    bool ended() const { return ended_; }
+    bool masked() const { return masked_; }                          // some text was replaced (or cut)
+    const std::vector<std::string>& rules() const { return found_; } // the rule of each finding
+
+private:
+    std::string release(size_t cut, bool final);
+    std::shared_ptr<const RuleSet> rules_;
+    ScanOptions options_;
+    bool end_on_secret_;
+    size_t hold_;
+    std::string shown_tail_; // the last bytes already shown: context for rules such as "password = ..."
+    std::string unsent_;
+    Placeholders placeholders_;
+    std::vector<std::string> found_;
+    bool ended_ = false, masked_ = false;
+};
+
 // Shannon entropy of `s` in bits per byte.
 double shannon_entropy(std::string_view s);
 // Checksums that tell a real card or account number from a run of digits.

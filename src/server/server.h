@@ -122,6 +122,8 @@ public:
     std::map<std::string, std::string> path_params;
     // Who is calling, set by the router's gate (an auth::Principal; opaque to this module).
     std::shared_ptr<const void> caller;
+    // The guard's output side for this call, set by the gate (an api::OutputGuard; opaque here).
+    std::shared_ptr<const void> guard;
 
     // What an inference call consumed, set by the handler (for the audit trail and usage).
     struct CallUsage {

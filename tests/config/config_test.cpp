@@ -266,3 +266,14 @@ TEST(Config, GuardPoliciesAreReadAndCheckedPerTenant) {
     EXPECT_NE(key.error().message.find("unknown key 'colour'"), std::string::npos) << key.error().message;
     EXPECT_FALSE(parse_config("[[guard.tenants]]\nprompts = 'log'\n").ok()); // no name
 }
+
+TEST(Config, GuardOutputPolicyIsReadAndChecked) {
+    auto c = parse_config("[guard]\noutput = 'end'\n[[guard.tenants]]\nname = 'acme'\noutput = 'log'\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->guard.policy.output, "end");
+    EXPECT_EQ(c->guard.tenants[0].policy.output, "log");
+    EXPECT_EQ(parse_config("")->guard.policy.output, "mask");
+    auto bad = parse_config("[guard]\noutput = 'hide'\n");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("guard.output must be mask, end, log or off"), std::string::npos);
+}

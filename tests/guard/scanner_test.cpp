@@ -180,3 +180,76 @@ TEST(GuardScan, TheCliNamesFileLineAndRuleNeverTheValueAndExitsOneOnFindings) {
     EXPECT_NE(bad_rules.find("rule 'b'"), std::string::npos) << bad_rules;
     fs::remove_all(dir);
 }
+
+namespace {
+
+// Streams `text` through a filter in pieces of `size` bytes; returns what a client would see.
+std::string through(guard::OutputFilter& f, const std::string& text, size_t size) {
+    std::string out;
+    for (size_t at = 0; at < text.size(); at += size) out += f.push(text.substr(at, size));
+    return out + f.finish();
+}
+
+guard::OutputFilter mask_filter() {
+    return guard::OutputFilter(guard::RuleSet::builtin(), {}, false);
+}
+
+} // namespace
+
+TEST(GuardOutput, ASecretSplitOverAnyPiecesIsMaskedAndTheRestPassesUnchanged) {
+    const std::string key = "AKIAQYLPMN5HHHFPZAM2";
+    const std::string text =
+        "import boto3\nclient = boto3.client('s3', aws_access_key_id='" + key + "')\n# done: héllo wörld\n";
+    for (size_t size : {1u, 2u, 3u, 7u, 16u, 1000u}) {
+        auto f = mask_filter();
+        const std::string seen = through(f, text, size);
+        EXPECT_EQ(seen.find(key), std::string::npos) << size;
+        EXPECT_EQ(
+            seen,
+            "import boto3\nclient = boto3.client('s3', aws_access_key_id='<SECRET:aws_access_key_id>')\n"
+            "# done: héllo wörld\n")
+            << size;
+        EXPECT_EQ(f.rules(), std::vector<std::string>{"aws_access_key_id"});
+    }
+    auto clean = mask_filter();
+    const std::string code = "def add(a, b):\n    return a + b\n\n# ünïcode ✓\n";
+    EXPECT_EQ(through(clean, code, 1), code);
+    EXPECT_FALSE(clean.masked());
+}
+
+TEST(GuardOutput, TextIsShownAsSoonAsEachWordIsCompleteAndNeverSplitsACharacter) {
+    auto f = mask_filter();
+    EXPECT_EQ(f.push("def "), "def ");
+    EXPECT_EQ(f.push("fo"), "");
+    EXPECT_EQ(f.push("o(): ✓"), "foo(): ");
+    EXPECT_EQ(f.push("\xe2"), ""); // the first byte of a three-byte character waits
+    EXPECT_EQ(f.finish(), "✓\xe2");
+}
+
+TEST(GuardOutput, AKeyBlockStreamedLineByLineIsMaskedWhole) {
+    std::string block = "-----BEGIN RSA PRIVATE KEY-----\n";
+    for (int i = 0; i < 30; ++i)
+        block +=
+            "MIIEowIBAAKCAQEA7v9Qx3k2Lm8Pz4Tn1Rb6Yc0Wd5Se9Hf2Jg7Kh3Ui8Vo4Xp1Zq" + std::to_string(i) + "\n";
+    block += "-----END RSA PRIVATE KEY-----\n";
+    auto f = mask_filter();
+    std::string seen;
+    size_t at = 0;
+    while (at < block.size()) { // line by line, as a model writes it
+        const size_t eol = block.find('\n', at) + 1;
+        seen += f.push(block.substr(at, eol - at));
+        at = eol;
+    }
+    seen += f.finish();
+    EXPECT_EQ(seen.find("MIIEowIBAAKCAQEA"), std::string::npos) << seen;
+    EXPECT_NE(seen.find("<SECRET:private_key>"), std::string::npos) << seen;
+}
+
+TEST(GuardOutput, EndStopsTheAnswerBeforeTheFirstSecret) {
+    guard::OutputFilter f(guard::RuleSet::builtin(), {}, true);
+    const std::string seen =
+        through(f, "token = 'ghp_Zr7Qk2Lm9Vx4Tb8Nc1Hd6Js3Fw5Pg0Ya2Ue7' and more text\n", 5);
+    EXPECT_TRUE(f.ended());
+    EXPECT_EQ(seen, "token = '");
+    EXPECT_EQ(f.push("anything after"), "");
+}

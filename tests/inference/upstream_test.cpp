@@ -25,10 +25,12 @@ using json = nlohmann::json;
 
 namespace {
 
-// Answers GET /health with 200 and every POST the way `mode` says.
+// Answers GET /health with 200 and every POST the way `mode` says. secret_in_output stands in
+// for a model that writes a credential (no model can be made to): the key arrives split over
+// three events, as tokens do.
 class FakeUpstream {
 public:
-    enum class Mode { hang_after_headers, malformed_event, cut_mid_stream };
+    enum class Mode { hang_after_headers, malformed_event, cut_mid_stream, secret_in_output };
     explicit FakeUpstream(Mode mode) : mode_(mode) {
         fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
         int one = 1;
@@ -109,6 +111,20 @@ private:
             send_all(c, head + chunk(good));
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             break;
+        case Mode::secret_in_output: {
+            std::string events;
+            for (const char* piece :
+                 {"aws_key = \\\"AK", "IAQYLPMN5", "HHHFPZAM2\\\"\\n", "print(aws_key)\\n"})
+                events += chunk(std::string("data: {\"choices\":[{\"index\":0,\"text\":\"") + piece +
+                                "\",\"finish_reason\":null}]}\n\n");
+            send_all(
+                c,
+                head + events +
+                    chunk(
+                        "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\n") +
+                    chunk("data: [DONE]\n\n") + "0\r\n\r\n");
+            break;
+        }
         }
         ::close(c);
     }
@@ -195,6 +211,7 @@ protected:
         hang_ = new FakeUpstream(FakeUpstream::Mode::hang_after_headers);
         malformed_ = new FakeUpstream(FakeUpstream::Mode::malformed_event);
         cut_ = new FakeUpstream(FakeUpstream::Mode::cut_mid_stream);
+        leaky_ = new FakeUpstream(FakeUpstream::Mode::secret_in_output);
 
         auto c = test_config();
         c.models.push_back(upstream("remote", {llama_->url()}));
@@ -214,6 +231,7 @@ protected:
         c.models.push_back(upstream("gone", {"http://127.0.0.1:" + std::to_string(free_port())}));
         c.models.push_back(upstream("hang", {hang_->url()}));
         c.models.push_back(upstream("malformed", {malformed_->url()}));
+        c.models.push_back(upstream("leaky", {leaky_->url()}));
         c.models.push_back(upstream("cut", {cut_->url()}));
         c.models.back().breaker_failures = 10; // asked twice below
         c.routing.completion = "remote";
@@ -225,6 +243,7 @@ protected:
         delete hang_;
         delete malformed_;
         delete cut_;
+        delete leaky_;
         delete llama_;
         delete peer_;
         front_ = nullptr;
@@ -238,7 +257,7 @@ protected:
 
     static inline std::string skip_reason_, peer_dir_, peer_key_;
     static inline ChildServer *llama_ = nullptr, *peer_ = nullptr;
-    static inline FakeUpstream *hang_ = nullptr, *malformed_ = nullptr, *cut_ = nullptr;
+    static inline FakeUpstream *hang_ = nullptr, *malformed_ = nullptr, *cut_ = nullptr, *leaky_ = nullptr;
     static inline TestServer* front_ = nullptr;
 };
 
@@ -466,4 +485,21 @@ TEST_F(Upstream, BrokenUpstreamsGiveAClearErrorNeverAHang) {
     ASSERT_GE(events.size(), 2u);
     EXPECT_EQ(events.back(), "[DONE]");
     EXPECT_NE(events[events.size() - 2].find("\"error\""), std::string::npos) << events[events.size() - 2];
+}
+
+TEST_F(Upstream, ASecretInTheModelsOutputNeverReachesTheClientStreamedOrNot) {
+    const std::string key = "AKIAQYLPMN5HHHFPZAM2";
+    json body = {{"model", "leaky"}, {"prompt", "x = "}, {"max_tokens", 16}};
+    auto whole = post(port(), "/v1/completions", body);
+    ASSERT_EQ(whole.status, 200) << whole.body;
+    const std::string text = whole.json()["choices"][0]["text"];
+    EXPECT_EQ(text, "aws_key = \"<SECRET:aws_access_key_id>\"\nprint(aws_key)\n");
+    EXPECT_EQ(whole.body.find(key), std::string::npos);
+    const std::string streamed = streamed_text(port(), body);
+    EXPECT_EQ(streamed, text); // the key came in three pieces; none of them went out
+    auto chat =
+        post(port(), "/v1/chat/completions",
+             {{"model", "leaky"}, {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}});
+    // (the fake answers chat with completion events: text, not delta; Codepilot relays what it reads)
+    EXPECT_EQ(chat.body.find(key), std::string::npos) << chat.body;
 }
