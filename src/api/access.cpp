@@ -359,7 +359,7 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         const GuardPolicy policy = ctx.guard->policy_for(principal.tenant_name);
         if (policy.output != OutputAction::off) {
             auto output = std::make_shared<OutputGuard>();
-            output->rules = ctx.guard->rules;
+            output->rules = policy.output_rules ? policy.output_rules : ctx.guard->rules;
             output->action = policy.output;
             output->pii = policy.pii;
             output->metrics = ctx.metrics;

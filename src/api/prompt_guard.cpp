@@ -3,6 +3,8 @@
 #include "api/errors.h"
 
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <toml++/toml.h>
 
 namespace codepilot::api {
 namespace {
@@ -112,6 +114,23 @@ void OutputGuard::count(const guard::OutputFilter& f) const {
                       "Secrets the guard found in prompt parts, by rule and action",
                       {{"rule", rule}, {"action", action_label}})
             .inc();
+}
+
+Result<std::shared_ptr<const guard::RuleSet>> with_denylist(std::string_view base_text,
+                                                            const std::vector<std::string>& patterns,
+                                                            const std::string& where) {
+    std::ostringstream text;
+    text << base_text << "\n";
+    for (size_t i = 0; i < patterns.size(); ++i) {
+        toml::table rule{{"id", "deny_" + std::to_string(i + 1)},
+                         {"description", "denylist entry " + std::to_string(i + 1)},
+                         {"regex", patterns[i]},
+                         {"case_insensitive", true}};
+        text << "[[rule]]\n" << rule << "\n";
+    }
+    auto rules = guard::RuleSet::parse(text.str(), where);
+    if (!rules) return rules.error();
+    return *rules;
 }
 
 const GuardPolicy& PromptGuard::policy_for(const std::string& tenant) const {

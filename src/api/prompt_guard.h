@@ -29,7 +29,14 @@ struct GuardPolicy {
     PromptAction prompts = PromptAction::redact;
     OutputAction output = OutputAction::mask;
     bool pii = false;
+    // The output's rules: the prompt rules plus this policy's denylist (null: the prompt rules).
+    std::shared_ptr<const guard::RuleSet> output_rules;
 };
+
+// `base_text` (a rules file) with each denylist pattern added as a rule deny_1, deny_2, ...
+// (case-insensitive); a pattern RE2 refuses, or one that matches nothing, is named.
+Result<std::shared_ptr<const guard::RuleSet>>
+with_denylist(std::string_view base_text, const std::vector<std::string>& patterns, const std::string& where);
 
 // The output side for one call, set on the exchange by the gate (Exchange::guard) and applied
 // by run_generations() to every generation's text, streamed or not.

@@ -63,6 +63,7 @@ struct Application::Parts {
 // The guard's rules (built in, or config.guard.rules_file) and the policies by tenant.
 Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& config) {
     guard.rules = guard::RuleSet::builtin();
+    std::string rules_text(guard::RuleSet::builtin_text());
     if (!config.rules_file.empty()) {
         std::ifstream in(config.rules_file, std::ios::binary);
         if (!in)
@@ -72,9 +73,10 @@ Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& confi
         auto rules = guard::RuleSet::parse(text, config.rules_file);
         if (!rules) return make_error(rules.error().code, "guard.rules_file: " + rules.error().message);
         guard.rules = *rules;
+        rules_text = std::move(text);
     }
-    auto policy = [](const config::GuardPolicyConfig& p,
-                     const std::string& where) -> Result<api::GuardPolicy> {
+    auto policy = [&rules_text](const config::GuardPolicyConfig& p,
+                                const std::string& where) -> Result<api::GuardPolicy> {
         auto action = api::parse_prompt_action(p.prompts);
         if (!action)
             return make_error(ErrorCode::invalid_argument,
@@ -84,7 +86,13 @@ Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& confi
         if (!output)
             return make_error(ErrorCode::invalid_argument,
                               where + ": output must be mask, end, log or off (got '" + p.output + "')");
-        return api::GuardPolicy{*action, *output, p.pii};
+        api::GuardPolicy out{*action, *output, p.pii, nullptr};
+        if (!p.deny.empty()) {
+            auto rules = api::with_denylist(rules_text, p.deny, where + " deny");
+            if (!rules) return rules.error();
+            out.output_rules = *rules;
+        }
+        return out;
     };
     auto all = policy(config.policy, "guard");
     if (!all) return all.error();

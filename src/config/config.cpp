@@ -59,11 +59,15 @@ Setter guard_tenants(std::vector<GuardTenantConfig>& target) {
                     t.policy.pii = *value.value<bool>();
                     continue;
                 }
+                if (k == "deny") {
+                    if (auto err = strings(t.policy.deny)(value); !err.empty()) return "'deny' " + err;
+                    continue;
+                }
                 std::string* field = k == "name"      ? &t.name
                                      : k == "prompts" ? &t.policy.prompts
                                      : k == "output"  ? &t.policy.output
                                                       : nullptr;
-                if (!field) return "has an unknown key '" + k + "' (name, prompts, output, pii)";
+                if (!field) return "has an unknown key '" + k + "' (name, prompts, output, pii, deny)";
                 if (!value.is_string()) return "'" + k + "' must be a string";
                 *field = *value.value<std::string>();
             }
@@ -157,6 +161,7 @@ std::map<std::string, Setter> setters(Config& c) {
         {"guard.prompts", string(c.guard.policy.prompts)},
         {"guard.pii", boolean(c.guard.policy.pii)},
         {"guard.output", string(c.guard.policy.output)},
+        {"guard.deny", strings(c.guard.policy.deny)},
         {"guard.rules_file", string(c.guard.rules_file)},
         {"guard.tenants", guard_tenants(c.guard.tenants)},
         {"store.pool_size", integer(c.store.pool_size, 1, 256)},

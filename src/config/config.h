@@ -197,6 +197,7 @@ struct GuardPolicyConfig {
     std::string prompts = "redact"; // redact (typed placeholders) | block (400) | log (count only) | off
     std::string output = "mask";    // model output: mask | end (stop the answer) | log | off
     bool pii = false;               // also e-mail, phone, IBAN, card numbers
+    std::vector<std::string> deny;  // output denylist: RE2 patterns (case-insensitive) treated as secrets
 };
 struct GuardTenantConfig {
     std::string name; // tenant name

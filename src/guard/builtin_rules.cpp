@@ -10,6 +10,10 @@ constexpr const char* kBuiltinRules =
     ;
 } // namespace
 
+std::string_view RuleSet::builtin_text() {
+    return kBuiltinRules;
+}
+
 std::shared_ptr<const RuleSet> RuleSet::builtin() {
     // Parsed once; a rule that does not compile is a build defect, caught by the guard tests.
     static const std::shared_ptr<const RuleSet> rules = [] {

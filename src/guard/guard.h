@@ -39,8 +39,9 @@ public:
     // wrong: a regex RE2 cannot compile (backreferences, lookaround), one that matches the empty
     // string, an unknown key, a duplicate id.
     static Result<std::shared_ptr<const RuleSet>> parse(std::string_view toml, const std::string& origin);
-    // The rules shipped with the binary.
+    // The rules shipped with the binary, and their text (to extend with more rules).
     static std::shared_ptr<const RuleSet> builtin();
+    static std::string_view builtin_text();
 
     // Every secret in `text`, in order; overlapping matches keep the earliest-starting, then the
     // longest, then the rule listed first. Thread-safe.

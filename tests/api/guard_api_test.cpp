@@ -200,6 +200,13 @@ TEST(GuardConfig, ACustomRulesFileReplacesTheBuiltInRulesAndABadOneStopsTheStart
         EXPECT_NE(seen.find("<SECRET:acme_deploy_token>"), std::string::npos) << seen;
         EXPECT_NE(seen.find("AKIAQYLPMN5HHHFPZAM2"), std::string::npos) << "the built-in rules were replaced";
     }
+    c.guard.rules_file = good;
+    c.guard.policy.deny = {"(a)\\1"};
+    auto refused_deny = app::Application::create(c);
+    ASSERT_FALSE(refused_deny);
+    EXPECT_NE(refused_deny.error().message.find("rule 'deny_1'"), std::string::npos)
+        << refused_deny.error().message;
+    c.guard.policy.deny.clear();
     const auto bad = (dir / "bad.toml").string();
     std::ofstream(bad) << "[[rule]]\nid = \"greedy\"\nregex = '.*'\n";
     c.guard.rules_file = bad;

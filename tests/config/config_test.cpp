@@ -268,8 +268,11 @@ TEST(Config, GuardPoliciesAreReadAndCheckedPerTenant) {
 }
 
 TEST(Config, GuardOutputPolicyIsReadAndChecked) {
-    auto c = parse_config("[guard]\noutput = 'end'\n[[guard.tenants]]\nname = 'acme'\noutput = 'log'\n");
+    auto c = parse_config("[guard]\noutput = 'end'\ndeny = ['project nightingale']\n"
+                          "[[guard.tenants]]\nname = 'acme'\noutput = 'log'\ndeny = ['x+y']\n");
     ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->guard.policy.deny, std::vector<std::string>{"project nightingale"});
+    EXPECT_EQ(c->guard.tenants[0].policy.deny, std::vector<std::string>{"x+y"});
     EXPECT_EQ(c->guard.policy.output, "end");
     EXPECT_EQ(c->guard.tenants[0].policy.output, "log");
     EXPECT_EQ(parse_config("")->guard.policy.output, "mask");

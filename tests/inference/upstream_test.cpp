@@ -235,6 +235,7 @@ protected:
         c.models.push_back(upstream("cut", {cut_->url()}));
         c.models.back().breaker_failures = 10; // asked twice below
         c.routing.completion = "remote";
+        c.guard.policy.deny = {"print\\(aws_key\\)"}; // an output denylist entry (the leaky model writes it)
         front_ = new TestServer(c);
 #endif
     }
@@ -493,7 +494,7 @@ TEST_F(Upstream, ASecretInTheModelsOutputNeverReachesTheClientStreamedOrNot) {
     auto whole = post(port(), "/v1/completions", body);
     ASSERT_EQ(whole.status, 200) << whole.body;
     const std::string text = whole.json()["choices"][0]["text"];
-    EXPECT_EQ(text, "aws_key = \"<SECRET:aws_access_key_id>\"\nprint(aws_key)\n");
+    EXPECT_EQ(text, "aws_key = \"<SECRET:aws_access_key_id>\"\n<SECRET:deny_1>\n");
     EXPECT_EQ(whole.body.find(key), std::string::npos);
     const std::string streamed = streamed_text(port(), body);
     EXPECT_EQ(streamed, text); // the key came in three pieces; none of them went out
