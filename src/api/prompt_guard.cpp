@@ -55,48 +55,45 @@ struct Walk {
 
 } // namespace
 
+namespace {
+// The configuration's names of the actions, one table each way.
+template <typename E> struct Named {
+    E value;
+    const char* name;
+};
+constexpr Named<PromptAction> kPromptActions[] = {{PromptAction::off, "off"},
+                                                  {PromptAction::log, "log"},
+                                                  {PromptAction::redact, "redact"},
+                                                  {PromptAction::block, "block"}};
+constexpr Named<OutputAction> kOutputActions[] = {{OutputAction::off, "off"},
+                                                  {OutputAction::log, "log"},
+                                                  {OutputAction::mask, "mask"},
+                                                  {OutputAction::end, "end"}};
+
+template <typename E, size_t N>
+std::optional<E> parse_named(const Named<E> (&table)[N], std::string_view text) {
+    for (const auto& n : table)
+        if (text == n.name) return n.value;
+    return std::nullopt;
+}
+template <typename E, size_t N> const char* name_of(const Named<E> (&table)[N], E value) {
+    for (const auto& n : table)
+        if (n.value == value) return n.name;
+    return "off";
+}
+} // namespace
+
 std::optional<PromptAction> parse_prompt_action(std::string_view text) {
-    if (text == "off") return PromptAction::off;
-    if (text == "log") return PromptAction::log;
-    if (text == "redact") return PromptAction::redact;
-    if (text == "block") return PromptAction::block;
-    return std::nullopt;
+    return parse_named(kPromptActions, text);
 }
-
 const char* to_string(PromptAction action) {
-    switch (action) {
-    case PromptAction::off:
-        return "off";
-    case PromptAction::log:
-        return "log";
-    case PromptAction::redact:
-        return "redact";
-    case PromptAction::block:
-        return "block";
-    }
-    return "off";
+    return name_of(kPromptActions, action);
 }
-
 std::optional<OutputAction> parse_output_action(std::string_view text) {
-    if (text == "off") return OutputAction::off;
-    if (text == "log") return OutputAction::log;
-    if (text == "mask") return OutputAction::mask;
-    if (text == "end") return OutputAction::end;
-    return std::nullopt;
+    return parse_named(kOutputActions, text);
 }
-
 const char* to_string(OutputAction action) {
-    switch (action) {
-    case OutputAction::off:
-        return "off";
-    case OutputAction::log:
-        return "log";
-    case OutputAction::mask:
-        return "mask";
-    case OutputAction::end:
-        return "end";
-    }
-    return "off";
+    return name_of(kOutputActions, action);
 }
 
 guard::OutputFilter OutputGuard::filter() const {
