@@ -18,6 +18,7 @@ namespace fs = std::filesystem;
 
 struct ScanArgs {
     std::vector<std::string> paths;
+    std::string config_file; // [guard] of the server's config: its rules_file and pii
     std::string rules_file;
     bool json = false;
     bool pii = false;
@@ -114,6 +115,9 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
         "scan",
         "Print the secrets in files, directories (recursively) or - (stdin); exit 1 when any is found");
     scan->add_option("paths", a->paths, "files, directories or - for stdin")->required();
+    scan->add_option("--config", a->config_file,
+                     "the server's config file: scan with its [guard] rules_file and pii, as the server does")
+        ->check(CLI::ExistingFile);
     scan->add_option("--rules", a->rules_file,
                      "a rules file in the rules.toml form instead of the built-in rules")
         ->check(CLI::ExistingFile);
@@ -122,9 +126,16 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
     scan->add_option("--max-file-bytes", a->max_file_bytes, "skip larger files (said on stderr)")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
     commands.emplace_back(scan, [a] {
+        if (!a->config_file.empty()) {
+            auto config = config::load_config_file(a->config_file);
+            if (!config) return fail(config.error().message, 2);
+            if (a->rules_file.empty()) a->rules_file = config->guard.rules_file;
+            a->pii = a->pii || config->guard.policy.pii;
+        }
         std::shared_ptr<const guard::RuleSet> rules = guard::RuleSet::builtin();
         if (!a->rules_file.empty()) {
             std::ifstream in(a->rules_file, std::ios::binary);
+            if (!in) return fail("cannot read " + a->rules_file, 2);
             std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             auto parsed = guard::RuleSet::parse(text, a->rules_file);
             if (!parsed) return fail(parsed.error().message, 2);

@@ -178,6 +178,16 @@ TEST(GuardScan, TheCliNamesFileLineAndRuleNeverTheValueAndExitsOneOnFindings) {
         run(bin + " guard scan --rules " + (dir / "bad.toml").string() + " " + dir.string(), code);
     EXPECT_EQ(code, 2) << bad_rules;
     EXPECT_NE(bad_rules.find("rule 'b'"), std::string::npos) << bad_rules;
+    // The server's config: its [guard] rules_file is what the scan uses.
+    std::ofstream(dir / "acme.toml") << "[[rule]]\nid = \"acme_token\"\nregex = 'acme_[0-9a-f]{16}'\n"
+                                        "keywords = [\"acme_\"]\n";
+    std::ofstream(dir / "server.toml") << "[guard]\nrules_file = '" << (dir / "acme.toml").string() << "'\n";
+    std::ofstream(dir / "src" / "deploy.sh") << "TOKEN=acme_0123456789abcdef\n";
+    auto configured = run(
+        bin + " guard scan --config " + (dir / "server.toml").string() + " " + (dir / "src").string(), code);
+    EXPECT_EQ(code, 1) << configured;
+    EXPECT_NE(configured.find("deploy.sh:1:7: acme_token"), std::string::npos) << configured;
+    EXPECT_EQ(configured.find("aws_access_key_id"), std::string::npos) << "the built-in rules were replaced";
     fs::remove_all(dir);
 }
 
