@@ -504,3 +504,28 @@ TEST_F(Upstream, ASecretInTheModelsOutputNeverReachesTheClientStreamedOrNot) {
     // (the fake answers chat with completion events: text, not delta; Codepilot relays what it reads)
     EXPECT_EQ(chat.body.find(key), std::string::npos) << chat.body;
 }
+
+TEST_F(Upstream, WithTheEndPolicyTheAnswerStopsBeforeTheSecretAsContentFilter) {
+    auto c = test_config();
+    c.models.push_back(upstream("leaky", {leaky_->url()}));
+    c.guard.policy.output = "end";
+    TestServer strict(c);
+    json body = {{"model", "leaky"}, {"prompt", "x = "}, {"max_tokens", 16}};
+    auto whole = post(strict.port(), "/v1/completions", body);
+    ASSERT_EQ(whole.status, 200) << whole.body;
+    EXPECT_EQ(whole.json()["choices"][0]["text"], "aws_key = \"");
+    EXPECT_EQ(whole.json()["choices"][0]["finish_reason"], "content_filter");
+    body["stream"] = true;
+    SseStream stream(strict.port(), "/v1/completions", body);
+    std::string text, finish;
+    for (const auto& e : stream.drain()) {
+        if (e == "[DONE]") break;
+        const json event = json::parse(e);
+        for (const auto& ch : event["choices"]) {
+            text += ch["text"].get<std::string>();
+            if (ch["finish_reason"].is_string()) finish = ch["finish_reason"];
+        }
+    }
+    EXPECT_EQ(text, "aws_key = \"");
+    EXPECT_EQ(finish, "content_filter");
+}
