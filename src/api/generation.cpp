@@ -78,8 +78,8 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
     });
 
     std::vector<Outcome> outcomes(handles.size());
-    // The output guard: each generation's text passes a filter that holds back the last bytes
-    // (a secret may still be arriving) and masks, or ends the answer before, what it finds.
+    // The output guard: each generation's text passes a filter that holds back the word being
+    // written (a secret may still be arriving) and masks, or ends the answer before, what it finds.
     const auto* output_guard = static_cast<const OutputGuard*>(exchange.guard.get());
     std::vector<std::optional<guard::OutputFilter>> filters(handles.size());
     if (output_guard)
