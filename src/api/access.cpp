@@ -56,16 +56,6 @@ std::string denial(const auth::Principal& p, auth::Permission needed, std::optio
            std::string(auth::to_string(*role)) + "' in tenant '" + tenant + "'";
 }
 
-void count_guard_findings(ApiContext& ctx, const std::vector<std::string>& rules, PromptAction action) {
-    if (!ctx.metrics) return;
-    for (const auto& rule : rules)
-        ctx.metrics
-            ->counter("codepilot_guard_findings_total",
-                      "Secrets the guard found in prompt parts, by rule and action",
-                      {{"rule", rule}, {"action", to_string(action)}})
-            .inc();
-}
-
 bool is_inference(const auth::RouteRule& rule) {
     return rule.access == auth::Access::permission &&
            (rule.permission == auth::Permission::completion || rule.permission == auth::Permission::chat ||
@@ -356,15 +346,8 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
     if (ctx.guard && is_inference(*rule)) {
         // Before quota: a refused prompt costs the tenant nothing. Scanning is CPU work in
         // proportion to the body, so it runs on the worker pool.
-        const GuardPolicy policy = ctx.guard->policy_for(principal.tenant_name);
-        if (policy.output != OutputAction::off) {
-            auto output = std::make_shared<OutputGuard>();
-            output->rules = policy.output_rules ? policy.output_rules : ctx.guard->rules;
-            output->action = policy.output;
-            output->pii = policy.pii;
-            output->metrics = ctx.metrics;
-            ex.guard = std::move(output);
-        }
+        const GuardPolicy& policy = ctx.guard->policy_for(principal.tenant_name); // lives as long as ctx
+        ex.guard = policy.output;
         if (policy.prompts != PromptAction::off) {
             const std::string& body = ex.request().body();
             auto guarded = co_await blocking(
@@ -374,7 +357,7 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
                                           "the server is busy; try again shortly", {}, retry_after());
                 co_return false;
             }
-            count_guard_findings(ctx, guarded->rules, policy.prompts);
+            count_findings(ctx.metrics, guarded->rules, to_string(policy.prompts));
             ex.usage.guard_rules = guarded->rules;
             if (guarded->blocked) {
                 co_await respond_error(ex, *guarded->blocked);

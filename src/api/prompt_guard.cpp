@@ -102,15 +102,18 @@ guard::OutputFilter OutputGuard::filter() const {
     return guard::OutputFilter(rules, o, action == OutputAction::end);
 }
 
-void OutputGuard::count(const guard::OutputFilter& f) const {
+void count_findings(metrics::Registry* metrics, const std::vector<std::string>& rules,
+                    const std::string& action) {
     if (!metrics) return;
-    const std::string action_label = std::string("output_") + to_string(action);
-    for (const auto& rule : f.rules())
+    for (const auto& rule : rules)
         metrics
-            ->counter("codepilot_guard_findings_total",
-                      "Secrets the guard found in prompt parts, by rule and action",
-                      {{"rule", rule}, {"action", action_label}})
+            ->counter("codepilot_guard_findings_total", "Secrets the guard found, by rule and action",
+                      {{"rule", rule}, {"action", action}})
             .inc();
+}
+
+void OutputGuard::count(const guard::OutputFilter& f) const {
+    count_findings(metrics, f.rules(), std::string("output_") + to_string(action));
 }
 
 Result<std::shared_ptr<const guard::RuleSet>> with_denylist(std::string_view base_text,

@@ -25,23 +25,10 @@ enum class OutputAction { off, log, mask, end };
 std::optional<OutputAction> parse_output_action(std::string_view text);
 const char* to_string(OutputAction action);
 
-struct GuardPolicy {
-    PromptAction prompts = PromptAction::redact;
-    OutputAction output = OutputAction::mask;
-    bool pii = false;
-    // The output's rules: the prompt rules plus this policy's denylist (null: the prompt rules).
-    std::shared_ptr<const guard::RuleSet> output_rules;
-};
-
-// `base_text` (a rules file) with each denylist pattern added as a rule deny_1, deny_2, ...
-// (case-insensitive); a pattern RE2 refuses, or one that matches nothing, is named.
-Result<std::shared_ptr<const guard::RuleSet>>
-with_denylist(std::string_view base_text, const std::vector<std::string>& patterns, const std::string& where);
-
-// The output side for one call, set on the exchange by the gate (Exchange::guard) and applied
-// by run_generations() to every generation's text, streamed or not.
+// The output side of a policy, set on the exchange by the gate (Exchange::guard) and applied
+// by run_generations() to every generation's text, streamed or not. Built once per policy.
 struct OutputGuard {
-    std::shared_ptr<const guard::RuleSet> rules;
+    std::shared_ptr<const guard::RuleSet> rules; // the prompt rules, plus the policy's denylist
     OutputAction action = OutputAction::mask;
     bool pii = false;
     metrics::Registry* metrics = nullptr;
@@ -49,6 +36,21 @@ struct OutputGuard {
     // Counts what a filter found (codepilot_guard_findings_total, action output_<action>).
     void count(const guard::OutputFilter& filter) const;
 };
+
+struct GuardPolicy {
+    PromptAction prompts = PromptAction::redact;
+    bool pii = false;
+    std::shared_ptr<const OutputGuard> output; // null: output = off
+};
+
+// Counts findings as codepilot_guard_findings_total{rule, action}.
+void count_findings(metrics::Registry* metrics, const std::vector<std::string>& rules,
+                    const std::string& action);
+
+// `base_text` (a rules file) with each denylist pattern added as a rule deny_1, deny_2, ...
+// (case-insensitive); a pattern RE2 refuses, or one that matches nothing, is named.
+Result<std::shared_ptr<const guard::RuleSet>>
+with_denylist(std::string_view base_text, const std::vector<std::string>& patterns, const std::string& where);
 
 struct PromptGuard {
     std::shared_ptr<const guard::RuleSet> rules;

@@ -61,7 +61,8 @@ struct Application::Parts {
 };
 
 // The guard's rules (built in, or config.guard.rules_file) and the policies by tenant.
-Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& config) {
+Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& config,
+                       metrics::Registry& metrics) {
     guard.rules = guard::RuleSet::builtin();
     std::string rules_text(guard::RuleSet::builtin_text());
     if (!config.rules_file.empty()) {
@@ -75,8 +76,8 @@ Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& confi
         guard.rules = *rules;
         rules_text = std::move(text);
     }
-    auto policy = [&rules_text](const config::GuardPolicyConfig& p,
-                                const std::string& where) -> Result<api::GuardPolicy> {
+    auto policy = [&](const config::GuardPolicyConfig& p,
+                      const std::string& where) -> Result<api::GuardPolicy> {
         auto action = api::parse_prompt_action(p.prompts);
         if (!action)
             return make_error(ErrorCode::invalid_argument,
@@ -86,12 +87,19 @@ Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& confi
         if (!output)
             return make_error(ErrorCode::invalid_argument,
                               where + ": output must be mask, end, log or off (got '" + p.output + "')");
-        api::GuardPolicy out{*action, *output, p.pii, nullptr};
+        api::GuardPolicy out{*action, p.pii, nullptr};
+        if (*output == api::OutputAction::off) return out;
+        auto output_guard = std::make_shared<api::OutputGuard>();
+        output_guard->rules = guard.rules;
+        output_guard->action = *output;
+        output_guard->pii = p.pii;
+        output_guard->metrics = &metrics;
         if (!p.deny.empty()) {
             auto rules = api::with_denylist(rules_text, p.deny, where + " deny");
             if (!rules) return rules.error();
-            out.output_rules = *rules;
+            output_guard->rules = *rules;
         }
+        out.output = std::move(output_guard);
         return out;
     };
     auto all = policy(config.policy, "guard");
@@ -103,7 +111,8 @@ Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& confi
         guard.tenants[t.name] = *own;
     }
     spdlog::info("guard: {} rules; prompts: {}, output: {}{}", guard.rules->size(),
-                 api::to_string(guard.policy.prompts), api::to_string(guard.policy.output),
+                 api::to_string(guard.policy.prompts),
+                 guard.policy.output ? api::to_string(guard.policy.output->action) : "off",
                  guard.tenants.empty() ? ""
                                        : " (" + std::to_string(guard.tenants.size()) + " tenant policies)");
     return Ok{};
@@ -191,7 +200,7 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->throttle = parts->throttle.get();
     parts->api->max_generations = config.model.max_generations;
     parts->api->auth_body_bytes = config.auth.max_body_bytes;
-    if (auto st = configure_guard(parts->guard, config.guard); !st) return st.error();
+    if (auto st = configure_guard(parts->guard, config.guard, parts->metrics); !st) return st.error();
     parts->api->guard = &parts->guard;
 #ifdef CODEPILOT_VERSION
     parts->api->version = CODEPILOT_VERSION;

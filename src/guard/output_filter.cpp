@@ -56,9 +56,9 @@ std::string OutputFilter::release(size_t cut, bool final) {
             cut = begin;
             break;
         }
-        found_.push_back(f.rule);
         masked_ = true;
         if (end_on_secret_) { // the text stops before the first secret
+            found_.push_back(f.rule);
             ended_ = true;
             cut = begin;
             break;
@@ -67,6 +67,7 @@ std::string OutputFilter::release(size_t cut, bool final) {
     }
     if (!ended_) cut = char_boundary(unsent_, std::min(cut, unsent_.size()));
     while (!mask.empty() && mask.back().end > cut) mask.pop_back(); // kept back by the boundary
+    for (const auto& m : mask) found_.push_back(m.rule);
     const std::string raw = unsent_.substr(0, std::min(cut, unsent_.size()));
     std::string out = mask.empty() ? raw : redact(raw, mask, placeholders_);
     shown_tail_ += raw;

@@ -72,7 +72,7 @@ Result<std::unique_ptr<Backend>> make_backend(const config::FleetModelConfig& m,
     if (m.backend == "upstream") return connect_upstream(m);
     if (m.backend == "lora") {
         auto base = fleet.find(m.base);
-        if (!base || base->retired)
+        if (!base || base->retired || base->spec.id != m.base) // by id: an alias may move
             return make_error(ErrorCode::unavailable,
                               "model '" + m.id + "': its base model '" + m.base + "' is not loaded");
         auto adapter = lora_backend(base, m.local.path, m.lora_scale);
