@@ -2,7 +2,7 @@
 // table (auth/access_rules.cpp) before any handler runs. Routes without a rule are refused.
 #include "api/api.h"
 #include "api/errors.h"
-#include "api/prompt_guard.h"
+#include "api/guard_policies.h"
 #include "api/request_fields.h"
 #include "core/clock.h"
 #include "server/async_queue.h"
@@ -346,18 +346,22 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
     if (ctx.guard && is_inference(*rule)) {
         // Before quota: a refused prompt costs the tenant nothing. Scanning is CPU work in
         // proportion to the body, so it runs on the worker pool.
-        const GuardPolicy& policy = ctx.guard->policy_for(principal.tenant_name); // lives as long as ctx
-        ex.guard = policy.output;
-        if (policy.prompts != PromptAction::off) {
+        // A snapshot: a policy changed meanwhile applies from the next request.
+        std::shared_ptr<const GuardPolicy> policy = ctx.guard->policy_for(principal.tenant_name);
+        ex.guard = policy->output;
+        if (policy->settings.prompts != PromptAction::off) {
             const std::string& body = ex.request().body();
-            auto guarded = co_await blocking(
-                ctx, Lane::store, [&ctx, &policy, &body] { return guard_body(*ctx.guard, policy, body); });
+            // The lambda captures only references: GCC 12 destroys a co_await operand's temporaries
+            // wrongly, so one holding a shared_ptr is freed twice. `policy` keeps it alive here.
+            const GuardPolicy& in_force = *policy;
+            auto guarded = co_await blocking(ctx, Lane::store,
+                                             [&in_force, &body] { return guard_body(in_force, body); });
             if (!guarded) {
                 co_await ex.respond_error(status::service_unavailable,
                                           "the server is busy; try again shortly", {}, retry_after());
                 co_return false;
             }
-            count_findings(ctx.metrics, guarded->rules, to_string(policy.prompts));
+            count_findings(ctx.metrics, guarded->rules, to_string(policy->settings.prompts));
             ex.usage.guard_rules = guarded->rules;
             if (guarded->blocked) {
                 co_await respond_error(ex, *guarded->blocked);

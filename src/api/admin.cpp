@@ -470,6 +470,7 @@ void register_admin_routes(server::Router& router, std::shared_ptr<ApiContext> c
     register_admin_key_routes(router, context);
     register_admin_certificate_routes(router, context);
     register_admin_quota_routes(router, context);
+    register_admin_guard_routes(router, context);
 }
 
 } // namespace codepilot::api

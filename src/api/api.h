@@ -20,7 +20,7 @@
 namespace codepilot::api {
 
 class CompletionService;
-struct PromptGuard;
+class GuardPolicies;
 
 struct ApiContext {
     inference::Fleet* fleet = nullptr; // the models; every inference call is routed through it
@@ -42,7 +42,7 @@ struct ApiContext {
     auth::SignInThrottle* throttle = nullptr;
     int max_generations = 16;            // per request: prompts × n
     int64_t auth_body_bytes = 16 * 1024; // /auth/* bodies
-    const PromptGuard* guard = nullptr;  // secrets in inference requests (unset: none looked for)
+    GuardPolicies* guard = nullptr;      // secrets in inference requests (unset: none looked for)
 };
 
 // Where blocking work runs: `store` for the store, Redis and admin work of authenticated

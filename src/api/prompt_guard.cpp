@@ -116,11 +116,11 @@ void OutputGuard::count(const guard::OutputFilter& f) const {
     count_findings(metrics, f.rules(), std::string("output_") + to_string(action));
 }
 
-Result<std::shared_ptr<const guard::RuleSet>> with_denylist(std::string_view base_text,
+Result<std::shared_ptr<const guard::RuleSet>> with_denylist(const std::shared_ptr<const guard::RuleSet>& base,
                                                             const std::vector<std::string>& patterns,
                                                             const std::string& where) {
+    if (patterns.empty()) return base;
     std::ostringstream text;
-    text << base_text << "\n";
     for (size_t i = 0; i < patterns.size(); ++i) {
         toml::table rule{{"id", "deny_" + std::to_string(i + 1)},
                          {"description", "denylist entry " + std::to_string(i + 1)},
@@ -128,9 +128,22 @@ Result<std::shared_ptr<const guard::RuleSet>> with_denylist(std::string_view bas
                          {"case_insensitive", true}};
         text << "[[rule]]\n" << rule << "\n";
     }
-    auto rules = guard::RuleSet::parse(text.str(), where);
-    if (!rules) return rules.error();
-    return *rules;
+    return guard::RuleSet::extend(base, text.str(), where);
+}
+
+Result<GuardPolicy> build_policy(const GuardSettings& settings, std::shared_ptr<const guard::RuleSet> rules,
+                                 metrics::Registry* metrics, const std::string& where) {
+    GuardPolicy out{settings, std::move(rules), nullptr};
+    if (settings.output == OutputAction::off) return out;
+    auto output = std::make_shared<OutputGuard>();
+    output->action = settings.output;
+    output->pii = settings.pii;
+    output->metrics = metrics;
+    auto output_rules = with_denylist(out.rules, settings.deny, where + " deny");
+    if (!output_rules) return output_rules.error();
+    output->rules = *output_rules;
+    out.output = std::move(output);
+    return out;
 }
 
 const GuardPolicy& PromptGuard::policy_for(const std::string& tenant) const {
@@ -138,12 +151,12 @@ const GuardPolicy& PromptGuard::policy_for(const std::string& tenant) const {
     return it == tenants.end() ? policy : it->second;
 }
 
-GuardedBody guard_body(const PromptGuard& guard, const GuardPolicy& policy, const std::string& body) {
-    if (policy.prompts == PromptAction::off || !guard.rules) return {};
+GuardedBody guard_body(const GuardPolicy& policy, const std::string& body) {
+    if (policy.settings.prompts == PromptAction::off || !policy.rules) return {};
     json doc = json::parse(body, nullptr, false);
     if (doc.is_discarded()) return {}; // not JSON: the handler refuses it, nothing reaches a model
-    Walk walk{*guard.rules, {}, policy.prompts, {}, {}};
-    walk.options.pii = policy.pii;
+    Walk walk{*policy.rules, {}, policy.settings.prompts, {}, {}};
+    walk.options.pii = policy.settings.pii;
     walk.visit(doc, "");
     if (walk.changed) walk.out.body = doc.dump(-1, ' ', false, json::error_handler_t::replace);
     return std::move(walk.out);

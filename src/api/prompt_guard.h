@@ -37,21 +37,36 @@ struct OutputGuard {
     void count(const guard::OutputFilter& filter) const;
 };
 
-struct GuardPolicy {
+// A policy as configured ([guard], [[guard.tenants]]) or set for a tenant at run time.
+struct GuardSettings {
     PromptAction prompts = PromptAction::redact;
+    OutputAction output = OutputAction::mask;
     bool pii = false;
-    std::shared_ptr<const OutputGuard> output; // null: output = off
+    std::vector<std::string> deny; // output denylist: RE2 patterns, case-insensitive
+};
+
+// A policy compiled: what the gate and run_generations() apply.
+struct GuardPolicy {
+    GuardSettings settings;
+    std::shared_ptr<const guard::RuleSet> rules; // for prompts: the server's, plus a tenant's own
+    std::shared_ptr<const OutputGuard> output;   // null: output = off
 };
 
 // Counts findings as codepilot_guard_findings_total{rule, action}.
 void count_findings(metrics::Registry* metrics, const std::vector<std::string>& rules,
                     const std::string& action);
 
-// `base_text` (a rules file) with each denylist pattern added as a rule deny_1, deny_2, ...
-// (case-insensitive); a pattern RE2 refuses, or one that matches nothing, is named.
-Result<std::shared_ptr<const guard::RuleSet>>
-with_denylist(std::string_view base_text, const std::vector<std::string>& patterns, const std::string& where);
+// `base` with each denylist pattern added as a rule deny_1, deny_2, ... (case-insensitive); a
+// pattern RE2 refuses, or one that matches the empty string, is named.
+Result<std::shared_ptr<const guard::RuleSet>> with_denylist(const std::shared_ptr<const guard::RuleSet>& base,
+                                                            const std::vector<std::string>& patterns,
+                                                            const std::string& where);
 
+// `settings` over `rules` (the output side adds the denylist). `where` names it in errors.
+Result<GuardPolicy> build_policy(const GuardSettings& settings, std::shared_ptr<const guard::RuleSet> rules,
+                                 metrics::Registry* metrics, const std::string& where);
+
+// The guard as configured: the server's rules and the policies of the configuration file.
 struct PromptGuard {
     std::shared_ptr<const guard::RuleSet> rules;
     GuardPolicy policy;                         // everyone's, and callers without a tenant
@@ -66,6 +81,6 @@ struct GuardedBody {
 };
 
 // CPU work in proportion to the body: run it off the I/O threads.
-GuardedBody guard_body(const PromptGuard& guard, const GuardPolicy& policy, const std::string& body);
+GuardedBody guard_body(const GuardPolicy& policy, const std::string& body);
 
 } // namespace codepilot::api

@@ -64,5 +64,6 @@ Result<auth::ScopeSet> requested_scopes(const json& body, const auth::Principal&
 void register_admin_key_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_admin_certificate_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 void register_admin_quota_routes(server::Router& router, std::shared_ptr<ApiContext> context);
+void register_admin_guard_routes(server::Router& router, std::shared_ptr<ApiContext> context);
 
 } // namespace codepilot::api

@@ -2,7 +2,7 @@
 
 #include "api/api.h"
 #include "api/code_completion.h"
-#include "api/prompt_guard.h"
+#include "api/guard_policies.h"
 #include "app/fleet_builder.h"
 #include "auth/settings_json.h"
 #include "core/private_files.h"
@@ -43,7 +43,7 @@ struct Application::Parts {
     // Models registered at run time; after the fleet and the database (destroyed first).
     std::unique_ptr<inference::ModelRegistry> registry;
     std::unique_ptr<auth::SignInThrottle> throttle;
-    api::PromptGuard guard;
+    std::unique_ptr<api::GuardPolicies> guard; // polls the store: after the database (destroyed first)
     // Blocking work off the I/O threads. Destroyed before the stores they use (declared after).
     std::unique_ptr<WorkerPool> workers, sign_ins;
     std::optional<std::string> bootstrap_key_file;
@@ -59,64 +59,6 @@ struct Application::Parts {
 
     explicit Parts(int threads) : io(threads) {}
 };
-
-// The guard's rules (built in, or config.guard.rules_file) and the policies by tenant.
-Status configure_guard(api::PromptGuard& guard, const config::GuardConfig& config,
-                       metrics::Registry& metrics) {
-    guard.rules = guard::RuleSet::builtin();
-    std::string rules_text(guard::RuleSet::builtin_text());
-    if (!config.rules_file.empty()) {
-        std::ifstream in(config.rules_file, std::ios::binary);
-        if (!in)
-            return make_error(ErrorCode::invalid_argument,
-                              "guard.rules_file: cannot read " + config.rules_file);
-        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto rules = guard::RuleSet::parse(text, config.rules_file);
-        if (!rules) return make_error(rules.error().code, "guard.rules_file: " + rules.error().message);
-        guard.rules = *rules;
-        rules_text = std::move(text);
-    }
-    auto policy = [&](const config::GuardPolicyConfig& p,
-                      const std::string& where) -> Result<api::GuardPolicy> {
-        auto action = api::parse_prompt_action(p.prompts);
-        if (!action)
-            return make_error(ErrorCode::invalid_argument,
-                              where + ": prompts must be redact, block, log or off (got '" + p.prompts +
-                                  "')");
-        auto output = api::parse_output_action(p.output);
-        if (!output)
-            return make_error(ErrorCode::invalid_argument,
-                              where + ": output must be mask, end, log or off (got '" + p.output + "')");
-        api::GuardPolicy out{*action, p.pii, nullptr};
-        if (*output == api::OutputAction::off) return out;
-        auto output_guard = std::make_shared<api::OutputGuard>();
-        output_guard->rules = guard.rules;
-        output_guard->action = *output;
-        output_guard->pii = p.pii;
-        output_guard->metrics = &metrics;
-        if (!p.deny.empty()) {
-            auto rules = api::with_denylist(rules_text, p.deny, where + " deny");
-            if (!rules) return rules.error();
-            output_guard->rules = *rules;
-        }
-        out.output = std::move(output_guard);
-        return out;
-    };
-    auto all = policy(config.policy, "guard");
-    if (!all) return all.error();
-    guard.policy = *all;
-    for (const auto& t : config.tenants) {
-        auto own = policy(t.policy, "guard.tenants ('" + t.name + "')");
-        if (!own) return own.error();
-        guard.tenants[t.name] = *own;
-    }
-    spdlog::info("guard: {} rules; prompts: {}, output: {}{}", guard.rules->size(),
-                 api::to_string(guard.policy.prompts),
-                 guard.policy.output ? api::to_string(guard.policy.output->action) : "off",
-                 guard.tenants.empty() ? ""
-                                       : " (" + std::to_string(guard.tenants.size()) + " tenant policies)");
-    return Ok{};
-}
 
 std::string demo_model_path(const config::Config& config) {
     return (fs::path(config.data_dir) / "models" / "demo-qwen2-coder.gguf").string();
@@ -200,8 +142,17 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->api->throttle = parts->throttle.get();
     parts->api->max_generations = config.model.max_generations;
     parts->api->auth_body_bytes = config.auth.max_body_bytes;
-    if (auto st = configure_guard(parts->guard, config.guard, parts->metrics); !st) return st.error();
-    parts->api->guard = &parts->guard;
+    auto configured_guard = api::configure_guard(config.guard, &parts->metrics);
+    if (!configured_guard) return configured_guard.error();
+    spdlog::info("guard: {} rules; prompts: {}, output: {}{}", configured_guard->rules->size(),
+                 api::to_string(configured_guard->policy.settings.prompts),
+                 api::to_string(configured_guard->policy.settings.output),
+                 configured_guard->tenants.empty()
+                     ? ""
+                     : " (" + std::to_string(configured_guard->tenants.size()) + " tenant policies)");
+    parts->guard = std::make_unique<api::GuardPolicies>(std::move(*configured_guard), &parts->metrics);
+    parts->guard->poll(*parts->database, std::chrono::seconds(1)); // tenants' own policies (admin API)
+    parts->api->guard = parts->guard.get();
 #ifdef CODEPILOT_VERSION
     parts->api->version = CODEPILOT_VERSION;
 #endif
@@ -336,6 +287,12 @@ Status open_identity(Application::Parts& parts, const config::Config& config) {
     ao.flush_ms = config.audit.flush_ms;
     ao.capacity = static_cast<size_t>(config.audit.capacity);
     ao.prompts.storage = *audit::parse_prompt_storage(config.audit.store_prompts);
+    if (ao.prompts.storage == audit::PromptStorage::redacted) {
+        auto rules =
+            api::server_rules(config.guard.rules_file); // the guard's rules redact stored prompts too
+        if (!rules) return rules.error();
+        ao.prompts.rules = std::move(*rules);
+    }
     if (ao.prompts.storage == audit::PromptStorage::encrypted) {
         auto keys = audit::load_prompt_keys(config.audit.key_file);
         if (!keys) return keys.error();

@@ -24,6 +24,10 @@
 #include <thread>
 #include <vector>
 
+namespace codepilot::guard {
+class RuleSet;
+}
+
 namespace codepilot::audit {
 
 struct Record {
@@ -94,7 +98,8 @@ Result<std::vector<Anchor>> read_anchors(const std::string& path);
 
 struct PromptPolicy {
     PromptStorage storage = PromptStorage::none;
-    PromptKeys keys;              // encrypted
+    std::shared_ptr<const guard::RuleSet> rules; // redacted: the server's guard rules (null: built in)
+    PromptKeys keys;                             // encrypted
     size_t max_bytes = 64 * 1024; // longer texts are cut (and marked) before redaction or sealing
 };
 

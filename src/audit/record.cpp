@@ -17,7 +17,7 @@ nlohmann::json kept_text(const std::string& text, const PromptPolicy& policy) {
     }
     nlohmann::json out;
     if (policy.storage == PromptStorage::redacted) {
-        auto r = guard::redact_secrets(cut);
+        auto r = guard::redact_secrets(cut, policy.rules.get());
         out = {{"text", r.text}, {"secrets_redacted", r.secrets}};
     } else {
         out = {{"sealed", seal(policy.keys, cut)}};

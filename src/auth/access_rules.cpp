@@ -34,6 +34,8 @@ std::string_view to_string(Permission p) {
         return "server.admin";
     case P::quotas_write:
         return "quotas.write";
+    case P::guard_write:
+        return "guard.write";
     }
     return "?";
 }
@@ -42,9 +44,10 @@ namespace {
 constexpr std::array<std::string_view, 5> kRoleNames = {"owner", "admin", "developer", "auditor", "viewer"};
 constexpr PermissionSet kInference =
     uint32_t(P::models_read) | uint32_t(P::completion) | uint32_t(P::chat) | uint32_t(P::embeddings);
-constexpr PermissionSet kTenantAdmin =
-    kInference | uint32_t(P::tenant_read) | uint32_t(P::members_write) | uint32_t(P::keys_own) |
-    uint32_t(P::keys_manage) | uint32_t(P::audit_read) | uint32_t(P::usage_read) | uint32_t(P::quotas_write);
+constexpr PermissionSet kTenantAdmin = kInference | uint32_t(P::tenant_read) | uint32_t(P::members_write) |
+                                       uint32_t(P::keys_own) | uint32_t(P::keys_manage) |
+                                       uint32_t(P::audit_read) | uint32_t(P::usage_read) |
+                                       uint32_t(P::quotas_write) | uint32_t(P::guard_write);
 } // namespace
 
 std::optional<Role> parse_role(std::string_view name) {
@@ -134,7 +137,7 @@ PermissionSet scope_permissions(ScopeSet scopes, bool server_owner) {
     if (scopes & uint32_t(Scope::embeddings)) out |= bit(P::embeddings);
     if (scopes & uint32_t(Scope::admin)) {
         out |= bit(P::members_write) | bit(P::keys_manage) | bit(P::audit_read) | bit(P::usage_read) |
-               bit(P::tenant_delete) | bit(P::quotas_write);
+               bit(P::tenant_delete) | bit(P::quotas_write) | bit(P::guard_write);
         if (server_owner) out |= bit(P::server_admin);
     }
     return out;
@@ -176,6 +179,11 @@ const std::vector<RouteRule>& route_rules() {
         {"GET", "/admin/v1/models/{model}/compare", A::permission, P::server_admin}, // canary vs base
         {"GET", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::tenant_read, "tenant"},
         {"PUT", "/admin/v1/tenants/{tenant}/quotas", A::permission, P::quotas_write, "tenant"},
+        // The guard policy: compliance (auditors) and admins read it, admins set it.
+        {"GET", "/admin/v1/tenants/{tenant}/guard", A::permission, P::audit_read, "tenant"},
+        {"PUT", "/admin/v1/tenants/{tenant}/guard", A::permission, P::guard_write, "tenant"},
+        {"DELETE", "/admin/v1/tenants/{tenant}/guard", A::permission, P::guard_write, "tenant"},
+        {"POST", "/admin/v1/tenants/{tenant}/guard/scan", A::permission, P::guard_write, "tenant"},
         {"GET", "/admin/v1/usage", A::permission, P::usage_read, "tenant"},
         {"GET", "/admin/v1/usage/events", A::permission, P::usage_read, "tenant"},
         {"GET", "/admin/v1/tenants", A::authenticated}, // lists only what the caller may see

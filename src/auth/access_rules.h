@@ -23,9 +23,10 @@ enum class Permission : uint32_t {
     tenant_delete = 1u << 10,
     server_admin = 1u << 11, // tenants, users, LDAP/OIDC settings (server owners only)
     quotas_write = 1u << 12, // set the tenant's quotas
+    guard_write = 1u << 13,  // set the tenant's guard policy and own rules
 };
 using PermissionSet = uint32_t;
-inline constexpr Permission kLastPermission = Permission::quotas_write;
+inline constexpr Permission kLastPermission = Permission::guard_write;
 inline PermissionSet bit(Permission p) {
     return static_cast<uint32_t>(p);
 }

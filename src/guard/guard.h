@@ -1,7 +1,6 @@
 // The guard: secret and personal-data detection. A rule set (src/guard/rules.toml, shipped in
 // the binary, or a file of the same form) compiled once, and a scan that finds every secret in a
 // text in time linear in its length: one engine for the server and `codepilot guard scan`.
-// redact_secrets() is the older fixed set that masks stored audit prompts.
 #pragma once
 
 #include "core/result.h"
@@ -14,14 +13,6 @@
 #include <vector>
 
 namespace codepilot::guard {
-
-struct Redaction {
-    std::string text;
-    int secrets = 0; // how many were masked
-};
-
-// Each secret becomes "[REDACTED:<kind>]"; everything else is kept as it was.
-Redaction redact_secrets(std::string_view text);
 
 struct Finding {
     std::string rule;          // the rule's id (what users see; never the value)
@@ -39,6 +30,10 @@ public:
     // wrong: a regex RE2 cannot compile (backreferences, lookaround), one that matches the empty
     // string, an unknown key, a duplicate id.
     static Result<std::shared_ptr<const RuleSet>> parse(std::string_view toml, const std::string& origin);
+    // `base`'s rules and allowlist (shared, not recompiled) and those of `toml`, which may hold
+    // only an allowlist; an id of `base` may not be used again.
+    static Result<std::shared_ptr<const RuleSet>> extend(const std::shared_ptr<const RuleSet>& base,
+                                                         std::string_view toml, const std::string& origin);
     // The rules shipped with the binary, and their text (to extend with more rules).
     static std::shared_ptr<const RuleSet> builtin();
     static std::string_view builtin_text();
@@ -101,6 +96,15 @@ private:
     std::vector<std::string> found_;
     bool ended_ = false, masked_ = false;
 };
+
+struct Redaction {
+    std::string text;
+    int secrets = 0; // how many were replaced
+};
+
+// The audit trail's redaction of stored prompts: every secret and every piece of personal data
+// (the PII rules on) that `rules` find (the built-in rules when null) becomes its placeholder.
+Redaction redact_secrets(std::string_view text, const RuleSet* rules = nullptr);
 
 // Shannon entropy of `s` in bits per byte.
 double shannon_entropy(std::string_view s);

@@ -25,4 +25,13 @@ std::string redact(std::string_view text, const std::vector<Finding>& findings, 
     return out;
 }
 
+Redaction redact_secrets(std::string_view text, const RuleSet* rules) {
+    ScanOptions options;
+    options.pii = true; // the trail keeps no one's e-mail address or card number either
+    const auto found = (rules ? *rules : *RuleSet::builtin()).scan(text, options);
+    if (found.empty()) return {std::string(text), 0};
+    Placeholders placeholders;
+    return {redact(text, found, placeholders), static_cast<int>(found.size())};
+}
+
 } // namespace codepilot::guard

@@ -25,8 +25,9 @@ struct Rule {
     bool pii = false;
     Check check = Check::none;
     std::vector<std::unique_ptr<RE2>> allow;
-    bool always = true;     // no keywords: runs on the whole text
-    bool multiline = false; // its matches may run over many lines (key blocks)
+    std::vector<std::string> keywords; // lower-cased
+    bool always = true;                // no keywords: runs on the whole text
+    bool multiline = false;            // its matches may run over many lines (key blocks)
 };
 
 // All keywords of all rules in one automaton over lower-cased bytes: every occurrence, in
@@ -139,13 +140,34 @@ Result<std::vector<std::string>> strings(const toml::node& node, const std::stri
     return out;
 }
 
+const toml::array kNoRules;
+
 } // namespace
 
+// Rules and allowlist entries are immutable once compiled and shared: a set extended with a
+// tenant's own rules holds the server's compiled rules, not copies.
 struct RuleSet::Impl {
-    std::vector<Rule> rules;
-    std::vector<std::unique_ptr<RE2>> allow_values; // global allowlist
+    std::vector<std::shared_ptr<const Rule>> rules;
+    std::vector<std::shared_ptr<const RE2>> allow_values; // global allowlist
     KeywordAutomaton keywords;
     std::vector<std::vector<size_t>> keyword_rules; // keyword index -> rules it enables
+
+    // The keyword automaton over every rule's keywords.
+    void index() {
+        std::vector<std::string> words;
+        for (size_t r = 0; r < rules.size(); ++r)
+            for (const auto& k : rules[r]->keywords) {
+                auto at = std::find(words.begin(), words.end(), k);
+                if (at == words.end()) {
+                    words.push_back(k);
+                    keyword_rules.emplace_back();
+                    at = words.end() - 1;
+                }
+                keyword_rules[static_cast<size_t>(at - words.begin())].push_back(r);
+            }
+        for (size_t k = 0; k < words.size(); ++k) keywords.add(words[k], k);
+        keywords.build();
+    }
 
     bool allowed(const Rule& rule, std::string_view secret) const {
         for (const auto& re : rule.allow)
@@ -154,12 +176,20 @@ struct RuleSet::Impl {
             if (RE2::PartialMatch(secret, *re)) return true;
         return false;
     }
+    bool has(const std::string& id) const {
+        return std::any_of(rules.begin(), rules.end(), [&](const auto& r) { return r->id == id; });
+    }
 };
 
 RuleSet::RuleSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RuleSet::~RuleSet() = default;
 
 Result<std::shared_ptr<const RuleSet>> RuleSet::parse(std::string_view text, const std::string& origin) {
+    return extend(nullptr, text, origin);
+}
+
+Result<std::shared_ptr<const RuleSet>> RuleSet::extend(const std::shared_ptr<const RuleSet>& base,
+                                                       std::string_view text, const std::string& origin) {
     toml::table doc;
     try {
         doc = toml::parse(text, std::string_view(origin));
@@ -167,6 +197,12 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::parse(std::string_view text, con
         return bad(origin, std::string("not valid TOML: ") + std::string(e.description()));
     }
     auto impl = std::make_unique<Impl>();
+    std::set<std::string> ids;
+    if (base) {
+        impl->rules = base->impl_->rules;
+        impl->allow_values = base->impl_->allow_values;
+        for (const auto& r : impl->rules) ids.insert(r->id);
+    }
     for (const auto& [key, value] : doc) {
         if (key.str() != "rule" && key.str() != "allowlist")
             return bad(origin, "unknown section '" + std::string(key.str()) + "'");
@@ -187,9 +223,10 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::parse(std::string_view text, con
         }
     }
     const auto* rules = doc["rule"].as_array();
-    if (!rules) return bad(origin, "no [[rule]] entries");
-    std::set<std::string> ids;
-    std::vector<std::string> keywords;
+    if (!rules && !doc["rule"] && base) rules = &kNoRules;
+    if (!rules)
+        return bad(origin,
+                   doc["rule"] ? "'rule' must be an array of tables ([[rule]])" : "no [[rule]] entries");
     for (size_t i = 0; i < rules->size(); ++i) {
         const auto* t = (*rules)[i].as_table();
         std::string where = origin + " rule " + std::to_string(i + 1);
@@ -256,7 +293,9 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::parse(std::string_view text, con
         }
         if (rule.id.empty()) return bad(where, "'id' is required");
         where = origin + " rule '" + rule.id + "'";
-        if (!ids.insert(rule.id).second) return bad(where, "the id is used twice");
+        if (!ids.insert(rule.id).second)
+            return bad(where, base && base->impl_->has(rule.id) ? "the id is one of the server's rules"
+                                                                : "the id is used twice");
         if (regex.empty()) return bad(where, "'regex' is required");
         auto re = compile(where, regex, icase, rule.group);
         if (!re) return re.error();
@@ -269,19 +308,12 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::parse(std::string_view text, con
         for (auto& k : rule_keywords) {
             if (k.empty()) return bad(where, "a keyword is empty");
             std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
-            auto at = std::find(keywords.begin(), keywords.end(), k);
-            if (at == keywords.end()) {
-                keywords.push_back(k);
-                impl->keyword_rules.emplace_back();
-                at = keywords.end() - 1;
-            }
-            impl->keyword_rules[static_cast<size_t>(at - keywords.begin())].push_back(impl->rules.size());
         }
         rule.always = rule_keywords.empty();
-        impl->rules.push_back(std::move(rule));
+        rule.keywords = std::move(rule_keywords);
+        impl->rules.push_back(std::make_shared<const Rule>(std::move(rule)));
     }
-    for (size_t k = 0; k < keywords.size(); ++k) impl->keywords.add(keywords[k], k);
-    impl->keywords.build();
+    impl->index();
     return std::shared_ptr<const RuleSet>(new RuleSet(std::move(impl)));
 }
 
@@ -291,14 +323,14 @@ std::vector<Finding> RuleSet::scan(std::string_view text, const ScanOptions& o) 
     // Per rule, the merged spans it runs over (in order: keyword occurrences come in order).
     std::vector<std::vector<Span>> spans(s.rules.size());
     for (size_t r = 0; r < s.rules.size(); ++r)
-        if (s.rules[r].always) spans[r].push_back({0, text.size()});
+        if (s.rules[r]->always) spans[r].push_back({0, text.size()});
     s.keywords.scan(text, [&](size_t keyword, size_t at) {
         std::optional<Span> lines, rest; // this occurrence's windows, found once
         for (size_t r : s.keyword_rules[keyword]) {
             auto& list = spans[r];
             if (!list.empty() && at < list.back().second) continue; // inside the last span already
-            auto& cached = s.rules[r].multiline ? rest : lines;
-            if (!cached) cached = window_around(text, at, s.rules[r].multiline);
+            auto& cached = s.rules[r]->multiline ? rest : lines;
+            if (!cached) cached = window_around(text, at, s.rules[r]->multiline);
             const Span w = *cached;
             if (!list.empty() && w.first <= list.back().second)
                 list.back().second = std::max(list.back().second, w.second);
@@ -312,7 +344,7 @@ std::vector<Finding> RuleSet::scan(std::string_view text, const ScanOptions& o) 
     std::vector<Candidate> found;
     std::array<re2::StringPiece, 100> groups;
     for (size_t r = 0; r < s.rules.size(); ++r) {
-        const Rule& rule = s.rules[r];
+        const Rule& rule = *s.rules[r];
         if (spans[r].empty() || (rule.pii && !o.pii)) continue;
         const int n = rule.group + 1;
         for (const auto& [from, to] : spans[r]) {
@@ -345,7 +377,7 @@ std::vector<Finding> RuleSet::scan(std::string_view text, const ScanOptions& o) 
         line += static_cast<size_t>(std::count(text.begin() + static_cast<std::ptrdiff_t>(counted),
                                                text.begin() + static_cast<std::ptrdiff_t>(c.begin), '\n'));
         counted = c.begin;
-        out.push_back({s.rules[c.rule].id, c.begin, c.end, static_cast<int>(line)});
+        out.push_back({s.rules[c.rule]->id, c.begin, c.end, static_cast<int>(line)});
         covered = c.end;
     }
     return out;
@@ -353,7 +385,7 @@ std::vector<Finding> RuleSet::scan(std::string_view text, const ScanOptions& o) 
 
 std::vector<std::string> RuleSet::ids() const {
     std::vector<std::string> out;
-    for (const auto& r : impl_->rules) out.push_back(r.id);
+    for (const auto& r : impl_->rules) out.push_back(r->id);
     return out;
 }
 

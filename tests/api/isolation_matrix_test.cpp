@@ -24,7 +24,8 @@ enum class Perm {
     usage_read,
     tenant_delete,
     server_admin,
-    quotas_write
+    quotas_write,
+    guard_write
 };
 
 struct Row {
@@ -70,6 +71,10 @@ const std::map<std::string, Row>& matrix() {
         {"DELETE /admin/v1/tenants/{tenant}", {Need::perm, Perm::tenant_delete, true}},
         {"GET /admin/v1/tenants/{tenant}/quotas", {Need::perm, Perm::tenant_read, true}},
         {"PUT /admin/v1/tenants/{tenant}/quotas", {Need::perm, Perm::quotas_write, true}},
+        {"GET /admin/v1/tenants/{tenant}/guard", {Need::perm, Perm::audit_read, true}},
+        {"PUT /admin/v1/tenants/{tenant}/guard", {Need::perm, Perm::guard_write, true}},
+        {"DELETE /admin/v1/tenants/{tenant}/guard", {Need::perm, Perm::guard_write, true}},
+        {"POST /admin/v1/tenants/{tenant}/guard/scan", {Need::perm, Perm::guard_write, true}},
         {"GET /admin/v1/usage", {Need::perm, Perm::usage_read, true}},
         {"GET /admin/v1/usage/events", {Need::perm, Perm::usage_read, true}},
         {"GET /admin/v1/tenants/{tenant}/members", {Need::perm, Perm::tenant_read, true}},
@@ -98,11 +103,11 @@ bool role_has(const std::string& role, Perm p) {
         {"owner",
          {Perm::models_read, Perm::completion, Perm::chat, Perm::embeddings, Perm::tenant_read,
           Perm::members_write, Perm::keys_own, Perm::keys_manage, Perm::audit_read, Perm::usage_read,
-          Perm::tenant_delete, Perm::quotas_write}},
+          Perm::tenant_delete, Perm::quotas_write, Perm::guard_write}},
         {"admin",
          {Perm::models_read, Perm::completion, Perm::chat, Perm::embeddings, Perm::tenant_read,
           Perm::members_write, Perm::keys_own, Perm::keys_manage, Perm::audit_read, Perm::usage_read,
-          Perm::quotas_write}},
+          Perm::quotas_write, Perm::guard_write}},
         {"developer",
          {Perm::models_read, Perm::completion, Perm::chat, Perm::embeddings, Perm::tenant_read,
           Perm::keys_own}},

@@ -325,7 +325,7 @@ TEST_P(AuditTest, PreparedInParallelCommittedInAppendOrder) {
         AuditLog log(*db_, o, nullptr);
         for (int i = 1; i <= n; ++i) {
             Record r = call(i);
-            r.prompt = std::string(static_cast<size_t>(i % 5) * 2048, 'x') + " key AKIAIOSFODNN7EXAMPLE end";
+            r.prompt = std::string(static_cast<size_t>(i % 5) * 2048, 'x') + " key AKIAQYLPMN5HHHFPZAM2 end";
             ASSERT_TRUE(log.append(std::move(r)));
         }
     } // and a clean shutdown commits every one
@@ -335,8 +335,8 @@ TEST_P(AuditTest, PreparedInParallelCommittedInAppendOrder) {
         auto body = nlohmann::json::parse(written[i - 1].body);
         ASSERT_EQ(body["request_id"], "req-" + std::to_string(i));
         auto text = body["prompt"]["text"].get<std::string>();
-        ASSERT_NE(text.find("key [REDACTED:aws_access_key] end"), std::string::npos) << i;
-        ASSERT_EQ(text.find("AKIAIOSFODNN7EXAMPLE"), std::string::npos) << i;
+        ASSERT_NE(text.find("key <SECRET:aws_access_key_id> end"), std::string::npos) << i;
+        ASSERT_EQ(text.find("AKIAQYLPMN5HHHFPZAM2"), std::string::npos) << i;
     }
     EXPECT_EQ(verdict(), "intact 2000");
 }

@@ -60,7 +60,7 @@ TEST(PromptPolicyBody, NoneRedactedAndEncrypted) {
     redacted.storage = PromptStorage::redacted;
     auto body = nlohmann::json::parse(canonical_body(r, redacted));
     EXPECT_EQ(body["prompt"]["secrets_redacted"], 1);
-    EXPECT_NE(body["prompt"]["text"].get<std::string>().find("[REDACTED:url_password]"), std::string::npos);
+    EXPECT_NE(body["prompt"]["text"].get<std::string>().find("<SECRET:database_url_password>"), std::string::npos);
     EXPECT_EQ(body["completion"]["text"], "return db");
 
     PromptPolicy encrypted;

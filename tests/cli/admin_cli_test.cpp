@@ -117,6 +117,56 @@ TEST_F(AdminCli, BootstrapsAStoreAndManagesKeysThatARunningServerHonours) {
     EXPECT_EQ(login.status, 200) << login.body;
 }
 
+// `codepilot guard policy`: a tenant's own rules and policy in the store, validated as the API
+// validates them; `guard scan --tenant` then scans with them.
+TEST_F(AdminCli, SetsShowsAndClearsATenantsGuardPolicyAndScansWithIt) {
+    ASSERT_EQ(cli("tenant create acme" + flags_).code, 0);
+    std::ofstream(dir_ / "acme-rules.toml") << "[[rule]]\nid = 'acme_token'\nregex = 'acme_[0-9a-f]{16}'\n"
+                                               "keywords = ['acme_']\n";
+    std::ofstream(dir_ / "bad-rules.toml") << "[[rule]]\nid = 'greedy'\nregex = '.*'\n";
+    std::ofstream(dir_ / "deploy.sh") << "#!/bin/sh\nTOKEN=acme_0123456789abcdef ./run\n";
+    const std::string rules = (dir_ / "acme-rules.toml").string(), file = (dir_ / "deploy.sh").string();
+
+    auto bad = cli("guard policy set --tenant acme --rules " + (dir_ / "bad-rules.toml").string() + flags_);
+    EXPECT_EQ(bad.code, 2) << bad.out;
+    EXPECT_NE(bad.out.find("rule 'greedy': the regex matches the empty string"), std::string::npos)
+        << bad.out;
+    EXPECT_EQ(cli("guard policy set --tenant acme --prompts shred" + flags_).code, 2);
+    EXPECT_EQ(cli("guard policy set --tenant nowhere --prompts block" + flags_).code, 1);
+
+    // Before: the built-in rules do not know Acme's tokens.
+    EXPECT_EQ(cli("guard scan --tenant acme " + file + flags_).code, 0);
+    auto set = cli("guard policy set --tenant acme --prompts block --deny 'project\\s+bluebird' --rules " +
+                   rules + flags_);
+    ASSERT_EQ(set.code, 0) << set.out;
+    auto show = cli("guard policy show --tenant acme" + flags_);
+    ASSERT_EQ(show.code, 0) << show.out;
+    auto shown = nlohmann::json::parse(show.out);
+    EXPECT_EQ(shown["effective"]["prompts"], "block");
+    EXPECT_EQ(shown["effective"]["own_rules"], nlohmann::json::array({"acme_token"}));
+    EXPECT_EQ(shown["effective"]["deny"], nlohmann::json::array({"project\\s+bluebird"}));
+    EXPECT_EQ(shown["stored"]["rules"][0]["id"], "acme_token");
+    // A later set changes only what it names.
+    ASSERT_EQ(cli("guard policy set --tenant acme --pii true" + flags_).code, 0);
+    shown = nlohmann::json::parse(cli("guard policy show --tenant acme" + flags_).out);
+    EXPECT_EQ(shown["effective"]["pii"], true);
+    EXPECT_EQ(shown["effective"]["prompts"], "block");
+
+    auto scan = cli("guard scan --tenant acme " + file + flags_);
+    EXPECT_EQ(scan.code, 1) << scan.out;
+    EXPECT_NE(scan.out.find("deploy.sh:2:7: acme_token"), std::string::npos) << scan.out;
+    EXPECT_EQ(scan.out.find("acme_0123456789abcdef"), std::string::npos) << "never the value";
+
+    ASSERT_EQ(cli("guard policy clear --tenant acme" + flags_).code, 0);
+    EXPECT_TRUE(
+        nlohmann::json::parse(cli("guard policy show --tenant acme" + flags_).out)["stored"].is_null());
+    EXPECT_EQ(cli("guard policy clear --tenant acme" + flags_).code, 1);
+    EXPECT_EQ(cli("guard scan --tenant acme " + file + flags_).code, 0);
+    // Each change is in the audit trail, and the chain holds.
+    auto verify = cli("audit verify" + flags_);
+    EXPECT_EQ(verify.code, 0) << verify.out;
+}
+
 TEST_F(AdminCli, CliChangesAreAuditedAndVerifyFindsTampering) {
     ASSERT_EQ(cli("tenant create acme" + flags_).code, 0);
     ASSERT_EQ(cli("user create ci-bot --tenant acme --service" + flags_).code, 0);
@@ -138,13 +188,14 @@ TEST_F(AdminCli, CliChangesAreAuditedAndVerifyFindsTampering) {
     EXPECT_EQ(records[0]["user"].get<std::string>().rfind("cli:", 0), 0u);
     EXPECT_EQ(records[2]["action"], "key.create");
     EXPECT_EQ(records[3]["action"], "key.revoke");
-    EXPECT_EQ(exported.out.find(key), std::string::npos);  // never the key itself
+    EXPECT_EQ(exported.out.find(key), std::string::npos); // never the key itself
     EXPECT_EQ(cli("audit export --from yesterday" + flags_).code, 2);
 
     {
         auto db = store::open_database("sqlite://" + (dir_ / "codepilot.db").string(), 1);
         ASSERT_TRUE(db);
-        ASSERT_TRUE((*db)->query("UPDATE audit_log SET body = REPLACE(body, 'ci-bot', 'someone') WHERE seq = 3"));
+        ASSERT_TRUE(
+            (*db)->query("UPDATE audit_log SET body = REPLACE(body, 'ci-bot', 'someone') WHERE seq = 3"));
     }
     auto broken = cli("audit verify" + flags_);
     EXPECT_EQ(broken.code, 1);
@@ -237,10 +288,12 @@ TEST_F(AdminCli, BindsListsAndUnbindsClientCertificates) {
     ASSERT_EQ(cli("user create ci-bot --tenant acme --service" + flags_).code, 0);
     TestPki pki((dir_ / "pki").string());
     auto bot = pki.client("bot", "ci-bot", {"URI:spiffe://acme/ci"});
-    auto bound = cli("cert bind --tenant acme --user ci-bot --cert-file " + bot.cert + " --scopes completion" + flags_);
+    auto bound = cli("cert bind --tenant acme --user ci-bot --cert-file " + bot.cert +
+                     " --scopes completion" + flags_);
     ASSERT_EQ(bound.code, 0) << bound.out;
     EXPECT_NE(bound.out.find(certificate_fingerprint(bot.cert)), std::string::npos) << bound.out;
-    EXPECT_EQ(cli("cert bind --tenant acme --user ci-bot --cert-file " + bot.cert + flags_).code, 1); // bound already
+    EXPECT_EQ(cli("cert bind --tenant acme --user ci-bot --cert-file " + bot.cert + flags_).code,
+              1); // bound already
     EXPECT_EQ(cli("cert bind --tenant acme --user ci-bot --san ftp:x" + flags_).code, 2);
     EXPECT_EQ(cli("cert bind --tenant acme --user ci-bot --subject CN=a --san DNS:a" + flags_).code, 2);
     EXPECT_EQ(cli("cert bind --tenant acme --user nobody --san DNS:a.example" + flags_).code, 1);

@@ -119,6 +119,37 @@ TEST(GuardRules, RulesThatCannotBeTrustedAreRefusedWithTheirName) {
     EXPECT_EQ(nested->scan(std::string(200000, 'a') + "b").size(), 1u);
 }
 
+// A tenant's own rules extend the server's: the server's compiled rules are shared, the new
+// ones are found as well, an allowlist-only extension silences a value, and a server rule's id
+// cannot be taken over.
+TEST(GuardRules, ExtendingAddsRulesAndAllowlistsOverTheServersRules) {
+    const auto base = guard::RuleSet::builtin();
+    const std::string text = "a = 'AKIAQYLPMN5HHHFPZAM2'\nb = 'acme_0123456789abcdef'\n";
+    auto extended = guard::RuleSet::extend(
+        base, "[[rule]]\nid = 'acme_token'\nregex = 'acme_[0-9a-f]{16}'\nkeywords = ['acme_']\n", "tenant");
+    ASSERT_TRUE(extended) << extended.error().message;
+    EXPECT_EQ((*extended)->size(), base->size() + 1);
+    auto hits = (*extended)->scan(text);
+    ASSERT_EQ(hits.size(), 2u);
+    EXPECT_EQ(hits[0].rule, "aws_access_key_id");
+    EXPECT_EQ(hits[1].rule, "acme_token");
+    EXPECT_EQ(hits[1].line, 2);
+    EXPECT_EQ(base->scan(text).size(), 1u) << "the base set is unchanged";
+
+    auto allowed =
+        guard::RuleSet::extend(base, "[allowlist]\nvalues = ['^AKIAQYLPMN5HHHFPZAM2$']\n", "tenant");
+    ASSERT_TRUE(allowed) << allowed.error().message;
+    EXPECT_TRUE((*allowed)->scan(text).empty());
+
+    auto taken =
+        guard::RuleSet::extend(base, "[[rule]]\nid = 'jwt'\nregex = 'x[0-9]+'\nkeywords = ['x']\n", "tenant");
+    ASSERT_FALSE(taken);
+    EXPECT_NE(taken.error().message.find("rule 'jwt': the id is one of the server's rules"),
+              std::string::npos)
+        << taken.error().message;
+    EXPECT_FALSE(guard::RuleSet::parse("[allowlist]\nvalues = ['x']\n", "alone")) << "a set needs rules";
+}
+
 TEST(GuardRules, OverlapsKeepOneFindingAndInvalidUtf8HidesNothing) {
     auto rules = custom("[[rule]]\nid = \"long\"\nregex = 'token_[a-z0-9]{20}'\nkeywords = [\"token_\"]\n"
                         "[[rule]]\nid = \"short\"\nregex = '_([a-z0-9]{8})'\nsecret_group = 1\n");
