@@ -103,7 +103,8 @@ struct Redaction {
 };
 
 // The audit trail's redaction of stored prompts: every secret and every piece of personal data
-// (the PII rules on) that `rules` find (the built-in rules when null) becomes its placeholder.
+// (the PII rules on) that `rules` find (the built-in rules when null) becomes its placeholder;
+// the redacted text is scanned again until nothing more is found.
 Redaction redact_secrets(std::string_view text, const RuleSet* rules = nullptr);
 
 // Shannon entropy of `s` in bits per byte.

@@ -28,10 +28,19 @@ std::string redact(std::string_view text, const std::vector<Finding>& findings, 
 Redaction redact_secrets(std::string_view text, const RuleSet* rules) {
     ScanOptions options;
     options.pii = true; // the trail keeps no one's e-mail address or card number either
-    const auto found = (rules ? *rules : *RuleSet::builtin()).scan(text, options);
-    if (found.empty()) return {std::string(text), 0};
+    const RuleSet& set = rules ? *rules : *RuleSet::builtin();
+    Redaction out{std::string(text), 0};
     Placeholders placeholders;
-    return {redact(text, found, placeholders), static_cast<int>(found.size())};
+    // A placeholder changes the context of what is next to it: a value that a neighbour's
+    // boundary hid may match once the neighbour is replaced. Passes until none finds more, so
+    // that what is stored holds nothing the rules would still find (a few passes at most).
+    for (int pass = 0; pass < 8; ++pass) {
+        const auto found = set.scan(out.text, options);
+        if (found.empty()) break;
+        out.text = redact(out.text, found, placeholders);
+        out.secrets += static_cast<int>(found.size());
+    }
+    return out;
 }
 
 } // namespace codepilot::guard
