@@ -45,15 +45,15 @@ int main(int argc, char** argv) {
         std::cerr << "no prompts of " << chunk << " bytes under " << tree << "\n";
         return 1;
     }
-    api::PromptGuard guard;
-    guard.rules = guard::RuleSet::builtin();
+    auto policy = api::build_policy(api::GuardSettings{}, guard::RuleSet::builtin(), nullptr, "bench");
+    if (!policy) return 1;
     std::vector<double> us;
     size_t bytes = 0, findings = 0;
     for (int round = 0; round < 2; ++round) { // the first round warms caches
         us.clear();
         for (const auto& b : bodies) {
             const auto t0 = Clock::now();
-            auto out = api::guard_body(guard, guard.policy, b);
+            auto out = api::guard_body(*policy, b);
             us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
             if (round == 1) {
                 bytes += b.size();

@@ -71,7 +71,9 @@ public:
         }
         std::ifstream in(path, std::ios::binary);
         if (!in) return unreadable(path.string(), "cannot open");
-        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::string content(static_cast<size_t>(size), '\0'); // one read, not a byte at a time
+        in.read(content.data(), static_cast<std::streamsize>(size));
+        content.resize(static_cast<size_t>(in.gcount()));
         text(path.string(), content);
     }
 

@@ -1,7 +1,8 @@
 // The rule engine: every rule is an RE2 automaton (linear time, no backtracking, no recursion).
 // One Aho-Corasick pass finds every rule keyword in the text; a rule then runs only over the
 // lines around its keywords' occurrences (a line before, two after; `multiline` rules from
-// there to the end), so ordinary code costs about one pass however many rules there are.
+// there to the end), and rules without keywords around the matches of one alternation of them
+// all, so ordinary code costs about two passes however many rules there are.
 #include "guard/guard.h"
 
 #include <algorithm>
@@ -26,8 +27,10 @@ struct Rule {
     Check check = Check::none;
     std::vector<std::unique_ptr<RE2>> allow;
     std::vector<std::string> keywords; // lower-cased
-    bool always = true;                // no keywords: runs on the whole text
-    bool multiline = false;            // its matches may run over many lines (key blocks)
+    std::string pattern;               // the regex as written, and its case flag (for a prefilter)
+    bool icase = false;
+    bool always = true;     // no keywords: runs on the whole text
+    bool multiline = false; // its matches may run over many lines (key blocks)
 };
 
 // All keywords of all rules in one automaton over lower-cased bytes: every occurrence, in
@@ -146,8 +149,17 @@ const toml::array kNoRules;
 
 // Rules and allowlist entries are immutable once compiled and shared: a set extended with a
 // tenant's own rules holds the server's compiled rules, not copies.
+// Rules without keywords (the personal-data ones) would each be a pass over the whole text. One
+// RE2 of all of them (an alternation: one DFA pass) finds where any may match instead, and each
+// then runs around those places only, as keyword rules do.
+struct Prefilter {
+    std::unique_ptr<RE2> any; // null: the rules run over the whole text
+    std::vector<size_t> rules;
+};
+
 struct RuleSet::Impl {
     std::vector<std::shared_ptr<const Rule>> rules;
+    Prefilter plain_prefilter, pii_prefilter;             // the keyword-less rules, by whether they are PII
     std::vector<std::shared_ptr<const RE2>> allow_values; // global allowlist
     KeywordAutomaton keywords;
     std::vector<std::vector<size_t>> keyword_rules; // keyword index -> rules it enables
@@ -167,6 +179,20 @@ struct RuleSet::Impl {
             }
         for (size_t k = 0; k < words.size(); ++k) keywords.add(words[k], k);
         keywords.build();
+        for (bool pii : {false, true}) {
+            Prefilter& p = pii ? pii_prefilter : plain_prefilter;
+            std::string any;
+            for (size_t r = 0; r < rules.size(); ++r) {
+                const Rule& rule = *rules[r];
+                if (!rule.always || rule.multiline || rule.pii != pii) continue; // multiline: whole text
+                p.rules.push_back(r);
+                any +=
+                    (any.empty() ? "" : "|") + std::string(rule.icase ? "(?i:" : "(?:") + rule.pattern + ")";
+            }
+            if (p.rules.empty()) continue;
+            auto re = std::make_unique<RE2>(any, options(false));
+            if (re->ok()) p.any = std::move(re); // else (too large for RE2's budget) each runs whole
+        }
     }
 
     bool allowed(const Rule& rule, std::string_view secret) const {
@@ -300,6 +326,8 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::extend(const std::shared_ptr<con
         auto re = compile(where, regex, icase, rule.group);
         if (!re) return re.error();
         rule.regex = std::move(re.value());
+        rule.pattern = regex;
+        rule.icase = icase;
         for (const auto& a : allow) {
             auto are = std::make_unique<RE2>(a, options(icase));
             if (!are->ok()) return bad(where, "allow '" + a + "' does not compile (" + are->error() + ")");
@@ -323,7 +351,29 @@ std::vector<Finding> RuleSet::scan(std::string_view text, const ScanOptions& o) 
     // Per rule, the merged spans it runs over (in order: keyword occurrences come in order).
     std::vector<std::vector<Span>> spans(s.rules.size());
     for (size_t r = 0; r < s.rules.size(); ++r)
-        if (s.rules[r]->always) spans[r].push_back({0, text.size()});
+        if (s.rules[r]->always && s.rules[r]->multiline) spans[r].push_back({0, text.size()});
+    for (const Prefilter* p : {&s.plain_prefilter, &s.pii_prefilter}) {
+        if (p->rules.empty() || (p == &s.pii_prefilter && !o.pii)) continue;
+        if (!p->any) {
+            for (size_t r : p->rules) spans[r].push_back({0, text.size()});
+            continue;
+        }
+        re2::StringPiece m;
+        size_t pos = 0;
+        while (pos < text.size() && p->any->Match(text, pos, text.size(), RE2::UNANCHORED, &m, 1)) {
+            const size_t at = static_cast<size_t>(m.data() - text.data());
+            Span w = window_around(text, at, false);
+            w.second = std::max(w.second, at + m.size());
+            for (size_t r : p->rules) { // in order: merged with the last when they touch
+                auto& list = spans[r];
+                if (!list.empty() && w.first <= list.back().second)
+                    list.back().second = std::max(list.back().second, w.second);
+                else
+                    list.push_back(w);
+            }
+            pos = std::max(w.second, at + 1);
+        }
+    }
     s.keywords.scan(text, [&](size_t keyword, size_t at) {
         std::optional<Span> lines, rest; // this occurrence's windows, found once
         for (size_t r : s.keyword_rules[keyword]) {
