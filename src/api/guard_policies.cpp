@@ -3,6 +3,7 @@
 #include "api/errors.h"
 #include "store/guard_store.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -267,6 +268,12 @@ std::optional<std::string> GuardPolicies::stored_error(const std::string& tenant
     auto it = stored_.find(tenant);
     if (it == stored_.end() || it->second.error.empty()) return std::nullopt;
     return it->second.error;
+}
+
+int GuardPolicies::stored_errors() const {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(
+        std::count_if(stored_.begin(), stored_.end(), [](const auto& s) { return !s.second.error.empty(); }));
 }
 
 void GuardPolicies::poll(store::Database& db, std::chrono::milliseconds every) {

@@ -60,6 +60,8 @@ public:
     // configuration's, and is reported by stored_error(). Blocking: not on an I/O thread.
     Status reload(store::Database& db);
     std::optional<std::string> stored_error(const std::string& tenant) const;
+    // How many tenants' stored policies do not compile (codepilot_guard_policy_errors).
+    int stored_errors() const;
     // reload() every `every` on a thread of its own, until destruction.
     void poll(store::Database& db, std::chrono::milliseconds every);
 

@@ -153,6 +153,10 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->guard = std::make_unique<api::GuardPolicies>(std::move(*configured_guard), &parts->metrics);
     parts->guard->poll(*parts->database, std::chrono::seconds(1)); // tenants' own policies (admin API)
     parts->api->guard = parts->guard.get();
+    parts->metrics.gauge(
+        "codepilot_guard_policy_errors",
+        "Tenants whose stored guard policy does not compile (their last good one applies)",
+        [guard = parts->guard.get()] { return static_cast<double>(guard->stored_errors()); });
 #ifdef CODEPILOT_VERSION
     parts->api->version = CODEPILOT_VERSION;
 #endif

@@ -16,6 +16,11 @@ void add_store_flags(CLI::App* cmd, StoreFlags& f) {
     cmd->add_option("--store", f.store_url, "store URL (overrides store.url)");
 }
 
+std::string cli_actor() {
+    const char* user = std::getenv("USER");
+    return std::string("cli:") + (user ? user : std::to_string(::getuid()));
+}
+
 int fail(const std::string& message, int code) {
     std::cerr << "error: " << message << "\n";
     return code;
@@ -33,8 +38,7 @@ Status OpenStore::record(const std::string& action, const std::string& object, n
     audit::Record r;
     r.kind = "admin";
     r.at_ms = unix_millis();
-    const char* user = std::getenv("USER");
-    r.username = std::string("cli:") + (user ? user : std::to_string(::getuid()));
+    r.username = cli_actor();
     r.auth_method = "cli";
     r.action = action;
     r.object = object;

@@ -16,6 +16,8 @@ struct StoreFlags {
     std::string config_path, data_dir, store_url;
 };
 void add_store_flags(CLI::App* cmd, StoreFlags& flags);
+// Who the CLI acts as in audit records and stored rows: "cli:<OS user>".
+std::string cli_actor();
 // Prints "error: message" to stderr; returns `code`.
 int fail(const std::string& message, int code = 1);
 

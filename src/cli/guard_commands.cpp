@@ -341,7 +341,7 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
             return fail(compiled.error().message, 2);
         const nlohmann::json stored = api::to_json(*spec);
         if (stored.empty()) return fail("the policy sets nothing; use 'guard policy clear' instead", 2);
-        store::GuardPolicyRow next{(*t)->id, pa->tenant, stored.dump(), 0, "cli"};
+        store::GuardPolicyRow next{(*t)->id, pa->tenant, stored.dump(), 0, cli_actor()};
         if (auto st = guard_store.set_policy(next); !st) return fail(st.error().message);
         if (auto st = s->record("guard.set", "tenant " + pa->tenant, before, stored); !st)
             return fail("policy set, but its audit record failed: " + st.error().message);

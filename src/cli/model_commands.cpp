@@ -95,11 +95,6 @@ Result<Rollout> open_rollout(const StoreFlags& flags, const std::string& id) {
     return Rollout{std::move(*s), std::move(pair->first), std::move(pair->second)};
 }
 
-std::string actor() {
-    const char* user = std::getenv("USER");
-    return std::string("cli:") + (user ? user : "unknown");
-}
-
 int set_share(const StoreFlags& flags, const std::string& id, int share, const char* action) {
     auto r = open_rollout(flags, id);
     if (!r) return fail(r.error().message);
@@ -110,7 +105,8 @@ int set_share(const StoreFlags& flags, const std::string& id, int share, const c
     if (auto rows = models.rollouts(); rows)
         for (const auto& r : *rows)
             if (r.model == canary->model.id) before = r.share;
-    if (auto st = models.set_rollout(canary->model.id, share, actor()); !st) return fail(st.error().message);
+    if (auto st = models.set_rollout(canary->model.id, share, cli_actor()); !st)
+        return fail(st.error().message);
     if (auto st = s->record(action, canary->model.id, {{"canary_share", before}}, {{"canary_share", share}});
         !st)
         return fail("share set, but its audit record failed: " + st.error().message);
@@ -196,7 +192,7 @@ void add_model_commands(CLI::App* model_cmd,
         if (!model->canary_of.empty() && !find_known(*all, model->canary_of))
             return fail("canary_of '" + model->canary_of + "' is not a model");
         store::ModelStore models(*s->db);
-        store::RegisteredModel row{model->id, model->version, text.str(), "loaded", 0, 0, actor()};
+        store::RegisteredModel row{model->id, model->version, text.str(), "loaded", 0, 0, cli_actor()};
         if (auto existing = models.registered(model->id); existing && *existing)
             row.created_at = (*existing)->created_at;
         if (auto st = models.put_registered(row); !st) return fail(st.error().message);
@@ -244,7 +240,7 @@ void add_model_commands(CLI::App* model_cmd,
             store::ModelStore models(*s->db);
             auto before = models.registered(a->id);
             if (!before) return fail(before.error().message);
-            if (auto st = models.set_desired(a->id, loaded ? "loaded" : "unloaded", actor()); !st)
+            if (auto st = models.set_desired(a->id, loaded ? "loaded" : "unloaded", cli_actor()); !st)
                 return fail(st.error().message);
             if (auto st = s->record(loaded ? "model.load" : "model.unload", a->id,
                                     {{"desired", *before ? (*before)->desired : ""}},

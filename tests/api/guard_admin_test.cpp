@@ -217,6 +217,8 @@ TEST_F(GuardAdmin, APolicyWrittenToTheStoreElsewhereAppliesWithinThePoll) {
         if (get.json().contains("error")) error = get.json()["error"];
     }
     EXPECT_NE(error.find("rule 'bad'"), std::string::npos) << error;
+    const std::string metrics = call("GET", "/metrics", admin_).body;
+    EXPECT_NE(metrics.find("codepilot_guard_policy_errors 1"), std::string::npos) << metrics.substr(0, 3000);
     EXPECT_EQ(complete(dev_, prompt).status, 400) << "the last good policy stays in force";
 }
 
