@@ -343,6 +343,7 @@ awaitable<bool> admit(ApiContext& ctx, Exchange& ex, server::http::verb method, 
         co_await respond_error(ex, *deep);
         co_return false;
     }
+    if (is_inference(*rule)) ex.response_cache = ctx.response_cache;
     if (ctx.guard && is_inference(*rule)) {
         // Before quota: a refused prompt costs the tenant nothing. Scanning is CPU work in
         // proportion to the body, so it runs on the worker pool.

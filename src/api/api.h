@@ -21,6 +21,7 @@ namespace codepilot::api {
 
 class CompletionService;
 class GuardPolicies;
+class ResponseCache;
 
 struct ApiContext {
     inference::Fleet* fleet = nullptr; // the models; every inference call is routed through it
@@ -40,9 +41,10 @@ struct ApiContext {
     WorkerPool* workers = nullptr;  // blocking work: store misses, Redis, admin handlers (unset: inline)
     WorkerPool* sign_ins = nullptr; // sign-ins (Argon2, LDAP): unauthenticated work has its own lane
     auth::SignInThrottle* throttle = nullptr;
-    int max_generations = 16;            // per request: prompts × n
-    int64_t auth_body_bytes = 16 * 1024; // /auth/* bodies
-    GuardPolicies* guard = nullptr;      // secrets in inference requests (unset: none looked for)
+    int max_generations = 16;                // per request: prompts × n
+    int64_t auth_body_bytes = 16 * 1024;     // /auth/* bodies
+    GuardPolicies* guard = nullptr;          // secrets in inference requests (unset: none looked for)
+    ResponseCache* response_cache = nullptr; // deterministic answers kept (unset: off)
 };
 
 // Where blocking work runs: `store` for the store, Redis and admin work of authenticated

@@ -2,6 +2,7 @@
 
 #include "api/api.h"
 #include "api/prompt_guard.h"
+#include "api/response_cache.h"
 #include "server/async_queue.h"
 
 #include <optional>
@@ -61,9 +62,48 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
     // No cached state crosses tenants: a prefix cached for one would show in another's
     // cached_tokens and timings (the engine scopes by adapter as well).
     const std::string& tenant = caller_of(exchange).tenant_id;
+    auto* cache = static_cast<ResponseCache*>(exchange.response_cache);
+    size_t hits = 0;
     for (size_t i = 0; i < requests.size(); ++i) {
         requests[i].cache_scope = tenant;
         requests[i].on_event = [queue, i](const GenerationEvent& event) { queue->push({i, event}); };
+        if (auto key =
+                cache ? ResponseCache::key_of(requests[i], tenant, exchange.usage.model) : std::nullopt) {
+            if (auto hit = cache->find(*key)) { // the model's answer as it gave it, replayed
+                GenerationEvent text;
+                text.text = std::move(hit->text);
+                text.tokens = std::move(hit->tokens);
+                GenerationEvent done;
+                done.kind = GenerationEvent::Kind::done;
+                done.finish = hit->finish;
+                done.usage = hit->usage;
+                done.usage.cached_tokens = done.usage.prompt_tokens; // nothing evaluated
+                done.usage.shifted_tokens = 0;
+                if (!text.text.empty() || !text.tokens.empty()) requests[i].on_event(text);
+                requests[i].on_event(done);
+                handles.push_back(std::make_shared<engine::Generation>());
+                ++hits;
+                continue;
+            }
+            // A miss: what the model writes is kept once it ends on its own.
+            struct Recorder {
+                CachedGeneration generation;
+            };
+            auto recorder = std::make_shared<Recorder>();
+            requests[i].on_event = [queue, i, cache, recorder, max_tokens = requests[i].max_tokens,
+                                    key = std::move(*key)](const GenerationEvent& event) {
+                auto& g = recorder->generation;
+                if (event.kind == GenerationEvent::Kind::text) {
+                    g.text += event.text;
+                    g.tokens.insert(g.tokens.end(), event.tokens.begin(), event.tokens.end());
+                } else if (ResponseCache::keepable(max_tokens, event)) {
+                    g.finish = event.finish;
+                    g.usage = event.usage;
+                    cache->store(key, std::move(g));
+                }
+                queue->push({i, event});
+            };
+        }
         auto handle = backend.submit(std::move(requests[i]));
         if (!handle) {
             cancel_all();
@@ -71,6 +111,8 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
         }
         handles.push_back(handle.value());
     }
+    if (hits > 0 && hits == handles.size())
+        exchange.response_headers.emplace_back("x-codepilot-cache", "hit");
     if (on_handles) on_handles(handles);
     exchange.on_client_gone([queue, handles] {
         for (auto& h : handles) h->cancel();

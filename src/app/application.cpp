@@ -3,6 +3,7 @@
 #include "api/api.h"
 #include "api/code_completion.h"
 #include "api/guard_policies.h"
+#include "api/response_cache.h"
 #include "app/fleet_builder.h"
 #include "auth/settings_json.h"
 #include "core/private_files.h"
@@ -44,6 +45,7 @@ struct Application::Parts {
     std::unique_ptr<inference::ModelRegistry> registry;
     std::unique_ptr<auth::SignInThrottle> throttle;
     std::unique_ptr<api::GuardPolicies> guard; // polls the store: after the database (destroyed first)
+    std::unique_ptr<api::ResponseCache> response_cache;
     // Blocking work off the I/O threads. Destroyed before the stores they use (declared after).
     std::unique_ptr<WorkerPool> workers, sign_ins;
     std::optional<std::string> bootstrap_key_file;
@@ -153,6 +155,14 @@ Result<std::unique_ptr<Application>> Application::create(const config::Config& c
     parts->guard = std::make_unique<api::GuardPolicies>(std::move(*configured_guard), &parts->metrics);
     parts->guard->poll(*parts->database, std::chrono::seconds(1)); // tenants' own policies (admin API)
     parts->api->guard = parts->guard.get();
+    if (config.cache.responses > 0) {
+        parts->response_cache = std::make_unique<api::ResponseCache>(
+            static_cast<size_t>(config.cache.responses), static_cast<size_t>(config.cache.response_mb) << 20,
+            &parts->metrics);
+        parts->api->response_cache = parts->response_cache.get();
+        spdlog::info("response cache: up to {} greedy generations, {} MiB", config.cache.responses,
+                     config.cache.response_mb);
+    }
     parts->metrics.gauge(
         "codepilot_guard_policy_errors",
         "Tenants whose stored guard policy does not compile (their last good one applies)",

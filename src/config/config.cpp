@@ -133,6 +133,8 @@ std::map<std::string, Setter> setters(Config& c) {
         {"completion.repo_name", string(c.completion.repo_name)},
         {"completion.current_line_after_middle", boolean(c.completion.current_line_after_middle)},
         {"completion.stable_windows", boolean(c.completion.stable_windows)},
+        {"cache.responses", integer(c.cache.responses, 0, 10000000)},
+        {"cache.response_mb", integer(c.cache.response_mb, 1, 1 << 20)},
         {"store.url", string(c.store.url)},
         {"audit.durability", string(c.audit.durability)},
         {"quota.redis_url", string(c.quota.redis_url)},

@@ -124,6 +124,12 @@ struct CompletionConfig {
     bool stable_windows = true; // with shifted reuse: a window's dropped first line leaves the rest reusable
 };
 
+// The exact-response cache (api/response_cache.h): greedy generations answered again from memory.
+struct CacheConfig {
+    int responses = 0;    // generations kept at most (0: off)
+    int response_mb = 64; // and at most this many MiB of them
+};
+
 struct StoreConfig {
     std::string url;   // sqlite:///path | postgresql://user:pw@host:port/db; empty: sqlite under data_dir
     int pool_size = 4; // connections per process
@@ -257,6 +263,7 @@ struct Config {
     std::vector<FleetModelConfig> models;
     RoutingConfig routing;
     CompletionConfig completion;
+    CacheConfig cache;
     StoreConfig store;
     AuthConfig auth;
     AuditConfig audit;

@@ -124,6 +124,9 @@ public:
     std::shared_ptr<const void> caller;
     // The guard's output side for this call, set by the gate (an api::OutputGuard; opaque here).
     std::shared_ptr<const void> guard;
+    // The exact-response cache for this call (an api::ResponseCache; opaque here), set by the
+    // gate for inference calls when the cache is on.
+    void* response_cache = nullptr;
 
     // What an inference call consumed, set by the handler (for the audit trail and usage).
     struct CallUsage {

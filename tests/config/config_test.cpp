@@ -267,6 +267,17 @@ TEST(Config, GuardPoliciesAreReadAndCheckedPerTenant) {
     EXPECT_FALSE(parse_config("[[guard.tenants]]\nprompts = 'log'\n").ok()); // no name
 }
 
+TEST(Config, TheResponseCacheIsOffByDefaultAndBounded) {
+    EXPECT_EQ(parse_config("")->cache.responses, 0);
+    auto c = parse_config("[cache]\nresponses = 5000\nresponse_mb = 256\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->cache.responses, 5000);
+    EXPECT_EQ(c->cache.response_mb, 256);
+    auto bad = parse_config("[cache]\nresponses = -1\n");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("cache.responses"), std::string::npos) << bad.error().message;
+}
+
 TEST(Config, GuardOutputPolicyIsReadAndChecked) {
     auto c = parse_config("[guard]\noutput = 'end'\ndeny = ['project nightingale']\n"
                           "[[guard.tenants]]\nname = 'acme'\noutput = 'log'\ndeny = ['x+y']\n");
