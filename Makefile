@@ -9,7 +9,7 @@ ARGS       ?=
 export CCACHE_BASEDIR  := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps llama configure build run test fuzz test-sanitize bench bench-typing bench-prompt bench-auth bench-audit bench-signin bench-tls bench-upstream bench-lora clean format
+.PHONY: all deps llama configure build run test fuzz test-sanitize bench bench-typing bench-prompt bench-auth bench-audit bench-signin bench-tls bench-upstream bench-lora bench-cache clean format
 
 all: build
 
@@ -63,6 +63,9 @@ bench-upstream: llama
 # LoRA adapters beside their base: throughput with 0, 1 and 2 adapters in the mix (docs/benchmarks.md).
 bench-lora: llama
 	@scripts/bench_lora.sh
+
+bench-cache: llama
+	@scripts/bench_response_cache.sh
 
 # Benchmarks: codepilot vs llama-server from the same pinned tree (see docs/benchmarks.md).
 bench: llama

@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
     cli.add_option("--path", path);
     int prompt_offset = 0;
     cli.add_option("--prompt-offset", prompt_offset, "first prompt index (distinct runs should not share prompts)");
+    int distinct = 0;
+    cli.add_option("--distinct", distinct, "cycle through this many prompts (0: every request its own)");
     bool verbose = false;
     cli.add_flag("--verbose", verbose, "print each request's start, TTFT and end (ms since the run began) to stderr");
     CLI11_PARSE(cli, argc, argv);
@@ -70,7 +72,7 @@ int main(int argc, char** argv) {
     for (int w = 0; w < concurrency; ++w) {
         workers.emplace_back([&] {
             for (int i; (i = next++) < requests;) {
-                json body = {{"model", model},         {"prompt", make_prompt(prompt_offset + i, prompt_words)},
+                json body = {{"model", model},         {"prompt", make_prompt(prompt_offset + (distinct > 0 ? i % distinct : i), prompt_words)},
                              {"max_tokens", max_tokens}, {"temperature", 0},
                              {"ignore_eos", true},      {"stream", true},
                              {"stream_options", {{"include_usage", true}}}};
