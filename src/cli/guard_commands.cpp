@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <toml++/toml.h>
+#include <variant>
 
 namespace codepilot::cli {
 namespace {
@@ -166,6 +167,28 @@ Result<api::GuardPolicy> tenant_policy(OpenStore& s, const std::string& tenant,
 
 Result<std::unique_ptr<api::GuardPolicies>> configured_guard(const config::Config& config);
 
+// What every `guard policy` command starts from: the store, the tenant, its stored policy row
+// and the configuration's guard. Errors say why; a configuration that does not load is exit 2.
+struct TenantPolicy {
+    OpenStore store;
+    std::string tenant_id;
+    std::optional<store::GuardPolicyRow> row;
+    std::unique_ptr<api::GuardPolicies> guard;
+};
+
+std::variant<TenantPolicy, int> open_tenant_policy(const StoreFlags& flags, const std::string& tenant) {
+    auto s = open_store(flags);
+    if (!s) return fail(s.error().message);
+    auto t = s->identities->find_tenant(tenant);
+    if (!t) return fail(t.error().message);
+    if (!*t) return fail("tenant '" + tenant + "' not found");
+    auto guard = configured_guard(s->config);
+    if (!guard) return fail(guard.error().message, 2);
+    auto row = store::GuardStore(*s->db).policy_of((*t)->id);
+    if (!row) return fail(row.error().message);
+    return TenantPolicy{std::move(*s), (*t)->id, std::move(*row), std::move(*guard)};
+}
+
 int scan_as_tenant(ScanArgs& a, const StoreFlags& flags) {
     auto s = open_store(flags);
     if (!s) return fail(s.error().message, 2);
@@ -255,23 +278,16 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
     show->add_option("--tenant", pa->tenant, "tenant")->required();
     add_store_flags(show, *flags);
     commands.emplace_back(show, [flags, pa] {
-        auto s = open_store(*flags);
-        if (!s) return fail(s.error().message);
-        auto t = s->identities->find_tenant(pa->tenant);
-        if (!t) return fail(t.error().message);
-        if (!*t) return fail("tenant '" + pa->tenant + "' not found");
-        auto guard = configured_guard(s->config);
-        if (!guard) return fail(guard.error().message, 2);
-        auto row = store::GuardStore(*s->db).policy_of((*t)->id);
-        if (!row) return fail(row.error().message);
+        auto opened = open_tenant_policy(*flags, pa->tenant);
+        if (auto* code = std::get_if<int>(&opened)) return *code;
+        auto& tp = std::get<TenantPolicy>(opened);
+        const auto& row = tp.row;
         nlohmann::json stored =
-            *row ? nlohmann::json::parse((*row)->spec, nullptr, false) : nlohmann::json(nullptr);
-        api::GuardPolicy effective = (*guard)->configured().policy_for(pa->tenant);
+            row ? nlohmann::json::parse(row->spec, nullptr, false) : nlohmann::json(nullptr);
+        api::GuardPolicy effective = tp.guard->configured().policy_for(pa->tenant);
         std::string error;
-        if (*row) {
-            auto spec = api::parse_guard_spec(stored);
-            auto compiled =
-                spec ? (*guard)->compile(pa->tenant, *spec) : Result<api::GuardPolicy>(spec.error());
+        if (row) {
+            auto compiled = tenant_policy(tp.store, pa->tenant, *tp.guard);
             if (compiled)
                 effective = std::move(*compiled);
             else
@@ -279,10 +295,10 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
         }
         nlohmann::json out{{"tenant", pa->tenant},
                            {"stored", stored},
-                           {"effective", api::describe(effective, *(*guard)->configured().rules)}};
-        if (*row) {
-            out["updated_at"] = (*row)->updated_at;
-            out["updated_by"] = (*row)->updated_by;
+                           {"effective", api::describe(effective, *tp.guard->configured().rules)}};
+        if (row) {
+            out["updated_at"] = row->updated_at;
+            out["updated_by"] = row->updated_by;
         }
         if (!error.empty()) out["error"] = error;
         std::cout << out.dump(2) << "\n";
@@ -304,18 +320,11 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
         ->check(CLI::ExistingFile);
     add_store_flags(set, *flags);
     commands.emplace_back(set, [flags, pa] {
-        auto s = open_store(*flags);
-        if (!s) return fail(s.error().message);
-        auto t = s->identities->find_tenant(pa->tenant);
-        if (!t) return fail(t.error().message);
-        if (!*t) return fail("tenant '" + pa->tenant + "' not found");
-        auto guard = configured_guard(s->config);
-        if (!guard) return fail(guard.error().message, 2);
-        store::GuardStore guard_store(*s->db);
-        auto row = guard_store.policy_of((*t)->id);
-        if (!row) return fail(row.error().message);
+        auto opened = open_tenant_policy(*flags, pa->tenant);
+        if (auto* code = std::get_if<int>(&opened)) return *code;
+        auto& tp = std::get<TenantPolicy>(opened);
         const nlohmann::json before =
-            *row ? nlohmann::json::parse((*row)->spec, nullptr, false) : nlohmann::json(nullptr);
+            tp.row ? nlohmann::json::parse(tp.row->spec, nullptr, false) : nlohmann::json(nullptr);
         nlohmann::json doc = before.is_object() ? before : nlohmann::json::object();
         if (!pa->json_file.empty()) {
             std::ifstream in(pa->json_file, std::ios::binary);
@@ -337,13 +346,13 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
         }
         auto spec = api::parse_guard_spec(doc);
         if (!spec) return fail(spec.error().message, 2);
-        if (auto compiled = (*guard)->compile(pa->tenant, *spec); !compiled)
+        if (auto compiled = tp.guard->compile(pa->tenant, *spec); !compiled)
             return fail(compiled.error().message, 2);
         const nlohmann::json stored = api::to_json(*spec);
         if (stored.empty()) return fail("the policy sets nothing; use 'guard policy clear' instead", 2);
-        store::GuardPolicyRow next{(*t)->id, pa->tenant, stored.dump(), 0, cli_actor()};
-        if (auto st = guard_store.set_policy(next); !st) return fail(st.error().message);
-        if (auto st = s->record("guard.set", "tenant " + pa->tenant, before, stored); !st)
+        store::GuardPolicyRow next{tp.tenant_id, pa->tenant, stored.dump(), 0, cli_actor()};
+        if (auto st = store::GuardStore(*tp.store.db).set_policy(next); !st) return fail(st.error().message);
+        if (auto st = tp.store.record("guard.set", "tenant " + pa->tenant, before, stored); !st)
             return fail("policy set, but its audit record failed: " + st.error().message);
         std::cout << pa->tenant << ": " << stored.dump() << " (running servers apply it within a second)\n";
         return 0;
@@ -354,19 +363,14 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
     clear->add_option("--tenant", pa->tenant, "tenant")->required();
     add_store_flags(clear, *flags);
     commands.emplace_back(clear, [flags, pa] {
-        auto s = open_store(*flags);
-        if (!s) return fail(s.error().message);
-        auto t = s->identities->find_tenant(pa->tenant);
-        if (!t) return fail(t.error().message);
-        if (!*t) return fail("tenant '" + pa->tenant + "' not found");
-        store::GuardStore guard_store(*s->db);
-        auto row = guard_store.policy_of((*t)->id);
-        if (!row) return fail(row.error().message);
-        if (!*row) return fail("tenant '" + pa->tenant + "' has no guard policy of its own");
-        if (auto removed = guard_store.remove_policy((*t)->id); !removed)
+        auto opened = open_tenant_policy(*flags, pa->tenant);
+        if (auto* code = std::get_if<int>(&opened)) return *code;
+        auto& tp = std::get<TenantPolicy>(opened);
+        if (!tp.row) return fail("tenant '" + pa->tenant + "' has no guard policy of its own");
+        if (auto removed = store::GuardStore(*tp.store.db).remove_policy(tp.tenant_id); !removed)
             return fail(removed.error().message);
-        if (auto st = s->record("guard.clear", "tenant " + pa->tenant,
-                                nlohmann::json::parse((*row)->spec, nullptr, false), nullptr);
+        if (auto st = tp.store.record("guard.clear", "tenant " + pa->tenant,
+                                      nlohmann::json::parse(tp.row->spec, nullptr, false), nullptr);
             !st)
             return fail("policy removed, but its audit record failed: " + st.error().message);
         std::cout << pa->tenant << ": the configuration's guard policy applies (within a second)\n";

@@ -1,7 +1,7 @@
 // The rule engine: every rule is an RE2 automaton (linear time, no backtracking, no recursion).
 // One Aho-Corasick pass finds every rule keyword in the text; a rule then runs only over the
 // lines around its keywords' occurrences (a line before, two after; `multiline` rules from
-// there to the end), and rules without keywords around the matches of one alternation of them
+// there for 64 KiB), and rules without keywords around the matches of one alternation of them
 // all, so ordinary code costs about two passes however many rules there are.
 #include "guard/guard.h"
 
@@ -92,11 +92,20 @@ private:
 
 // Where a rule runs for a keyword at `at`: from the line before to the end of the second
 // line after (or to the end of the text).
+// A multiline rule's matches (key blocks, manifests) are far shorter than this: a 16384-bit RSA
+// key in PEM is about 12 KiB. Bounding its window keeps a rule whose keyword is common in some
+// file from running to the end of a large one at every occurrence.
+constexpr size_t kMultilineWindow = 64 * 1024;
+
 std::pair<size_t, size_t> window_around(std::string_view text, size_t at, bool to_end) {
     size_t begin = at;
     for (int lines = 0; begin > 0; --begin)
         if (text[begin - 1] == '\n' && ++lines == 2) break;
-    if (to_end) return {begin, text.size()};
+    if (to_end) {
+        if (text.size() - at <= kMultilineWindow) return {begin, text.size()};
+        const size_t line_end = text.find('\n', at + kMultilineWindow);
+        return {begin, line_end == std::string_view::npos ? text.size() : line_end};
+    }
     size_t end = at;
     for (int lines = 0; end < text.size(); ++end)
         if (text[end] == '\n' && ++lines == 3) break;
