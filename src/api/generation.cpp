@@ -64,6 +64,11 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
     const std::string& tenant = caller_of(exchange).tenant_id;
     auto* cache = static_cast<ResponseCache*>(exchange.response_cache);
     size_t hits = 0;
+    // Misses of the response cache: their keys, and the model's raw output (before the output
+    // guard), kept here on the request's coroutine rather than on the decode thread.
+    std::vector<std::optional<std::string>> miss_keys(requests.size());
+    std::vector<CachedGeneration> raw(requests.size());
+    std::vector<int> max_tokens(requests.size());
     for (size_t i = 0; i < requests.size(); ++i) {
         requests[i].cache_scope = tenant;
         requests[i].on_event = [queue, i](const GenerationEvent& event) { queue->push({i, event}); };
@@ -85,24 +90,8 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
                 ++hits;
                 continue;
             }
-            // A miss: what the model writes is kept once it ends on its own.
-            struct Recorder {
-                CachedGeneration generation;
-            };
-            auto recorder = std::make_shared<Recorder>();
-            requests[i].on_event = [queue, i, cache, recorder, max_tokens = requests[i].max_tokens,
-                                    key = std::move(*key)](const GenerationEvent& event) {
-                auto& g = recorder->generation;
-                if (event.kind == GenerationEvent::Kind::text) {
-                    g.text += event.text;
-                    g.tokens.insert(g.tokens.end(), event.tokens.begin(), event.tokens.end());
-                } else if (ResponseCache::keepable(max_tokens, event)) {
-                    g.finish = event.finish;
-                    g.usage = event.usage;
-                    cache->store(key, std::move(g));
-                }
-                queue->push({i, event});
-            };
+            miss_keys[i] = std::move(*key); // what the model writes is kept once it ends on its own
+            max_tokens[i] = requests[i].max_tokens;
         }
         auto handle = backend.submit(std::move(requests[i]));
         if (!handle) {
@@ -140,6 +129,17 @@ run_generations(server::Exchange& exchange, inference::Backend& backend,
         auto item = co_await queue->pop();
         if (!item) continue;
         auto& [index, event] = *item;
+        if (const auto& key = miss_keys[index]) {
+            CachedGeneration& g = raw[index];
+            if (event.kind == GenerationEvent::Kind::text) {
+                g.text += event.text;
+                g.tokens.insert(g.tokens.end(), event.tokens.begin(), event.tokens.end());
+            } else if (ResponseCache::keepable(max_tokens[index], event)) {
+                g.finish = event.finish;
+                g.usage = event.usage;
+                cache->store(*key, std::move(g));
+            }
+        }
         Outcome& outcome = outcomes[index];
         auto& filter = filters[index];
         std::optional<GenerationEvent> flushed; // the filter's held-back text, before a done event

@@ -151,20 +151,6 @@ Result<nlohmann::json> rules_file_json(const std::string& path) {
     return nlohmann::json{{"rules", rules}, {"allow", allow}};
 }
 
-// The tenant's policy in force: the configuration's, or its own from the store.
-Result<api::GuardPolicy> tenant_policy(OpenStore& s, const std::string& tenant,
-                                       const api::GuardPolicies& guard) {
-    auto t = s.identities->find_tenant(tenant);
-    if (!t) return t.error();
-    if (!*t) return make_error(ErrorCode::not_found, "tenant '" + tenant + "' not found");
-    auto row = store::GuardStore(*s.db).policy_of((*t)->id);
-    if (!row) return row.error();
-    if (!*row) return guard.configured().policy_for(tenant);
-    auto spec = api::parse_guard_spec(nlohmann::json::parse((*row)->spec, nullptr, false));
-    if (!spec) return spec.error();
-    return guard.compile(tenant, *spec);
-}
-
 Result<std::unique_ptr<api::GuardPolicies>> configured_guard(const config::Config& config);
 
 // What every `guard policy` command starts from: the store, the tenant, its stored policy row
@@ -189,12 +175,18 @@ std::variant<TenantPolicy, int> open_tenant_policy(const StoreFlags& flags, cons
     return TenantPolicy{std::move(*s), (*t)->id, std::move(*row), std::move(*guard)};
 }
 
+// The tenant's policy in force: its own stored one, or else the configuration's.
+Result<api::GuardPolicy> policy_in_force(const TenantPolicy& tp, const std::string& tenant) {
+    if (!tp.row) return tp.guard->configured().policy_for(tenant);
+    auto spec = api::parse_guard_spec(nlohmann::json::parse(tp.row->spec, nullptr, false));
+    if (!spec) return spec.error();
+    return tp.guard->compile(tenant, *spec);
+}
+
 int scan_as_tenant(ScanArgs& a, const StoreFlags& flags) {
-    auto s = open_store(flags);
-    if (!s) return fail(s.error().message, 2);
-    auto guard = configured_guard(s->config);
-    if (!guard) return fail(guard.error().message, 2);
-    auto policy = tenant_policy(*s, a.tenant, **guard);
+    auto opened = open_tenant_policy(flags, a.tenant);
+    if (std::holds_alternative<int>(opened)) return 2; // 1 would read as "a secret was found"
+    auto policy = policy_in_force(std::get<TenantPolicy>(opened), a.tenant);
     if (!policy) return fail(policy.error().message, 2);
     a.pii = a.pii || policy->settings.pii;
     // The output rules hold the prompt rules and the denylist: everything the policy looks for.
@@ -287,7 +279,7 @@ void add_guard_commands(CLI::App& app, std::vector<std::pair<CLI::App*, std::fun
         api::GuardPolicy effective = tp.guard->configured().policy_for(pa->tenant);
         std::string error;
         if (row) {
-            auto compiled = tenant_policy(tp.store, pa->tenant, *tp.guard);
+            auto compiled = policy_in_force(tp, pa->tenant);
             if (compiled)
                 effective = std::move(*compiled);
             else

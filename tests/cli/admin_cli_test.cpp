@@ -134,6 +134,8 @@ TEST_F(AdminCli, SetsShowsAndClearsATenantsGuardPolicyAndScansWithIt) {
     EXPECT_EQ(cli("guard policy set --tenant acme --prompts shred" + flags_).code, 2);
     EXPECT_EQ(cli("guard policy set --tenant nowhere --prompts block" + flags_).code, 1);
 
+    // An unknown tenant is an error (2), never "found" (1).
+    EXPECT_EQ(cli("guard scan --tenant nowhere " + file + flags_).code, 2);
     // Before: the built-in rules do not know Acme's tokens.
     EXPECT_EQ(cli("guard scan --tenant acme " + file + flags_).code, 0);
     auto set = cli("guard policy set --tenant acme --prompts block --deny 'project\\s+bluebird' --rules " +
