@@ -76,6 +76,28 @@ TEST(AuditRedaction, RedactingRedactedTextChangesNothing) {
     }
 }
 
+// Found by fuzz_redactor: the first match's boundary hid an e-mail address right after it
+// ("...@git.hub" then ".56789@github.com"); once the first became a placeholder the second
+// matched, so a second pass changed the text. The redaction now repeats until nothing is found.
+TEST(AuditRedaction, ASecretNextToARedactedOneIsFoundInTheSamePass) {
+    const Redaction once = redact_secrets("RE5551111@git.hub.56789@github.com x");
+    EXPECT_EQ(once.text, "<SECRET:email_address><SECRET:email_address_2> x");
+    EXPECT_EQ(once.secrets, 2);
+    EXPECT_EQ(redact_secrets(once.text).secrets, 0);
+}
+
+// Found by fuzz_redactor: a key header inside a URL's password was masked, and the password,
+// now free of spaces, matched url_basic_auth on a second pass. A value that holds a
+// placeholder is allowlisted.
+TEST(AuditRedaction, AValueHoldingAPlaceholderIsNotASecretAgain) {
+    const Redaction once =
+        redact_secrets("git https://x:ab-----BEGIN PRIVATE KEY-----BCDEFGHIJ0123456789@github.com/a/b\n");
+    EXPECT_EQ(once.text, "git https://x:ab<SECRET:private_key>@github.com/a/b\n");
+    const Redaction twice = redact_secrets(once.text);
+    EXPECT_EQ(twice.secrets, 0);
+    EXPECT_EQ(twice.text, once.text);
+}
+
 TEST(AuditRedaction, LeavesOrdinaryCodeAlone) {
     const std::string code = "def password_strength(pw):\n    return len(pw) > 12  # tokens: 3\n";
     auto r = redact_secrets(code);
